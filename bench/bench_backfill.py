@@ -1,0 +1,101 @@
+"""Benchmark (b): a 365-day Summary-mode backfill through Dagster into the sandbox, then a second one.
+
+One Dagster run covers the whole range (single-run backfill policy), so the 365 daily invoices go to
+Xero 50 to a request. Prints wall time, Xero calls by kind, and the writes of the second backfill.
+Target: ≤ 2 minutes and ≤ ⌈documents ÷ 50⌉ + a few calls; the second backfill makes no writes.
+
+    .venv/bin/python bench/bench_backfill.py --days 365
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import yaml
+from dagster import DagsterInstance
+
+from ci_xero_pipeline.ci.demo import create_demo_database
+from ci_xero_pipeline.resources import XeroResource
+from ci_xero_pipeline.runner import run_days
+from ci_xero_pipeline.sandbox.server import SandboxClient, SandboxConfig, SandboxOrganisation, SandboxServer
+from ci_xero_pipeline.settings import load_settings
+from ci_xero_pipeline.xero.oauth import connect
+
+PROJECT = Path(__file__).resolve().parents[1]
+END_DAY = date(2026, 10, 31)
+
+
+def write_site(folder: Path, server: SandboxServer, ci_url: str) -> Path:
+    values = yaml.safe_load((PROJECT / "site.yaml").read_text())
+    api = server.base_url.rstrip("/")
+    values.update(data_dir=str(folder / "data"), ci_database_url=ci_url, first_trading_day="2025-01-01")
+    values["eretailer"]["mode"] = "summary"
+    values["xero"].update(
+        client_id="bench", tenant_name="Bench Retail Ltd", token_file=str(folder / "data" / "token.json"),
+        authorize_url=f"{api}/identity/connect/authorize", token_url=f"{api}/identity/connect/token",
+        revoke_url=f"{api}/identity/connect/revocation", connections_url=f"{api}/connections",
+        api_url=f"{api}/api.xro/2.0",
+    )
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def writes(counts: dict) -> int:
+    return sum(n for (method, _), n in counts.items() if method in ("PUT", "POST", "DELETE"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--invoices-per-day", type=int, default=60)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
+    try:
+        ci_url = f"sqlite:///{folder / 'ci.sqlite'}"
+        started = time.perf_counter()
+        create_demo_database(
+            ci_url, days=args.days, end_day=END_DAY, branches=5,
+            invoices_per_day=(args.invoices_per_day, args.invoices_per_day), include_other_processes=False,
+        )
+        print(f"demo CI database: {args.days} days in {time.perf_counter() - started:.1f} s")
+        config = SandboxConfig(
+            db_path=str(folder / "sandbox.sqlite"),
+            organisations=[SandboxOrganisation(name="Bench Retail Ltd", short_code="BENCH")],
+            clients=[SandboxClient(client_id="bench", client_secret=None, redirect_uris=["http://localhost:8765/callback"])],
+        )
+        with SandboxServer(config) as server:
+            site = write_site(folder, server, ci_url)
+            settings = load_settings(site)
+            xero = XeroResource.from_settings(settings)
+            tenant = connect(xero.oauth_app(), xero.token_store(), settings.xero.tenant_name).tenant_id
+            first = END_DAY - timedelta(days=args.days - 1)
+            instance = DagsterInstance.ephemeral()
+            for attempt in ("first", "second"):
+                before = dict(server.store.call_counts(tenant))
+                started = time.perf_counter()
+                result = run_days(site, first, END_DAY, instance)
+                elapsed = time.perf_counter() - started
+                after = server.store.call_counts(tenant)
+                calls = {kind: n - before.get(kind, 0) for kind, n in after.items() if n - before.get(kind, 0)}
+                documents = len(result.results)
+                print(
+                    f"{attempt} backfill of {args.days} days: {'ok' if result.success else 'FAILED'} in {elapsed:.1f} s; "
+                    f"{documents} documents ({dict(result.results['outcome'].value_counts()) if documents else {}}); "
+                    f"Xero calls {sum(calls.values())} (⌈documents/50⌉ = {math.ceil(documents / 50)}), "
+                    f"writes {writes(calls)}"
+                )
+                for (method, path), n in sorted(calls.items()):
+                    print(f"    {method:6} {path}: {n}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

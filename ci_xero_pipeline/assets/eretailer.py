@@ -1,0 +1,95 @@
+"""E-Retailer invoices: CI database → validated rows → Xero documents → posted, one NZ trading day
+per partition. A backfill of many days is one run, so its documents go to Xero 50 to a request."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Iterator
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    Output,
+    PartitionsDefinition,
+    asset,
+)
+
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from .. import checks
+from ..books.eretailer import build_eretailer_documents
+from ..books.schemas import XeroDocuments
+from ..books.validation import ValidatedSales, validate_sales_documents
+from ..ci.extract import SalesDocuments, extract_sales_documents
+from ..resources import CISourceResource, SiteResource, XeroResource
+from ..xero.posting import post_documents
+from ..xero.tracking import tracking_options_used
+from . import metadata
+
+GROUP = "eretailer"
+# the documents frame is type-checked against its pandera model on every materialisation
+XERO_DOCUMENTS_TYPE = pandera_schema_to_dagster_type(XeroDocuments)
+
+
+def trading_days(context: AssetExecutionContext) -> list[str]:
+    return sorted(context.partition_keys)
+
+
+def build_eretailer_assets(partitions_def: PartitionsDefinition) -> list:
+    common = dict(
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=GROUP,
+        io_manager_key="daily_io_manager",
+    )
+
+    @asset(**common, kinds={"sql"})
+    def raw_eretailer(context: AssetExecutionContext, ci: CISourceResource) -> SalesDocuments:
+        """E-Retailer documents and their lines as CI holds them (every status), for the days."""
+        days = trading_days(context)
+        documents = extract_sales_documents(
+            ci.engine(), date.fromisoformat(days[0]), date.fromisoformat(days[-1]), source="ERETAILER"
+        )
+        context.add_output_metadata(metadata.raw_sales(documents, days))
+        return documents
+
+    @asset(**common, check_specs=checks.validation_check_specs("validated_eretailer"))
+    def validated_eretailer(
+        context: AssetExecutionContext, site: SiteResource, raw_eretailer: SalesDocuments
+    ) -> Iterator:
+        """FINAL documents that can be posted; every other FINAL document quarantined with its reason."""
+        validated = validate_sales_documents(raw_eretailer, site.eretailer_rules())
+        yield Output(validated, metadata=metadata.validated_sales(validated))
+        yield from checks.validation_checks(validated)
+
+    @asset(
+        **common,
+        check_specs=[checks.totals_check_spec("xero_eretailer_documents")],
+        dagster_type=XERO_DOCUMENTS_TYPE,
+    )
+    def xero_eretailer_documents(
+        context: AssetExecutionContext, site: SiteResource, validated_eretailer: ValidatedSales
+    ) -> Iterator:
+        """The exact Xero invoices and credit notes, in the site's Summary or Detail mode."""
+        documents = build_eretailer_documents(
+            validated_eretailer.invoices, validated_eretailer.lines, site.eretailer_rules()
+        )
+        yield Output(documents, metadata=metadata.xero_documents(documents))
+        yield checks.totals_check(validated_eretailer, documents)
+
+    @asset(**common, kinds={"xero"}, check_specs=[checks.posting_check_spec("posted_eretailer")])
+    def posted_eretailer(
+        context: AssetExecutionContext, xero: XeroResource, xero_eretailer_documents: pd.DataFrame
+    ) -> Iterator:
+        """What Xero holds for each document: posted now, already there, or why not."""
+        client = xero.client()
+        tracking = None
+        if len(xero_eretailer_documents):
+            options = tracking_options_used(xero_eretailer_documents["payload"], xero.tracking_category)
+            tracking = xero.ensure_tracking(client, options)
+        results = post_documents(client, xero_eretailer_documents)
+        yield Output(results, metadata=metadata.posted(results, client.calls, tracking))
+        yield checks.posting_check(results)
+
+    return [raw_eretailer, validated_eretailer, xero_eretailer_documents, posted_eretailer]

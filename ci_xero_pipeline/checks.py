@@ -1,0 +1,105 @@
+"""Asset checks. Each is computed from evidence independent of the thing it checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec
+
+from .assets.metadata import money, table
+from .books.eretailer import ci_totals_by_day, document_totals_by_day
+
+NO_QUARANTINE = "no_quarantined_rows"
+CODES_MAPPED = "every_code_mapped"
+TOTALS_MATCH_CI = "totals_match_ci_to_the_cent"
+ALL_ACCEPTED = "every_document_in_xero"
+
+
+def validation_check_specs(asset_name: str) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec(NO_QUARANTINE, asset=asset_name, description="No CI document was quarantined (warning)."),
+        AssetCheckSpec(CODES_MAPPED, asset=asset_name, description="Every CI code in the data has a Xero mapping (warning)."),
+    ]
+
+
+def validation_checks(validated: Any) -> list[AssetCheckResult]:
+    quarantine = validated.quarantine
+    unmapped = {kind: list(codes) for kind, codes in validated.unmapped_codes.items() if codes}
+    return [
+        AssetCheckResult(
+            check_name=NO_QUARANTINE,
+            passed=quarantine.empty,
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "quarantined_documents": int(quarantine["invoice_no"].nunique()),
+                "reasons": table(quarantine, ["business_date", "invoice_no", "line_no", "reason"]),
+            },
+        ),
+        AssetCheckResult(
+            check_name=CODES_MAPPED,
+            passed=not unmapped,
+            severity=AssetCheckSeverity.WARN,
+            metadata={"unmapped_codes": unmapped},
+        ),
+    ]
+
+
+def totals_check_spec(asset_name: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        TOTALS_MATCH_CI, asset=asset_name,
+        description="Per day, the Xero documents' totals and GST equal the postable CI documents' to the cent.",
+    )
+
+
+def compare_daily_totals(ci: pd.DataFrame, documents: pd.DataFrame) -> pd.DataFrame:
+    """Per day: CI's totals beside the documents'; days where either side has data."""
+    merged = ci.merge(documents, on="business_date", how="outer", suffixes=("_ci", "_xero")).fillna(0)
+    for column in ("total_cents_ci", "tax_cents_ci", "total_cents_xero", "tax_cents_xero"):
+        merged[column] = merged[column].astype("int64")
+    merged["matches"] = (merged["total_cents_ci"] == merged["total_cents_xero"]) & (
+        merged["tax_cents_ci"] == merged["tax_cents_xero"]
+    )
+    return merged.sort_values("business_date").reset_index(drop=True)
+
+
+def totals_check(validated: Any, documents: pd.DataFrame) -> AssetCheckResult:
+    comparison = compare_daily_totals(ci_totals_by_day(validated.invoices), document_totals_by_day(documents))
+    mismatched = comparison[~comparison["matches"]]
+    return AssetCheckResult(
+        check_name=TOTALS_MATCH_CI,
+        passed=mismatched.empty,
+        metadata={
+            "days_compared": len(comparison),
+            "ci_total": money(comparison["total_cents_ci"].sum()),
+            "documents_total": money(comparison["total_cents_xero"].sum()),
+            "ci_gst": money(comparison["tax_cents_ci"].sum()),
+            "documents_gst": money(comparison["tax_cents_xero"].sum()),
+            "mismatched_days": table(
+                mismatched,
+                ["business_date", "total_cents_ci", "total_cents_xero", "tax_cents_ci", "tax_cents_xero"],
+                money_columns=["total_cents_ci", "total_cents_xero", "tax_cents_ci", "tax_cents_xero"],
+            ),
+        },
+    )
+
+
+def posting_check_spec(asset_name: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        ALL_ACCEPTED, asset=asset_name,
+        description="Every document is in Xero as CI has it (none failed, locked, or changed after posting).",
+    )
+
+
+def posting_check(results: pd.DataFrame) -> AssetCheckResult:
+    problems = results[~results["outcome"].isin(["posted", "already_posted"])]
+    return AssetCheckResult(
+        check_name=ALL_ACCEPTED,
+        passed=problems.empty,
+        metadata={
+            "documents": len(results),
+            "problems": table(
+                problems, ["business_date", "number", "outcome", "message", "ci_invoice_nos"]
+            ),
+        },
+    )

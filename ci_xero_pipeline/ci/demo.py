@@ -1,0 +1,898 @@
+"""The demo CI database: the contract's views created as tables and filled with realistic, reproducible
+retail data (an online store with click & collect, a few shops, account customers, deliveries).
+
+Everything is generated with numpy's seeded Generator in integer units (cents, thousandths,
+ten-thousandths) with commercial rounding done in integer arithmetic; money reaches the database as
+exact decimal text (SQLite) or Decimal (servers), never as a binary float. The same arguments always
+give the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Table, create_engine
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from .extract import normalised_url
+from .tables import CINames, CITables, build_ci_tables
+
+NZ = ZoneInfo("Pacific/Auckland")
+ERETAILER, POS, ACCOUNT = "ERETAILER", "POS", "ACCOUNT"
+WEB = "WEB"
+
+BRANCHES = [
+    ("WEB", "Online Store"),
+    ("AKL01", "Auckland Queen Street"),
+    ("WLG01", "Wellington Lambton Quay"),
+    ("CHC01", "Christchurch Riccarton"),
+    ("HAM01", "Hamilton Te Rapa"),
+    ("DUN01", "Dunedin George Street"),
+    ("TRG01", "Tauranga Red Square"),
+    ("NPL01", "New Plymouth Devon Street"),
+    ("PMR01", "Palmerston North The Square"),
+    ("NSN01", "Nelson Trafalgar Street"),
+    ("ROT01", "Rotorua Tutanekai Street"),
+    ("NPE01", "Napier Emerson Street"),
+]
+CLOSED_BRANCH = ("NWM01", "Newmarket Broadway (closed)")  # inactive, never has documents
+
+# Catalogue: (analysis code, item, GST-inclusive unit price, sold by the metre)
+ITEMS = [
+    ("APPAREL", "Merino Crew Neck Jumper", "129.90", False),
+    ("APPAREL", "Linen Button Shirt", "89.90", False),
+    ("APPAREL", "Organic Cotton Tee", "39.99", False),
+    ("APPAREL", "Slim Denim Jeans", "119.00", False),
+    ("APPAREL", "Puffer Jacket", "249.90", False),
+    ("APPAREL", "Packable Rain Shell", "179.90", False),
+    ("APPAREL", "Chino Shorts", "69.90", False),
+    ("APPAREL", "Wrap Summer Dress", "139.90", False),
+    ("APPAREL", "Fleece Hoodie", "99.90", False),
+    ("APPAREL", "Pique Polo Shirt", "59.90", False),
+    ("APPAREL", "Linen Fabric per Metre", "24.9950", True),
+    ("APPAREL", "Cotton Drill per Metre", "18.5000", True),
+    ("FOOTWEAR", "Leather Sneakers", "189.90", False),
+    ("FOOTWEAR", "Waterproof Walking Boots", "279.00", False),
+    ("FOOTWEAR", "Rubber Jandals", "19.9900", False),
+    ("FOOTWEAR", "Canvas Lace-up Shoes", "79.90", False),
+    ("FOOTWEAR", "Chelsea Boots", "229.90", False),
+    ("FOOTWEAR", "Trail Running Shoes", "199.90", False),
+    ("FOOTWEAR", "Sheepskin Slippers", "89.00", False),
+    ("ACCESSORIES", "Leather Belt", "59.90", False),
+    ("ACCESSORIES", "Merino Scarf", "69.90", False),
+    ("ACCESSORIES", "Rib Knit Beanie", "34.90", False),
+    ("ACCESSORIES", "Canvas Tote Bag", "29.90", False),
+    ("ACCESSORIES", "Polarised Sunglasses", "89.90", False),
+    ("ACCESSORIES", "Wool Socks 3-Pack", "33.3333", False),
+    ("ACCESSORIES", "Six-Panel Cap", "39.90", False),
+    ("ACCESSORIES", "Leather Card Wallet", "49.90", False),
+    ("GIFTS", "Soy Scented Candle", "32.50", False),
+    ("GIFTS", "Stoneware Mug", "24.90", False),
+    ("GIFTS", "Greeting Card", "6.99", False),
+    ("GIFTS", "Linen Tea Towel", "19.90", False),
+    ("GIFTS", "Manuka Honey Soap Set", "27.4995", False),
+    ("GIFTS", "Hardcover Notebook", "22.00", False),
+]
+COLOURS = [
+    ("BLK", "Black"), ("NVY", "Navy"), ("CHR", "Charcoal"), ("FGR", "Forest Green"), ("SND", "Sand"),
+    ("RST", "Rust"), ("WHT", "White"), ("GRM", "Grey Marl"), ("OLV", "Olive"), ("BRG", "Burgundy"),
+]
+CATALOGUE_SEED = 1987  # the shop's catalogue does not change with the data seed
+
+FIRST_NAMES = [
+    "Aroha", "Ben", "Charlotte", "Daniel", "Emma", "Finn", "Grace", "Hemi", "Isla", "Jack", "Kiri", "Liam",
+    "Mia", "Noah", "Olivia", "Priya", "Quinn", "Ruby", "Sam", "Tama", "Una", "Vikram", "Wiremu", "Xin",
+    "Yasmin", "Zoe", "Mele", "Sione", "Hannah", "Oliver",
+]
+LAST_NAMES = [
+    "Smith", "Ngata", "Wilson", "Chen", "Patel", "Brown", "Taylor", "Walker", "Harris", "Kumar", "Tūhoe",
+    "Young", "King", "Singh", "Martin", "Clarke", "Te Rangi", "Li", "Robinson", "Thompson", "Wong",
+    "Campbell", "Stewart", "Anderson", "Fa'amausili", "Morgan", "Nguyen", "Parata", "Kelly", "Scott",
+]
+ACCOUNT_CUSTOMERS = [
+    ("ACC001", "Harbourside Theatre Company"), ("ACC002", "Kiwi Costume Hire Ltd"),
+    ("ACC003", "St Mary's College Uniform Shop"), ("ACC004", "Southern Alps Guiding Ltd"),
+    ("ACC005", "Capital Events Group"), ("ACC006", "Bay Hospitality Staffing"),
+    ("ACC007", "Riverside Rugby Club"), ("ACC008", "Aotearoa Film Wardrobe Ltd"),
+    ("ACC009", "Coastal Corporate Gifts"), ("ACC010", "Northland Outdoor Education Trust"),
+]
+SUPPLIERS = [
+    ("SUP01", "Canterbury Knitwear Mills Ltd", "CKM"), ("SUP02", "Pacific Footwear Imports", "PFI"),
+    ("SUP03", "Southern Leather Co", "SLC"), ("SUP04", "Kauri Gift Wholesale", "KGW"),
+    ("SUP05", "Textile Traders Auckland", "TTA"), ("SUP06", "Alpine Outdoor Supply", "AOS"),
+]
+
+ERETAILER_TENDERS = (["ONLINE", "VISA", "MASTERCARD", "PAYPAL", "AFTERPAY"], [0.30, 0.30, 0.15, 0.15, 0.10])
+POS_TENDERS = (["CASH", "EFTPOS", "VISA", "MASTERCARD", "AMEX"], [0.25, 0.40, 0.20, 0.10, 0.05])
+DOMESTIC_FREIGHT_X10000 = np.array([69_000, 99_000, 149_000])  # 6.90, 9.90, 14.90
+EXPORT_FREIGHT_X10000 = 350_000  # 35.00
+DONATION_X10000 = np.array([20_000, 50_000, 100_000])
+DONATION_DESCRIPTION = "Donation - KidsCan Charitable Trust"
+INSERT_CHUNK_ROWS = 50_000
+
+
+# ---------------------------------------------------------------------------------------------------
+# Integer arithmetic
+
+
+def half_up_divide(numerator: np.ndarray, denominator: int) -> np.ndarray:
+    """numerator / denominator rounded half away from zero (CI's and Xero's rounding), in integers."""
+    numerator = np.asarray(numerator, dtype=np.int64)
+    magnitude = (2 * np.abs(numerator) + denominator) // (2 * denominator)
+    return np.where(numerator < 0, -magnitude, magnitude)
+
+
+def line_total_cents(quantity_x1000, price_x10000, discount_cents) -> np.ndarray:
+    """round(quantity × unit price − discount, 2): the product is in 1e-7 units, 1e5 of them a cent."""
+    quantity_x1000 = np.asarray(quantity_x1000, dtype=np.int64)
+    raw = quantity_x1000 * np.asarray(price_x10000, dtype=np.int64) - np.asarray(discount_cents, dtype=np.int64) * 100_000
+    return half_up_divide(raw, 100_000)
+
+
+def gst_cents(total_cents, gst_codes) -> np.ndarray:
+    """GST inside a GST-inclusive amount: round(total × 3/23) for S, nothing for Z and E."""
+    return np.where(np.asarray(gst_codes, dtype=object) == "S", half_up_divide(3 * np.asarray(total_cents), 23), 0)
+
+
+def segment_sums(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sums of consecutive runs of `counts` values (every count ≥ 1), exact in int64."""
+    if len(counts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    return np.add.reduceat(np.asarray(values, dtype=np.int64), starts)
+
+
+def positions_within(counts: np.ndarray) -> np.ndarray:
+    """0, 1, …, count-1 for each count, concatenated."""
+    total = int(counts.sum())
+    starts = np.cumsum(counts) - counts
+    return np.arange(total) - np.repeat(starts, counts)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Catalogue
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    sku: np.ndarray
+    description: np.ndarray
+    analysis_code: np.ndarray
+    price_x10000: np.ndarray
+    cost_x10000: np.ndarray
+    by_the_metre: np.ndarray
+    popularity: np.ndarray  # probabilities for choosing a product (not money)
+
+    def __len__(self) -> int:
+        return len(self.sku)
+
+
+def scaled(text: str, places: int) -> int:
+    value = Decimal(text).scaleb(places)
+    if value != value.to_integral_value():
+        raise ValueError(f"{text} has more than {places} decimals")
+    return int(value)
+
+
+def build_catalogue() -> Catalogue:
+    """About 250 SKUs: every item in several colours; unit cost 40–60 % of the GST-exclusive price."""
+    rng = np.random.default_rng(CATALOGUE_SEED)
+    rows = []
+    prefixes = {"APPAREL": "AP", "FOOTWEAR": "FW", "ACCESSORIES": "AC", "GIFTS": "GF"}
+    for number, (analysis, item, price, by_metre) in enumerate(ITEMS, start=1):
+        colours = rng.choice(len(COLOURS), size=int(rng.integers(5, 10)), replace=False)
+        for colour in sorted(colours):
+            code, colour_name = COLOURS[colour]
+            price_x10000 = scaled(price, 4)
+            margin_percent = int(rng.integers(40, 61))
+            cost_x10000 = price_x10000 * 20 * margin_percent // (23 * 100)
+            rows.append((f"{prefixes[analysis]}{number:03d}-{code}", f"{item} - {colour_name}", analysis,
+                         price_x10000, cost_x10000, by_metre))
+    rank = rng.permutation(len(rows))
+    popularity = 1.0 / (rank + 8.0)
+    return Catalogue(
+        sku=np.array([r[0] for r in rows], dtype=object),
+        description=np.array([r[1] for r in rows], dtype=object),
+        analysis_code=np.array([r[2] for r in rows], dtype=object),
+        price_x10000=np.array([r[3] for r in rows], dtype=np.int64),
+        cost_x10000=np.array([r[4] for r in rows], dtype=np.int64),
+        by_the_metre=np.array([r[5] for r in rows], dtype=bool),
+        popularity=popularity / popularity.sum(),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sales documents
+
+
+@dataclass
+class GeneratedSales:
+    """Column arrays of generated documents (document order) and their lines (document, line order)."""
+
+    docs: dict[str, np.ndarray]
+    lines: dict[str, np.ndarray]
+
+
+def generate_sales(
+    rng: np.random.Generator,
+    catalogue: Catalogue,
+    branch: np.ndarray,
+    *,
+    lines_range: tuple[int, int],
+    credit_rate: float,
+    freight_rate: float = 0.0,
+    freight_allowed: np.ndarray | None = None,
+    export_rate: float = 0.0,
+    donation_rate: float = 0.0,
+    discount_rate: float = 0.0,
+    lookback: int = 3000,
+) -> GeneratedSales:
+    """Documents in time order: invoices with fresh lines, credits that return the first lines of an
+    earlier invoice (same branch; negative quantities, no discount)."""
+    n = len(branch)
+    low, high = lines_range
+    is_credit = rng.random(n) < credit_rate
+    if n:
+        is_credit[0] = False  # a credit needs an earlier invoice
+    invoice_positions = np.flatnonzero(~is_credit)
+    credit_positions = np.flatnonzero(is_credit)
+    invoices_before = np.searchsorted(invoice_positions, credit_positions)
+    back = rng.integers(0, np.minimum(invoices_before, lookback)) if len(credit_positions) else np.zeros(0, dtype=np.int64)
+    original = np.full(n, -1, dtype=np.int64)
+    original[credit_positions] = invoice_positions[invoices_before - 1 - back]
+
+    branch = branch.copy()
+    branch[credit_positions] = branch[original[credit_positions]]
+    n_lines = rng.integers(low, high + 1, size=n)
+    n_lines[credit_positions] = rng.integers(low, n_lines[original[credit_positions]] + 1)
+    export = (rng.random(n) < export_rate) & ~is_credit
+    export[credit_positions] = export[original[credit_positions]]
+    allowed = np.ones(n, dtype=bool) if freight_allowed is None else freight_allowed.copy()
+    freight = ~is_credit & allowed & (n_lines >= 2) & ((rng.random(n) < freight_rate) | export)
+    donation = ~is_credit & ~export & (n_lines - freight >= 2) & (rng.random(n) < donation_rate)
+
+    # Fresh lines of the invoices
+    counts = n_lines[invoice_positions]
+    line_doc = np.repeat(invoice_positions, counts)
+    position = positions_within(counts)
+    last_position = n_lines[line_doc] - 1
+    freight_line = freight[line_doc] & (position == last_position)
+    donation_line = donation[line_doc] & (position == last_position - freight[line_doc])
+    stock_line = ~freight_line & ~donation_line
+    total = len(line_doc)
+
+    product = rng.choice(len(catalogue), size=total, p=catalogue.popularity)
+    metres = rng.integers(1, 7, size=total) * 500  # 0.5 m steps
+    units = rng.choice(np.array([1, 2, 3, 4]), size=total, p=[0.72, 0.17, 0.07, 0.04]) * 1000
+    quantity = np.where(catalogue.by_the_metre[product], metres, units)
+    price = catalogue.price_x10000[product].copy()
+    cost = catalogue.cost_x10000[product].copy()
+    cost_missing = np.zeros(total, dtype=bool)
+    sku = catalogue.sku[product].copy()
+    description = catalogue.description[product].copy()
+    analysis = catalogue.analysis_code[product].copy()
+    gst_code = np.full(total, "S", dtype=object)
+    gst_code[export[line_doc]] = "Z"
+
+    freight_price = np.where(export, EXPORT_FREIGHT_X10000, rng.choice(DOMESTIC_FREIGHT_X10000, size=n))
+    donation_price = rng.choice(DONATION_X10000, size=n)
+    for is_special, unit_price, text, code in (
+        (freight_line, freight_price, "Freight", "FREIGHT"),
+        (donation_line, donation_price, DONATION_DESCRIPTION, "GIFTS"),
+    ):
+        quantity[is_special] = 1000
+        price[is_special] = unit_price[line_doc[is_special]]
+        cost_missing[is_special] = True
+        sku[is_special] = None
+        description[is_special] = text
+        analysis[is_special] = code
+    gst_code[donation_line] = "E"
+
+    gross_cents = half_up_divide(quantity * price, 100_000)
+    discount_percent = rng.choice(np.array([10, 15, 20, 25]), size=total)
+    discounted = stock_line & (rng.random(total) < discount_rate)
+    discount = np.where(discounted, gross_cents * discount_percent // 100, 0)
+
+    lines = {
+        "doc": line_doc, "line_no": position + 1, "sku": sku, "description": description,
+        "quantity_x1000": quantity, "unit_price_incl_x10000": price, "discount_incl_cents": discount,
+        "gst_code": gst_code, "analysis_code": analysis, "unit_cost_excl_x10000": cost,
+        "unit_cost_missing": cost_missing,
+    }
+
+    # Credits copy the first lines of their original, negated
+    if len(credit_positions):
+        fresh_start = np.zeros(n, dtype=np.int64)
+        fresh_start[invoice_positions] = np.cumsum(counts) - counts
+        credit_counts = n_lines[credit_positions]
+        credit_position = positions_within(credit_counts)
+        source = np.repeat(fresh_start[original[credit_positions]], credit_counts) + credit_position
+        copied = {name: values[source] for name, values in lines.items()}
+        copied["doc"] = np.repeat(credit_positions, credit_counts)
+        copied["line_no"] = credit_position + 1
+        copied["quantity_x1000"] = -copied["quantity_x1000"]
+        copied["discount_incl_cents"] = np.zeros(len(source), dtype=np.int64)
+        order = np.lexsort((np.concatenate([lines["line_no"], copied["line_no"]]),
+                            np.concatenate([lines["doc"], copied["doc"]])))
+        lines = {name: np.concatenate([lines[name], copied[name]])[order] for name in lines}
+
+    lines["line_total_incl_cents"] = line_total_cents(
+        lines["quantity_x1000"], lines["unit_price_incl_x10000"], lines["discount_incl_cents"])
+    lines["line_gst_cents"] = gst_cents(lines["line_total_incl_cents"], lines["gst_code"])
+    docs = {
+        "branch": branch, "is_credit": is_credit, "original": original, "export": export, "n_lines": n_lines,
+        "total_incl_cents": segment_sums(lines["line_total_incl_cents"], n_lines),
+        "total_gst_cents": segment_sums(lines["line_gst_cents"], n_lines),
+    }
+    return GeneratedSales(docs, lines)
+
+
+def sorted_times(rng: np.random.Generator, day: np.ndarray, opens: int, closes: int, all_day_share: float = 0.0) -> np.ndarray:
+    """Seconds since the first day's midnight, increasing, each within its (non-decreasing) day."""
+    seconds = rng.integers(opens, closes, size=len(day))
+    anytime = rng.random(len(day)) < all_day_share
+    seconds[anytime] = rng.integers(0, 86_400, size=int(anytime.sum()))
+    return np.sort(day.astype(np.int64) * 86_400 + seconds)
+
+
+def statuses(rng: np.random.Generator, n: int, held: float, void: float) -> np.ndarray:
+    draw = rng.random(n)
+    status = np.full(n, "FINAL", dtype=object)
+    status[draw < held + void] = "VOID"
+    status[draw < held] = "HELD"
+    return status
+
+
+def updated_times(rng: np.random.Generator, created: np.ndarray, status: np.ndarray, edited_share: float) -> np.ndarray:
+    """Voided and some edited documents changed minutes to three days after they were made."""
+    changed = (status == "VOID") | (rng.random(len(created)) < edited_share)
+    delay = rng.integers(60, 3 * 86_400, size=len(created))
+    return np.where(changed, created + delay, created)
+
+
+def numbered(prefix: str, start: int, count: int, digits: int) -> np.ndarray:
+    return np.array([f"{prefix}{number:0{digits}d}" for number in range(start, start + count)], dtype=object)
+
+
+def copy_from_original(values: np.ndarray, sales: GeneratedSales) -> np.ndarray:
+    credits = np.flatnonzero(sales.docs["is_credit"])
+    values = values.copy()
+    values[credits] = values[sales.docs["original"][credits]]
+    return values
+
+
+def web_customers(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    first = np.array(FIRST_NAMES, dtype=object)[rng.integers(0, len(FIRST_NAMES), size=count)]
+    last = np.array(LAST_NAMES, dtype=object)[rng.integers(0, len(LAST_NAMES), size=count)]
+    codes = numbered("WC", 100_001, count, 6)
+    names = np.array([f"{f} {l}" for f, l in zip(first, last)], dtype=object)
+    emails = np.array(
+        [f"{f.lower()}.{''.join(c for c in l.lower() if c.isalnum())}{i % 97}@example.co.nz"
+         for i, (f, l) in enumerate(zip(first, last))],
+        dtype=object,
+    )
+    return codes, names, emails
+
+
+def tenders_for(
+    rng: np.random.Generator,
+    invoice_no: np.ndarray,
+    total_cents: np.ndarray,
+    paid_at: np.ndarray,
+    types: tuple[list[str], list[float]],
+    voucher_share: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """One tender per document for its total (negative: a refund), some invoices part paid by voucher."""
+    n = len(invoice_no)
+    primary = np.array(types[0], dtype=object)[rng.choice(len(types[0]), size=n, p=types[1])]
+    voucher = rng.choice(np.array([1000, 2000, 5000]), size=n)
+    split = (rng.random(n) < voucher_share) & (total_cents >= voucher + 100)
+    count = 1 + split.astype(np.int64)
+    doc = np.repeat(np.arange(n), count)
+    tender_no = positions_within(count) + 1
+    first_of_split = split[doc] & (tender_no == 1)
+    amount = np.where(first_of_split, voucher[doc], total_cents[doc] - np.where(split[doc], voucher[doc], 0))
+    tender_type = np.where(first_of_split, "GIFT_VOUCHER", primary[doc]).astype(object)
+    return {"invoice_no": invoice_no[doc], "tender_no": tender_no, "tender_type": tender_type,
+            "amount": amount, "paid_at": paid_at[doc]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Table data: contract column -> (kind, values); kinds say how values reach the database
+
+
+def text(values) -> tuple:
+    return ("text", np.asarray(values, dtype=object))
+
+
+def integer(values) -> tuple:
+    return ("int", np.asarray(values, dtype=np.int64))
+
+
+def fixed(units, places: int, missing: np.ndarray | None = None) -> tuple:
+    return ("fixed", np.asarray(units, dtype=np.int64), places, missing)
+
+
+def day(values) -> tuple:
+    return ("day", np.asarray(values, dtype=np.int64))
+
+
+def moment(values) -> tuple:
+    return ("moment", np.asarray(values, dtype=np.int64))
+
+
+def flag(values) -> tuple:
+    return ("flag", np.asarray(values, dtype=bool))
+
+
+def sales_tables(
+    sales: GeneratedSales,
+    invoice_no: np.ndarray,
+    doc_day: np.ndarray,
+    created: np.ndarray,
+    updated: np.ndarray,
+    status: np.ndarray,
+    source: str,
+    branch_codes: np.ndarray,
+    customer: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    order_ref: np.ndarray | None,
+) -> tuple[dict, dict]:
+    docs, lines = sales.docs, sales.lines
+    n = len(invoice_no)
+    nothing = np.full(n, None, dtype=object)
+    original_no = np.where(docs["is_credit"], invoice_no[np.maximum(docs["original"], 0)], None)
+    codes, names, emails = customer if customer is not None else (nothing, nothing, nothing)
+    invoices = {
+        "invoice_no": text(invoice_no),
+        "doc_type": text(np.where(docs["is_credit"], "CREDIT", "INVOICE")),
+        "source": text(np.full(n, source, dtype=object)),
+        "branch_code": text(branch_codes[docs["branch"]]),
+        "business_date": day(doc_day),
+        "created_at": moment(created),
+        "updated_at": moment(updated),
+        "status": text(status),
+        "customer_code": text(codes),
+        "customer_name": text(names),
+        "customer_email": text(emails),
+        "order_ref": text(order_ref if order_ref is not None else nothing),
+        "original_invoice_no": text(original_no),
+        "currency_code": text(np.full(n, "NZD", dtype=object)),
+        "total_incl": fixed(docs["total_incl_cents"], 2),
+        "total_gst": fixed(docs["total_gst_cents"], 2),
+    }
+    invoice_lines = {
+        "invoice_no": text(invoice_no[lines["doc"]]),
+        "line_no": integer(lines["line_no"]),
+        "sku": text(lines["sku"]),
+        "description": text(lines["description"]),
+        "quantity": fixed(lines["quantity_x1000"], 3),
+        "unit_price_incl": fixed(lines["unit_price_incl_x10000"], 4),
+        "discount_incl": fixed(lines["discount_incl_cents"], 2),
+        "line_total_incl": fixed(lines["line_total_incl_cents"], 2),
+        "line_gst": fixed(lines["line_gst_cents"], 2),
+        "gst_code": text(lines["gst_code"]),
+        "analysis_code": text(lines["analysis_code"]),
+        "unit_cost_excl": fixed(lines["unit_cost_excl_x10000"], 4, lines["unit_cost_missing"]),
+    }
+    return invoices, invoice_lines
+
+
+def tender_table(tenders: dict[str, np.ndarray]) -> dict:
+    return {
+        "invoice_no": text(tenders["invoice_no"]),
+        "tender_no": integer(tenders["tender_no"]),
+        "tender_type": text(tenders["tender_type"]),
+        "amount": fixed(tenders["amount"], 2),
+        "paid_at": moment(tenders["paid_at"]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing
+
+
+class TableWriter:
+    """Bulk inserts in chunks inside the caller's transaction. SQLite gets plain text and integers
+    through the driver's executemany (NUMERIC affinity stores the decimal text as a number); servers get
+    Decimal, date and datetime through SQLAlchemy Core's executemany."""
+
+    def __init__(self, connection: Connection, first_day: date):
+        self.connection = connection
+        self.sqlite = connection.dialect.name == "sqlite"
+        self.first_day = first_day
+        self.epoch = np.datetime64(first_day.isoformat(), "s")
+
+    def insert(self, table: Table, data: Mapping[str, tuple]) -> int:
+        keys = list(data)
+        rows = len(data[keys[0]][1]) if keys else 0
+        for start in range(0, rows, INSERT_CHUNK_ROWS):
+            stop = min(start + INSERT_CHUNK_ROWS, rows)
+            columns = [self.values(data[key], start, stop) for key in keys]
+            if self.sqlite:
+                quote = self.connection.dialect.identifier_preparer.quote
+                statement = (
+                    f"INSERT INTO {quote(table.name)} ({', '.join(quote(table.c[key].name) for key in keys)}) "
+                    f"VALUES ({', '.join('?' for _ in keys)})"
+                )
+                cursor = self.connection.connection.cursor()
+                try:
+                    cursor.executemany(statement, zip(*columns))
+                finally:
+                    cursor.close()
+            else:
+                self.connection.execute(table.insert(), [dict(zip(keys, row)) for row in zip(*columns)])
+        return rows
+
+    def values(self, column: tuple, start: int, stop: int) -> list:
+        kind, values = column[0], column[1][start:stop]
+        if kind in ("text", "int"):
+            return values.tolist()
+        if kind == "flag":
+            return [int(v) for v in values.tolist()] if self.sqlite else values.tolist()
+        if kind == "fixed":
+            places, missing = column[2], column[3]
+            texts = decimal_texts(values, places)
+            if not self.sqlite:
+                texts = [Decimal(t) for t in texts]
+            if missing is not None:
+                texts = [None if gone else t for t, gone in zip(texts, missing[start:stop].tolist())]
+            return texts
+        if kind == "day":
+            days = [self.first_day + timedelta(days=int(d)) for d in range(int(values.max(initial=0)) + 1)]
+            lookup = [d.isoformat() for d in days] if self.sqlite else days
+            return [lookup[d] for d in values.tolist()]
+        if kind == "moment":
+            stamps = self.epoch + values.astype("timedelta64[s]")
+            if self.sqlite:
+                # SQLAlchemy's own SQLite DateTime format, so text comparisons with bound values hold
+                return [f"{s[:10]} {s[11:]}.000000" for s in np.datetime_as_string(stamps, unit="s").tolist()]
+            return stamps.tolist()
+        raise ValueError(kind)
+
+
+def decimal_texts(units: np.ndarray, places: int) -> list[str]:
+    """Integer units of 10**-places as exact decimal text: (-1500, 3) -> '-1.500'."""
+    scale = 10**places
+    magnitude = np.abs(units)
+    return [
+        f"{'-' if negative else ''}{whole}.{part:0{places}d}"
+        for negative, whole, part in zip((units < 0).tolist(), (magnitude // scale).tolist(), (magnitude % scale).tolist())
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The database
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    first_day: date
+    last_day: date
+    days: int
+    branches: int
+    sales_invoices: int
+    sales_invoice_lines: int
+    eretailer_invoices: int
+    eretailer_lines: int
+    sales_tenders: int
+    cash_ups: int
+    goods_received: int
+    goods_received_lines: int
+    seed: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.days} trading days {self.first_day} … {self.last_day}, {self.branches} branches, "
+            f"{self.sales_invoices:,} sales documents with {self.sales_invoice_lines:,} lines "
+            f"({self.eretailer_invoices:,} E-Retailer with {self.eretailer_lines:,} lines), "
+            f"{self.sales_tenders:,} tenders, {self.cash_ups:,} cash-ups, "
+            f"{self.goods_received:,} goods receipts with {self.goods_received_lines:,} lines (seed {self.seed})"
+        )
+
+
+def nz_yesterday() -> date:
+    return datetime.now(NZ).date() - timedelta(days=1)
+
+
+def branch_list(count: int) -> list[tuple[str, str]]:
+    listed = BRANCHES[:count]
+    for number in range(len(listed) + 1, count + 1):
+        listed.append((f"BR{number:03d}", f"Branch {number}"))
+    return listed
+
+
+def create_ci_tables(engine: Engine | Connection, names: CINames | None = None, *, drop: bool = False) -> CITables:
+    """Create the contract's views as tables (the demo; tests); with drop, drop them first."""
+    tables = build_ci_tables(names)
+    if drop:
+        tables.metadata.drop_all(engine, checkfirst=True)
+    tables.metadata.create_all(engine, checkfirst=True)
+    return tables
+
+
+def _demo_engine(url: str | Engine) -> tuple[Engine, bool]:
+    """An engine of our own (disposed afterwards) so that SQLite speed settings never leak into the pool
+    of the pipeline's engine."""
+    if isinstance(url, Engine):
+        return url, False
+    url = normalised_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return create_engine(url, poolclass=NullPool), True
+    return create_engine(url, pool_pre_ping=True), True
+
+
+def create_demo_database(
+    url: str | Engine,
+    *,
+    days: int = 60,
+    end_day: date | None = None,
+    branches: int = 5,
+    invoices_per_day: tuple[int, int] = (50, 300),
+    lines_per_invoice: tuple[int, int] = (1, 6),
+    seed: int = 20261124,
+    include_other_processes: bool = True,
+    names: CINames | None = None,
+) -> DemoSummary:
+    """Drop and recreate the contract's tables and fill them; the same arguments give the same rows."""
+    if days < 1 or branches < 1:
+        raise ValueError("days and branches must be at least 1")
+    if not 0 <= invoices_per_day[0] <= invoices_per_day[1]:
+        raise ValueError(f"invoices_per_day must be (low, high) with 0 ≤ low ≤ high, not {invoices_per_day}")
+    if not 1 <= lines_per_invoice[0] <= lines_per_invoice[1]:
+        raise ValueError(f"lines_per_invoice must be (low, high) with 1 ≤ low ≤ high, not {lines_per_invoice}")
+    end_day = end_day or nz_yesterday()
+    first_day = end_day - timedelta(days=days - 1)
+    rng = np.random.default_rng(seed)
+    catalogue = build_catalogue()
+    branch_rows = branch_list(branches)
+    branch_codes = np.array([code for code, _ in branch_rows], dtype=object)
+    store_count = len(branch_rows) - 1  # index 0 is WEB
+
+    data: dict[str, list[dict]] = {name: [] for name in (
+        "branches", "sales_invoices", "sales_invoice_lines", "sales_tenders", "cash_ups",
+        "goods_received", "goods_received_lines")}
+    every_branch = branch_rows + [CLOSED_BRANCH]
+    data["branches"].append({
+        "branch_code": text([code for code, _ in every_branch]),
+        "branch_name": text([name for _, name in every_branch]),
+        "active": flag([True] * len(branch_rows) + [False]),
+    })
+
+    # E-Retailer: the web store trades every day; some orders are collected from a store
+    per_day = rng.integers(invoices_per_day[0], invoices_per_day[1] + 1, size=days)
+    doc_day = np.repeat(np.arange(days), per_day)
+    n = len(doc_day)
+    created = sorted_times(rng, doc_day, 7 * 3600, 23 * 3600, all_day_share=0.1)
+    branch = np.zeros(n, dtype=np.int64)
+    if store_count:
+        collect = rng.random(n) < 0.12
+        branch[collect] = rng.integers(1, store_count + 1, size=int(collect.sum()))
+    sales = generate_sales(
+        rng, catalogue, branch, lines_range=lines_per_invoice, credit_rate=0.03, freight_rate=0.85,
+        freight_allowed=branch == 0, export_rate=0.02, donation_rate=0.01, discount_rate=0.12,
+    )
+    invoice_no = numbered("W", 1_000_001, n, 7)
+    status = statuses(rng, n, held=0.01, void=0.01)
+    updated = updated_times(rng, created, status, edited_share=0.04)
+    pool = max(50, n // 3)
+    customer = copy_from_original((pool * rng.random(n) ** 2).astype(np.int64), sales)  # repeat customers
+    codes, names_, emails = web_customers(rng, pool)
+    order_ref = copy_from_original(numbered("ORD-", 500_001, n, 6), sales)
+    invoices, lines = sales_tables(sales, invoice_no, doc_day, created, updated, status, ERETAILER, branch_codes,
+                                   (codes[customer], names_[customer], emails[customer]), order_ref)
+    data["sales_invoices"].append(invoices)
+    data["sales_invoice_lines"].append(lines)
+    data["sales_tenders"].append(tender_table(tenders_for(
+        rng, invoice_no, sales.docs["total_incl_cents"], created, ERETAILER_TENDERS, voucher_share=0.04)))
+    eretailer_invoices, eretailer_lines = n, len(sales.lines["doc"])
+
+    if include_other_processes:
+        add_other_processes(rng, catalogue, data, days, branch_codes, store_count, lines_per_invoice)
+
+    engine, own_engine = _demo_engine(url)
+    try:
+        tables = create_ci_tables(engine, names, drop=True)
+        counts: dict[str, int] = {}
+        with engine.begin() as connection:
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("PRAGMA synchronous = OFF")  # a demo: rebuilt, not recovered
+            writer = TableWriter(connection, first_day)
+            for attribute, parts in data.items():
+                counts[attribute] = sum(writer.insert(getattr(tables, attribute), part) for part in parts)
+    finally:
+        if own_engine:
+            engine.dispose()
+
+    return DemoSummary(
+        first_day=first_day, last_day=end_day, days=days, branches=len(branch_rows),
+        sales_invoices=counts["sales_invoices"], sales_invoice_lines=counts["sales_invoice_lines"],
+        eretailer_invoices=eretailer_invoices, eretailer_lines=eretailer_lines,
+        sales_tenders=counts["sales_tenders"], cash_ups=counts["cash_ups"],
+        goods_received=counts["goods_received"], goods_received_lines=counts["goods_received_lines"], seed=seed,
+    )
+
+
+def add_other_processes(
+    rng: np.random.Generator,
+    catalogue: Catalogue,
+    data: dict[str, list[dict]],
+    days: int,
+    branch_codes: np.ndarray,
+    store_count: int,
+    lines_per_invoice: tuple[int, int],
+) -> None:
+    """POS sales and cash-ups in the stores, account customer invoices and credits, goods received."""
+    # POS: a few sales per store per day, in time order
+    if store_count:
+        per_store_day = rng.integers(3, 10, size=(days, store_count))
+        doc_day = np.repeat(np.repeat(np.arange(days), store_count), per_store_day.ravel())
+        branch = np.repeat(np.tile(np.arange(1, store_count + 1), days), per_store_day.ravel())
+        created = rng.integers(9 * 3600, 17 * 3600 + 1800, size=len(doc_day)) + doc_day * 86_400
+        order = np.lexsort((created, doc_day))
+        doc_day, branch, created = doc_day[order], branch[order], created[order]
+        sales = generate_sales(rng, catalogue, branch, lines_range=(1, 4), credit_rate=0.03,
+                               donation_rate=0.02, discount_rate=0.05)
+        n = len(doc_day)
+        invoice_no = numbered("P", 2_000_001, n, 7)
+        status = statuses(rng, n, held=0.0, void=0.005)
+        updated = updated_times(rng, created, status, edited_share=0.0)
+        invoices, lines = sales_tables(sales, invoice_no, doc_day, created, updated, status, POS, branch_codes, None, None)
+        data["sales_invoices"].append(invoices)
+        data["sales_invoice_lines"].append(lines)
+        tenders = tenders_for(rng, invoice_no, sales.docs["total_incl_cents"], created, POS_TENDERS)
+        data["sales_tenders"].append(tender_table(tenders))
+
+        # Cash-ups: the FINAL documents' tenders per store, day and tender type; cash is sometimes over/short
+        position = {number: i for i, number in enumerate(invoice_no.tolist())}
+        doc = np.array([position[number] for number in tenders["invoice_no"].tolist()], dtype=np.int64)
+        final = status[doc] == "FINAL"
+        frame = pd.DataFrame({
+            "branch": sales.docs["branch"][doc][final], "day": doc_day[doc][final],
+            "tender_type": tenders["tender_type"][final], "expected": tenders["amount"][final],
+        })
+        expected = frame.groupby(["branch", "day", "tender_type"], sort=True)["expected"].sum().reset_index()
+        counted = expected["expected"].to_numpy(dtype=np.int64).copy()
+        off = (expected["tender_type"].to_numpy() == "CASH") & (rng.random(len(expected)) < 0.15)
+        counted[off] += rng.integers(-500, 501, size=int(off.sum()))
+        data["cash_ups"].append({
+            "branch_code": text(branch_codes[expected["branch"].to_numpy()]),
+            "business_date": day(expected["day"].to_numpy()),
+            "tender_type": text(expected["tender_type"].to_numpy(dtype=object)),
+            "expected_amount": fixed(expected["expected"].to_numpy(dtype=np.int64), 2),
+            "counted_amount": fixed(counted, 2),
+        })
+
+    # Account customers: a handful of invoices (and some credits) a day, charged to account
+    per_day = rng.integers(1, 5, size=days)
+    doc_day = np.repeat(np.arange(days), per_day)
+    n = len(doc_day)
+    created = sorted_times(rng, doc_day, 9 * 3600, 17 * 3600)
+    branch = rng.integers(1, store_count + 1, size=n) if store_count else np.zeros(n, dtype=np.int64)
+    sales = generate_sales(rng, catalogue, branch, lines_range=(1, max(5, lines_per_invoice[1])),
+                           credit_rate=0.10, discount_rate=0.20)
+    invoice_no = numbered("A", 3_000_001, n, 7)
+    status = statuses(rng, n, held=0.02, void=0.01)
+    updated = updated_times(rng, created, status, edited_share=0.05)
+    who = copy_from_original(rng.integers(0, len(ACCOUNT_CUSTOMERS), size=n), sales)
+    account_codes = np.array([c for c, _ in ACCOUNT_CUSTOMERS], dtype=object)[who]
+    account_names = np.array([name for _, name in ACCOUNT_CUSTOMERS], dtype=object)[who]
+    account_emails = np.array([f"accounts@{c.lower()}.example.co.nz" for c, _ in ACCOUNT_CUSTOMERS], dtype=object)[who]
+    invoices, lines = sales_tables(sales, invoice_no, doc_day, created, updated, status, ACCOUNT, branch_codes,
+                                   (account_codes, account_names, account_emails), None)
+    data["sales_invoices"].append(invoices)
+    data["sales_invoice_lines"].append(lines)
+    data["sales_tenders"].append(tender_table(tenders_for(
+        rng, invoice_no, sales.docs["total_incl_cents"], created, (["ACCOUNT"], [1.0]))))
+
+    # Goods received: deliveries against supplier invoices, GST 15 % on the exclusive amount
+    per_day = rng.integers(1, 4, size=days)
+    doc_day = np.repeat(np.arange(days), per_day)
+    n = len(doc_day)
+    supplier = rng.integers(0, len(SUPPLIERS), size=n)
+    n_lines = rng.integers(1, 7, size=n)
+    product = rng.choice(len(catalogue), size=int(n_lines.sum()), p=catalogue.popularity)
+    quantity = rng.integers(2, 25, size=len(product)) * 1000
+    cost = catalogue.cost_x10000[product]
+    total_excl = half_up_divide(quantity * cost, 100_000)
+    gst = half_up_divide(total_excl * 15, 100)
+    status = statuses(rng, n, held=0.04, void=0.03)
+    received = doc_day * 86_400 + rng.integers(8 * 3600, 16 * 3600, size=n)
+    receipt_no = numbered("GR", 400_001, n, 6)
+    line_doc = np.repeat(np.arange(n), n_lines)
+    data["goods_received"].append({
+        "receipt_no": text(receipt_no),
+        "supplier_code": text(np.array([s[0] for s in SUPPLIERS], dtype=object)[supplier]),
+        "supplier_name": text(np.array([s[1] for s in SUPPLIERS], dtype=object)[supplier]),
+        "branch_code": text(branch_codes[rng.integers(0, store_count + 1, size=n)]),
+        "received_date": day(doc_day),
+        "supplier_invoice_no": text([f"{SUPPLIERS[s][2]}-{70_000 + i * 7 + s}" for i, s in enumerate(supplier.tolist())]),
+        "status": text(status),
+        "updated_at": moment(updated_times(rng, received, status, edited_share=0.05)),
+        "currency_code": text(np.full(n, "NZD", dtype=object)),
+        "total_excl": fixed(segment_sums(total_excl, n_lines), 2),
+        "total_gst": fixed(segment_sums(gst, n_lines), 2),
+    })
+    data["goods_received_lines"].append({
+        "receipt_no": text(receipt_no[line_doc]),
+        "line_no": integer(positions_within(n_lines) + 1),
+        "sku": text(catalogue.sku[product]),
+        "description": text(catalogue.description[product]),
+        "quantity": fixed(quantity, 3),
+        "unit_cost_excl": fixed(cost, 4),
+        "line_total_excl": fixed(total_excl, 2),
+        "line_gst": fixed(gst, 2),
+        "gst_code": text(np.full(len(product), "S", dtype=object)),
+        "analysis_code": text(catalogue.analysis_code[product]),
+    })
+
+
+# ---------------------------------------------------------------------------------------------------
+# Handcrafted documents (tests, demos)
+
+
+def _money(value) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def insert_documents(
+    engine: Engine | Connection,
+    invoices: Iterable[Mapping],
+    lines: Iterable[Mapping] = (),
+    names: CINames | None = None,
+    *,
+    tenders: Iterable[Mapping] = (),
+    branches: Iterable[Mapping] = (),
+) -> None:
+    """Insert handcrafted rows (keys: contract column names; money as Decimal or exact text).
+
+    Conveniences: a line without line_total_incl gets round(quantity × unit price − discount, 2) and
+    without line_gst the GST for its gst_code; an invoice without totals gets the sums of its lines;
+    doc_type INVOICE, source ERETAILER, status FINAL, currency NZD and updated_at = created_at by default.
+    """
+    tables = build_ci_tables(names)
+    line_rows = []
+    for line in lines:
+        row = {"sku": None, "discount_incl": Decimal("0.00"), "gst_code": "S", "unit_cost_excl": None, **line}
+        if "line_total_incl" not in row:
+            gross = _money(row["quantity"]) * _money(row["unit_price_incl"]) - _money(row["discount_incl"])
+            row["line_total_incl"] = gross.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        if "line_gst" not in row:
+            total = _money(row["line_total_incl"])
+            row["line_gst"] = ((total * 3 / 23).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+                               if row["gst_code"] == "S" else Decimal("0.00"))
+        line_rows.append(row)
+    invoice_rows = []
+    for invoice in invoices:
+        own = [line for line in line_rows if line["invoice_no"] == invoice["invoice_no"]]
+        row = {
+            "doc_type": "INVOICE", "source": ERETAILER, "status": "FINAL", "currency_code": "NZD",
+            "customer_code": None, "customer_name": None, "customer_email": None, "order_ref": None,
+            "original_invoice_no": None, **invoice,
+        }
+        row.setdefault("updated_at", row["created_at"])
+        row.setdefault("total_incl", sum((_money(line["line_total_incl"]) for line in own), Decimal("0.00")))
+        row.setdefault("total_gst", sum((_money(line["line_gst"]) for line in own), Decimal("0.00")))
+        invoice_rows.append(row)
+
+    def write(connection: Connection) -> None:
+        for table, rows in ((tables.branches, list(branches)), (tables.sales_invoices, invoice_rows),
+                            (tables.sales_invoice_lines, line_rows), (tables.sales_tenders, list(tenders))):
+            if rows:
+                connection.execute(table.insert(), [dict(row) for row in rows])
+
+    if isinstance(engine, Connection):
+        write(engine)
+    else:
+        with engine.begin() as connection:
+            write(connection)

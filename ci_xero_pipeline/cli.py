@@ -1,0 +1,122 @@
+"""`ci-xero`: the commands around the pipeline (the pipeline itself runs in Dagster)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+from .settings import SettingsError, load_settings, settings_file
+
+
+def _settings_path(args: argparse.Namespace) -> Path:
+    return Path(args.settings).resolve() if args.settings else settings_file()
+
+
+def command_demo_db(args: argparse.Namespace) -> int:
+    from .ci.demo import create_demo_database
+
+    settings = load_settings(_settings_path(args))
+    end_day = date.fromisoformat(args.end_day) if args.end_day else None
+    summary = create_demo_database(
+        settings.resolved_ci_database_url,
+        days=args.days,
+        end_day=end_day,
+        branches=args.branches,
+        invoices_per_day=(args.min_invoices, args.max_invoices),
+        lines_per_invoice=(1, args.max_lines),
+        seed=args.seed,
+    )
+    print(f"Demo CI database at {settings.resolved_ci_database_url}: {summary}")
+    return 0
+
+
+def command_sandbox(args: argparse.Namespace) -> int:
+    from .demo import demo_sandbox_config
+    from .sandbox.server import serve
+
+    settings = load_settings(_settings_path(args))
+    config = demo_sandbox_config(settings.data_path / "sandbox.sqlite", settings)
+    print(f"Xero sandbox on http://{args.host}:{args.port} (state: {config.db_path}); Ctrl-C stops it.")
+    serve(config, host=args.host, port=args.port)
+    return 0
+
+
+def command_connect(args: argparse.Namespace) -> int:
+    from .resources import XeroResource
+    from .xero.oauth import connect
+
+    settings = load_settings(_settings_path(args))
+    xero = XeroResource.from_settings(settings)
+    connection = connect(xero.oauth_app(), xero.token_store(), args.tenant or settings.xero.tenant_name)
+    print(f"Connected to the Xero organisation {connection.tenant_name!r} ({connection.tenant_id}).")
+    return 0
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from .runner import dagster_instance, nz_yesterday, run_days
+
+    path = _settings_path(args)
+    settings = load_settings(path)
+    last = date.fromisoformat(args.last) if args.last else nz_yesterday()
+    first = date.fromisoformat(args.first) if args.first else last
+    run = run_days(path, first, last, dagster_instance(settings))
+    print(f"Run {run.run_id}: {'succeeded' if run.success else 'FAILED'} for {first} … {last}")
+    for check in run.failed_checks:
+        print(f"  check failed: {check}")
+    return 0 if run.success else 1
+
+
+def command_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(_settings_path(args), days=args.days)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ci-xero", description=__doc__)
+    parser.add_argument("--settings", help="site settings file (default: ./site.yaml or $CI_XERO_SITE)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="demo CI database + sandbox + post the last days in both modes")
+    demo.add_argument("--days", type=int, default=30, help="trading days to post (default 30)")
+    demo.set_defaults(handler=command_demo)
+
+    demo_db = commands.add_parser("demo-db", help="create the demo CI database (replaces its tables)")
+    demo_db.add_argument("--days", type=int, default=60)
+    demo_db.add_argument("--end-day", help="last trading day, YYYY-MM-DD (default: yesterday, NZ time)")
+    demo_db.add_argument("--branches", type=int, default=5)
+    demo_db.add_argument("--min-invoices", type=int, default=50)
+    demo_db.add_argument("--max-invoices", type=int, default=300)
+    demo_db.add_argument("--max-lines", type=int, default=6)
+    demo_db.add_argument("--seed", type=int, default=20261124)
+    demo_db.set_defaults(handler=command_demo_db)
+
+    sandbox = commands.add_parser("sandbox", help="run the local Xero sandbox until stopped")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8077)
+    sandbox.set_defaults(handler=command_sandbox)
+
+    connect = commands.add_parser("connect", help="connect the site to a Xero organisation (OAuth 2.0)")
+    connect.add_argument("--tenant", help="organisation name or id (default: xero.tenant_name)")
+    connect.set_defaults(handler=command_connect)
+
+    run = commands.add_parser("run", help="post a range of trading days as one Dagster run")
+    run.add_argument("--first", help="first trading day, YYYY-MM-DD (default: --last)")
+    run.add_argument("--last", help="last trading day, YYYY-MM-DD (default: yesterday, NZ time)")
+    run.set_defaults(handler=command_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

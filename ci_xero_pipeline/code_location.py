@@ -1,0 +1,64 @@
+"""Builds the Dagster code location (assets, checks, jobs, schedules, sensors) from a settings file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import (
+    AssetSelection,
+    DailyPartitionsDefinition,
+    DefaultScheduleStatus,
+    Definitions,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
+
+from .assets.eretailer import GROUP as ERETAILER_GROUP
+from .assets.eretailer import build_eretailer_assets
+from .io_manager import DailyFrameIOManager
+from .resources import CISourceResource, SiteResource, XeroResource
+from .sensors import build_eretailer_change_sensor
+from .settings import NZ_TIMEZONE, SiteSettings, load_settings, settings_file
+
+
+def trading_days(settings: SiteSettings) -> DailyPartitionsDefinition:
+    """One partition per NZ trading day; the newest is yesterday (today is still trading)."""
+    return DailyPartitionsDefinition(
+        start_date=settings.first_trading_day.isoformat(), timezone=NZ_TIMEZONE
+    )
+
+
+def build_definitions(path: str | Path | None = None) -> Definitions:
+    path = Path(path).resolve() if path else settings_file()
+    settings = load_settings(path)
+    partitions = trading_days(settings)
+    eretailer_assets = build_eretailer_assets(partitions)
+
+    eretailer_job = define_asset_job(
+        "eretailer_to_xero",
+        selection=AssetSelection.groups(ERETAILER_GROUP),
+        partitions_def=partitions,
+        description="E-Retailer invoices from CI to Xero for the chosen NZ trading days.",
+    )
+    hour, minute = settings.eretailer.schedule_hour_minute
+    eretailer_schedule = build_schedule_from_partitioned_job(
+        eretailer_job,
+        name="eretailer_daily",
+        hour_of_day=hour,
+        minute_of_hour=minute,
+        default_status=DefaultScheduleStatus.STOPPED,
+        description=f"Posts yesterday's E-Retailer invoices at {settings.eretailer.schedule_time} NZ time.",
+    )
+    return Definitions(
+        assets=eretailer_assets,
+        jobs=[eretailer_job],
+        schedules=[eretailer_schedule],
+        sensors=[build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds)],
+        resources={
+            "site": SiteResource(settings_file=str(path)),
+            "ci": CISourceResource(database_url=settings.resolved_ci_database_url),
+            "xero": XeroResource.from_settings(settings),
+            "daily_io_manager": DailyFrameIOManager(base_dir=str(settings.data_path / "assets")),
+        },
+    )
+

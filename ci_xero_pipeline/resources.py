@@ -1,0 +1,134 @@
+"""Dagster resources: the site settings, the CI database and the Xero connection."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import ConfigurableResource, EnvVar
+from pydantic import PrivateAttr
+from sqlalchemy.engine import Engine
+
+from .books.rules import EretailerRules
+from .ci.extract import engine_for
+from .settings import SiteSettings, load_settings
+from .xero.client import XeroClient
+from .xero.oauth import OAuthApp, refreshing_session
+from .xero.tokens import FileTokenStore
+from .xero.tracking import TrackingSetup, ensure_tracking_options
+
+
+def eretailer_rules(settings: SiteSettings) -> EretailerRules:
+    """The books' view of the site settings for the E-Retailer process."""
+    er = settings.eretailer
+    return EretailerRules(
+        mode=er.mode,
+        summary_grouping=er.summary_grouping,
+        status=er.status,
+        sales_accounts=dict(settings.mapping.sales_accounts),
+        tax_types=dict(settings.mapping.tax_types),
+        tracking_category=settings.tracking.category_name,
+        tracking_options=dict(settings.tracking.branch_options),
+        number_prefix=er.number_prefix,
+        summary_contact_name=er.summary_contact_name,
+        contact_strategy=er.contact_strategy,
+        default_contact_name=er.default_contact_name,
+        contact_name_format=er.contact_name_format,
+        due_days=er.due_days,
+    )
+
+
+class SiteResource(ConfigurableResource):
+    """The site settings file, read and validated once per process."""
+
+    settings_file: str
+    _settings: SiteSettings | None = PrivateAttr(default=None)
+
+    @property
+    def settings(self) -> SiteSettings:
+        if self._settings is None:
+            self._settings = load_settings(self.settings_file)
+        return self._settings
+
+    def eretailer_rules(self) -> EretailerRules:
+        return eretailer_rules(self.settings)
+
+
+class CISourceResource(ConfigurableResource):
+    """The CI database (any SQLAlchemy URL); the password, if any, belongs in an environment variable."""
+
+    database_url: str
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = engine_for(self.database_url)
+        return self._engine
+
+
+class XeroResource(ConfigurableResource):
+    """The Xero organisation this site posts to: OAuth 2.0 app, stored connection, tracking settings."""
+
+    client_id: str
+    client_secret: str | None = None
+    authorize_url: str
+    token_url: str
+    revoke_url: str
+    connections_url: str
+    api_url: str
+    redirect_uri: str
+    scopes: list[str]
+    token_file: str
+    batch_size: int = 50
+    timeout_seconds: float = 30
+    tracking_category: str = "CI Branches"
+    tracking_strategy: str = "create"
+
+    @classmethod
+    def from_settings(cls, settings: SiteSettings) -> "XeroResource":
+        xero = settings.xero
+        # the secret is named, never stored: Dagster resolves the environment variable at run time
+        secret = EnvVar(xero.client_secret_env_var) if os.environ.get(xero.client_secret_env_var) else None
+        return cls(
+            client_id=xero.client_id,
+            client_secret=secret,
+            authorize_url=xero.authorize_url,
+            token_url=xero.token_url,
+            revoke_url=xero.revoke_url,
+            connections_url=xero.connections_url,
+            api_url=xero.api_url,
+            redirect_uri=xero.redirect_uri,
+            scopes=list(xero.scopes),
+            token_file=str(settings.token_path),
+            batch_size=xero.batch_size,
+            timeout_seconds=xero.timeout_seconds,
+            tracking_category=settings.tracking.category_name,
+            tracking_strategy=settings.tracking.strategy,
+        )
+
+    def oauth_app(self) -> OAuthApp:
+        return OAuthApp(
+            client_id=self.client_id,
+            client_secret=self.client_secret or None,
+            authorize_url=self.authorize_url,
+            token_url=self.token_url,
+            connections_url=self.connections_url,
+            redirect_uri=self.redirect_uri,
+            scopes=tuple(self.scopes),
+            revoke_url=self.revoke_url,
+        )
+
+    def token_store(self) -> FileTokenStore:
+        return FileTokenStore(self.token_file)
+
+    def client(self) -> XeroClient:
+        app = self.oauth_app()
+        session, connection = refreshing_session(app, self.token_store())
+        return XeroClient(
+            session, app, connection.tenant_id, self.api_url,
+            batch_size=self.batch_size, timeout=self.timeout_seconds,
+        )
+
+    def ensure_tracking(self, client: XeroClient, option_names: list[str]) -> TrackingSetup:
+        return ensure_tracking_options(
+            client, self.tracking_category, option_names, strategy=self.tracking_strategy  # type: ignore[arg-type]
+        )

@@ -1,0 +1,900 @@
+"""The Accounting API endpoints: what each call reads or changes, and the JSON Xero would answer.
+
+Called by the server (already authenticated, rate-limited) with the tenant, method, path below
+`/api.xro/2.0/`, query and body; answers an `Answer`. Writes run in one transaction each, so a
+request that Xero would refuse as a whole leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Callable
+
+from ..money import loads_exact
+from .config import SandboxConfig
+from .rules import (
+    CENT,
+    CREATE_STATUSES,
+    KINDS,
+    TRACKING_OPTION_LIMIT,
+    AccountInfo,
+    DocumentKind,
+    Ledger,
+    TaxRateInfo,
+    TrackingCategoryInfo,
+    check_document,
+    merge_update,
+    parse_date,
+)
+from .store import SandboxStore
+from .where import Where, WhereError, parse_where
+from .xerojson import (
+    date_string,
+    envelope,
+    ms_date,
+    ms_timestamp,
+    not_found,
+    now_ms,
+    post_data_invalid,
+    query_parse_error,
+    validation_exception,
+)
+
+ZERO_ID = "00000000-0000-0000-0000-000000000000"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+CONTACT_NAME_LIMIT = 255
+CONTACT_NUMBER_LIMIT = 50
+TRACKING_CATEGORY_LIMIT = 100
+MAX_ACTIVE_CATEGORIES = 2
+MAX_CATEGORIES = 4
+INVALID_FOR_MODIFICATION = "{noun} not of valid status for modification"
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _Discard(Exception):
+    """Raised inside a write transaction to undo it and answer `answer` instead."""
+
+    def __init__(self, answer: Answer):
+        self.answer = answer
+
+
+def _ok(collection: str, elements: list[dict[str, Any]], **extra: Any) -> Answer:
+    return Answer(200, envelope(collection, elements, **extra))
+
+
+def _not_found() -> Answer:
+    return Answer(404, not_found())
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _lookup(source: dict[str, Any]) -> Callable[[str], Any]:
+    """A where-clause field getter over a nested dict ('Contact.Name')."""
+
+    def get(path: str) -> Any:
+        value: Any = source
+        for part in path.split("."):
+            if not isinstance(value, dict):
+                return None
+            value = value.get(part)
+        return value
+
+    return get
+
+
+def _filtered(elements: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
+    where = _where(query)
+    if where is None:
+        return elements
+    return [element for element in elements if where(_lookup(element))]
+
+
+def _where(query: dict[str, str]) -> Where | None:
+    text = query.get("where", "").strip()
+    return parse_where(text) if text else None
+
+
+def _comma_list(query: dict[str, str], name: str) -> list[str] | None:
+    raw = query.get(name.lower())
+    if raw is None:
+        return None
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+class Accounting:
+    def __init__(self, store: SandboxStore, config: SandboxConfig):
+        self.store = store
+        self.config = config
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def handle(self, tenant_id: str, method: str, parts: list[str], query: dict[str, str], body: bytes) -> Answer:
+        """`query` has lower-cased names. Unknown routes answer 404."""
+        collection = parts[0] if parts else ""
+        rest = parts[1:]
+        try:
+            payload = loads_exact(body) if body.strip() else None
+        except ValueError as error:
+            return Answer(400, post_data_invalid(f"JSON for post data was invalid, {error}"))
+        if method in ("PUT", "POST") and payload is None:
+            return Answer(400, post_data_invalid("The request body is empty."))
+        try:
+            if collection == "Organisation" and method == "GET" and not rest:
+                return self.organisation(tenant_id)
+            if collection == "Accounts" and method == "GET":
+                return self.accounts(tenant_id, rest, query)
+            if collection == "TaxRates" and method == "GET" and not rest:
+                return _ok("TaxRates", _filtered(self._tax_rates(tenant_id), query))
+            if collection == "TrackingCategories":
+                return self.tracking(tenant_id, method, rest, query, payload)
+            if collection == "Contacts":
+                return self.contacts(tenant_id, method, rest, query, payload)
+            if collection in KINDS:
+                kind = KINDS[collection]
+                if method == "GET":
+                    return self.get_documents(kind, tenant_id, rest, query)
+                if method in ("PUT", "POST") and len(rest) <= 1:
+                    return self.write_documents(kind, tenant_id, method, rest[0] if rest else None, query, payload)
+        except WhereError as error:
+            return Answer(400, query_parse_error(str(error)))
+        except _Discard as discard:
+            return discard.answer
+        return _not_found()
+
+    # -- organisation, chart of accounts, tax rates ---------------------------------------------------
+    def organisation(self, tenant_id: str) -> Answer:
+        organisation = self.store.organisation(tenant_id)
+        assert organisation is not None
+        element: dict[str, Any] = {
+            "OrganisationID": organisation.tenant_id,
+            "APIKey": "",
+            "Name": organisation.name,
+            "LegalName": organisation.name,
+            "PaysTax": True,
+            "Version": "NZ",
+            "OrganisationType": "COMPANY",
+            "BaseCurrency": organisation.base_currency,
+            "CountryCode": "NZ",
+            "IsDemoCompany": False,
+            "OrganisationStatus": "ACTIVE",
+            "TaxNumber": "123-456-789",
+            "FinancialYearEndDay": 31,
+            "FinancialYearEndMonth": 3,
+            "SalesTaxBasis": "INVOICE",
+            "SalesTaxPeriod": "TWOMONTHS",
+            "DefaultSalesTax": "Tax Inclusive",
+            "DefaultPurchasesTax": "Tax Inclusive",
+            "CreatedDateUTC": ms_timestamp(organisation.created_ms),
+            "OrganisationEntityType": "COMPANY",
+            "Timezone": "NEWZEALANDSTANDARDTIME",
+            "ShortCode": organisation.short_code,
+            "Edition": "BUSINESS",
+            "Class": "STANDARD",
+            "LineOfBusiness": "Retail",
+            "Addresses": [],
+            "Phones": [],
+            "ExternalLinks": [],
+            "PaymentTerms": {},
+        }
+        if organisation.period_lock_date:
+            element["PeriodLockDate"] = ms_date(organisation.period_lock_date)
+        return _ok("Organisations", [element])
+
+    def _accounts(self, tenant_id: str) -> list[dict[str, Any]]:
+        elements = []
+        for row in self.store.accounts(tenant_id):
+            element: dict[str, Any] = {
+                "AccountID": row["account_id"],
+                "Code": row["code"],
+                "Name": row["name"],
+                "Status": row["status"],
+                "Type": row["type"],
+                "TaxType": row["tax_type"],
+                "Description": row["description"],
+                "Class": row["class"],
+                "EnablePaymentsToAccount": False,
+                "ShowInExpenseClaims": row["class"] == "EXPENSE",
+                "BankAccountType": "BANK" if row["type"] == "BANK" else "",
+                "ReportingCode": row["class"][:3],
+                "ReportingCodeName": row["class"].title(),
+                "HasAttachments": False,
+                "UpdatedDateUTC": ms_timestamp(row["updated_ms"]),
+                "AddToWatchlist": False,
+            }
+            if row["type"] == "BANK":
+                element["BankAccountNumber"] = row["bank_account_number"]
+                element["CurrencyCode"] = "NZD"
+            if row["system_account"]:
+                element["SystemAccount"] = row["system_account"]
+            elements.append(element)
+        return elements
+
+    def accounts(self, tenant_id: str, rest: list[str], query: dict[str, str]) -> Answer:
+        elements = self._accounts(tenant_id)
+        if rest:
+            elements = [e for e in elements if e["AccountID"] == rest[0].lower()]
+            return _ok("Accounts", elements) if elements and len(rest) == 1 else _not_found()
+        return _ok("Accounts", _filtered(elements, query))
+
+    def _tax_rates(self, tenant_id: str) -> list[dict[str, Any]]:
+        elements = []
+        for row in self.store.tax_rates(tenant_id):
+            applies = set(row["applies_to"].split(","))
+            rate = Decimal(row["rate"])
+            elements.append(
+                {
+                    "Name": row["name"],
+                    "TaxType": row["tax_type"],
+                    "ReportTaxType": row["report_tax_type"],
+                    "CanApplyToAssets": "ASSET" in applies,
+                    "CanApplyToEquity": "EQUITY" in applies,
+                    "CanApplyToExpenses": "EXPENSE" in applies,
+                    "CanApplyToLiabilities": "LIABILITY" in applies,
+                    "CanApplyToRevenue": "REVENUE" in applies,
+                    "DisplayTaxRate": rate,
+                    "EffectiveRate": rate,
+                    "Status": row["status"],
+                    "TaxComponents": [{"Name": "GST", "Rate": rate, "IsCompound": False, "IsNonRecoverable": False}],
+                }
+            )
+        return elements
+
+    def ledger(self, tenant_id: str) -> Ledger:
+        organisation = self.store.organisation(tenant_id)
+        assert organisation is not None
+        accounts = {
+            row["code"]: AccountInfo(
+                row["code"], row["account_id"], row["name"], row["type"], row["class"], row["tax_type"],
+                row["status"], row["system_account"],
+            )
+            for row in self.store.accounts(tenant_id)
+        }
+        tax_rates = {
+            row["tax_type"]: TaxRateInfo(row["tax_type"], Decimal(row["rate"]), row["status"], frozenset(row["applies_to"].split(",")))
+            for row in self.store.tax_rates(tenant_id)
+        }
+        categories = self.store.tracking_categories(tenant_id)
+        options = self.store.tracking_options([c["category_id"] for c in categories])
+        by_name: dict[str, TrackingCategoryInfo] = {}
+        by_id: dict[str, TrackingCategoryInfo] = {}
+        for row in categories:
+            info = TrackingCategoryInfo(row["category_id"], row["name"], row["status"])
+            for option in options[row["category_id"]]:
+                entry = (option["option_id"], option["name"], option["status"])
+                info.options_by_name[option["name"].casefold()] = entry
+                info.options_by_id[option["option_id"].lower()] = entry
+            # an active category wins over an archived one of the same name
+            if row["status"] == "ACTIVE" or row["name"].casefold() not in by_name:
+                by_name[row["name"].casefold()] = info
+            by_id[row["category_id"].lower()] = info
+        return Ledger(organisation.base_currency, organisation.period_lock_date, accounts, tax_rates, by_name, by_id)
+
+    # -- tracking categories ------------------------------------------------------------------------
+    def _categories(self, tenant_id: str, include_archived: bool = True) -> list[dict[str, Any]]:
+        rows = self.store.tracking_categories(tenant_id)
+        options = self.store.tracking_options([row["category_id"] for row in rows])
+        elements = []
+        for row in rows:
+            if row["status"] != "ACTIVE" and not include_archived:
+                continue
+            elements.append(
+                {
+                    "TrackingCategoryID": row["category_id"],
+                    "Name": row["name"],
+                    "Status": row["status"],
+                    "Options": [
+                        self._option(option, row["category_id"])
+                        for option in options[row["category_id"]]
+                        if option["status"] == "ACTIVE" or include_archived
+                    ],
+                }
+            )
+        return elements
+
+    @staticmethod
+    def _option(row: Any, category_id: str) -> dict[str, Any]:
+        return {"TrackingOptionID": row["option_id"], "Name": row["name"], "Status": row["status"], "TrackingCategoryID": category_id}
+
+    def tracking(self, tenant_id: str, method: str, rest: list[str], query: dict[str, str], payload: Any) -> Answer:
+        include_archived = query.get("includearchived", "").lower() == "true"
+        if method == "GET" and not rest:
+            return _ok("TrackingCategories", _filtered(self._categories(tenant_id, include_archived), query))
+        if method == "GET" and len(rest) == 1:
+            found = [c for c in self._categories(tenant_id) if c["TrackingCategoryID"] == rest[0].lower()]
+            return _ok("TrackingCategories", found) if found else _not_found()
+        if method == "PUT" and not rest:
+            return self.create_category(tenant_id, payload)
+        if method == "POST" and len(rest) == 1:
+            return self.update_category(tenant_id, rest[0].lower(), payload)
+        if method == "PUT" and len(rest) == 2 and rest[1] == "Options":
+            return self.add_options(tenant_id, rest[0].lower(), payload)
+        if method == "POST" and len(rest) == 3 and rest[1] == "Options":
+            return self.update_option(tenant_id, rest[0].lower(), rest[2].lower(), payload)
+        return _not_found()
+
+    @staticmethod
+    def _single(payload: Any, collection: str) -> dict[str, Any]:
+        if isinstance(payload, dict) and isinstance(payload.get(collection), list) and payload[collection]:
+            first = payload[collection][0]
+            return first if isinstance(first, dict) else {}
+        return payload if isinstance(payload, dict) else {}
+
+    def _category_errors(self, tenant_id: str, name: str, becoming_active: bool, category_id: str | None) -> list[str]:
+        errors = []
+        others = [row for row in self.store.tracking_categories(tenant_id) if row["category_id"] != category_id]
+        if not name:
+            errors.append("Tracking category name is required.")
+        elif len(name) > TRACKING_CATEGORY_LIMIT:
+            errors.append(f"The tracking category name must be {TRACKING_CATEGORY_LIMIT} characters or fewer.")
+        elif any(row["name"].casefold() == name.casefold() for row in others):
+            errors.append("For each specified tracking category the name must be unique.")
+        if becoming_active and sum(row["status"] == "ACTIVE" for row in others) >= MAX_ACTIVE_CATEGORIES:
+            errors.append("You cannot have more than 2 active tracking categories.")
+        if category_id is None and len(others) >= MAX_CATEGORIES:
+            errors.append("You cannot have more than 4 tracking categories, including archived ones.")
+        return errors
+
+    def create_category(self, tenant_id: str, payload: Any) -> Answer:
+        element = self._single(payload, "TrackingCategories")
+        name = _text(element.get("Name"))
+        with self.store.transaction():
+            errors = self._category_errors(tenant_id, name, becoming_active=True, category_id=None)
+            if errors:
+                return self._refused({"Name": name, "Status": "ACTIVE", "Options": []}, errors)
+            category_id = self.store.add_tracking_category(tenant_id, name)
+        found = [c for c in self._categories(tenant_id) if c["TrackingCategoryID"] == category_id]
+        return _ok("TrackingCategories", found)
+
+    def update_category(self, tenant_id: str, category_id: str, payload: Any) -> Answer:
+        element = self._single(payload, "TrackingCategories")
+        with self.store.transaction():
+            row = self.store.query_one(
+                "SELECT * FROM tracking_categories WHERE tenant_id = ? AND category_id = ? AND status != 'DELETED'",
+                (tenant_id, category_id),
+            )
+            if row is None:
+                return _not_found()
+            name = _text(element.get("Name")) or row["name"]
+            status = _text(element.get("Status")).upper() or row["status"]
+            errors = [] if status in ("ACTIVE", "ARCHIVED") else [f"'{status}' is not a valid tracking category status."]
+            errors += self._category_errors(tenant_id, name, status == "ACTIVE" and row["status"] != "ACTIVE", category_id)
+            if errors:
+                return self._refused({"TrackingCategoryID": category_id, "Name": name, "Status": row["status"]}, errors)
+            self.store.execute(
+                "UPDATE tracking_categories SET name = ?, status = ? WHERE category_id = ?", (name, status, category_id)
+            )
+        return _ok("TrackingCategories", [c for c in self._categories(tenant_id) if c["TrackingCategoryID"] == category_id])
+
+    def add_options(self, tenant_id: str, category_id: str, payload: Any) -> Answer:
+        if isinstance(payload, dict) and isinstance(payload.get("Options"), list):
+            wanted = payload["Options"]
+        else:
+            wanted = [payload]
+        with self.store.transaction():
+            category = self.store.query_one(
+                "SELECT * FROM tracking_categories WHERE tenant_id = ? AND category_id = ? AND status != 'DELETED'",
+                (tenant_id, category_id),
+            )
+            if category is None:
+                return _not_found()
+            taken = {row["name"].casefold() for row in self.store.tracking_options([category_id])[category_id]}
+            elements, failed = [], False
+            for option in wanted:
+                name = _text(option.get("Name")) if isinstance(option, dict) else ""
+                errors = []
+                if category["status"] != "ACTIVE":
+                    errors.append(f"Options cannot be added to the archived tracking category '{category['name']}'.")
+                if not name:
+                    errors.append("Tracking option name is required.")
+                elif len(name) > TRACKING_OPTION_LIMIT:
+                    errors.append(f"The tracking option name must be {TRACKING_OPTION_LIMIT} characters or fewer.")
+                elif name.casefold() in taken:
+                    errors.append("For each specified tracking option the name must be unique.")
+                taken.add(name.casefold())
+                element: dict[str, Any] = {"Name": name, "Status": "ACTIVE", "TrackingCategoryID": category_id}
+                if errors:
+                    failed = True
+                    element["ValidationErrors"] = [{"Message": message} for message in errors]
+                else:
+                    element["TrackingOptionID"] = self.store.add_tracking_option(category_id, name)
+                    element["ValidationErrors"] = []
+                elements.append(element)
+            if failed:
+                raise _Discard(Answer(400, validation_exception(elements)))
+        for element in elements:
+            element.pop("ValidationErrors", None)
+        return _ok("Options", elements)
+
+    def update_option(self, tenant_id: str, category_id: str, option_id: str, payload: Any) -> Answer:
+        element = self._single(payload, "Options")
+        with self.store.transaction():
+            row = self.store.query_one(
+                "SELECT o.* FROM tracking_options o JOIN tracking_categories c ON c.category_id = o.category_id "
+                "WHERE c.tenant_id = ? AND o.category_id = ? AND o.option_id = ? AND o.status != 'DELETED'",
+                (tenant_id, category_id, option_id),
+            )
+            if row is None:
+                return _not_found()
+            name = _text(element.get("Name")) or row["name"]
+            status = _text(element.get("Status")).upper() or row["status"]
+            others = [o for o in self.store.tracking_options([category_id])[category_id] if o["option_id"] != option_id]
+            errors = []
+            if status not in ("ACTIVE", "ARCHIVED"):
+                errors.append(f"'{status}' is not a valid tracking option status.")
+            if len(name) > TRACKING_OPTION_LIMIT:
+                errors.append(f"The tracking option name must be {TRACKING_OPTION_LIMIT} characters or fewer.")
+            if any(o["name"].casefold() == name.casefold() for o in others):
+                errors.append("For each specified tracking option the name must be unique.")
+            if errors:
+                return self._refused({"TrackingOptionID": option_id, "Name": name, "Status": row["status"]}, errors)
+            self.store.execute("UPDATE tracking_options SET name = ?, status = ? WHERE option_id = ?", (name, status, option_id))
+            updated = self.store.query_one("SELECT * FROM tracking_options WHERE option_id = ?", (option_id,))
+        return _ok("Options", [self._option(updated, category_id)])
+
+    @staticmethod
+    def _refused(element: dict[str, Any], errors: list[str]) -> Answer:
+        return Answer(400, validation_exception([{**element, "ValidationErrors": [{"Message": m} for m in errors]}]))
+
+    # -- contacts -----------------------------------------------------------------------------------
+    @staticmethod
+    def render_contact(contact: dict[str, Any]) -> dict[str, Any]:
+        element = {key: value for key, value in contact.items() if key != "UpdatedDateUTC"}
+        element["UpdatedDateUTC"] = ms_timestamp(contact["UpdatedDateUTC"])
+        element.setdefault("Addresses", [])
+        element.setdefault("Phones", [])
+        element["ContactGroups"] = []
+        element["ContactPersons"] = []
+        element["HasAttachments"] = False
+        element["HasValidationErrors"] = False
+        return element
+
+    @staticmethod
+    def embedded_contact(contact: dict[str, Any] | None) -> dict[str, Any]:
+        if contact is None:
+            return {}
+        element = {"ContactID": contact["ContactID"], "Name": contact["Name"], "ContactStatus": contact["ContactStatus"]}
+        for key in ("ContactNumber", "EmailAddress", "FirstName", "LastName"):
+            if contact.get(key):
+                element[key] = contact[key]
+        element["Addresses"] = []
+        element["Phones"] = []
+        element["ContactGroups"] = []
+        element["ContactPersons"] = []
+        element["HasValidationErrors"] = False
+        return element
+
+    def contacts(self, tenant_id: str, method: str, rest: list[str], query: dict[str, str], payload: Any) -> Answer:
+        if method == "GET":
+            if rest:
+                contact = self.store.contact_by_id(tenant_id, rest[0].lower())
+                return _ok("Contacts", [self.render_contact(contact)]) if contact and len(rest) == 1 else _not_found()
+            return self.list_contacts(tenant_id, query)
+        if method in ("PUT", "POST") and len(rest) <= 1:
+            return self.write_contacts(tenant_id, method, rest[0].lower() if rest else None, query, payload)
+        return _not_found()
+
+    def list_contacts(self, tenant_id: str, query: dict[str, str]) -> Answer:
+        where = _where(query)
+        contacts = None
+        if where is not None:
+            for field_name, column in (("Name", "name"), ("ContactNumber", "contact_number")):
+                values = where.equality_values(field_name)
+                if values is not None:
+                    contacts = []
+                    for value in values:
+                        rows = self.store.query(
+                            f"SELECT document FROM contacts WHERE tenant_id = ? AND {column} = ? ORDER BY rowid", (tenant_id, value)
+                        )
+                        contacts += [loads_exact(row["document"]) for row in rows]
+                    break
+        if contacts is None:
+            contacts = self.store.all_contacts(tenant_id)
+        ids = _comma_list(query, "IDs")
+        if ids is not None:
+            wanted = {i.lower() for i in ids}
+            contacts = [c for c in contacts if c["ContactID"] in wanted]
+        if query.get("includearchived", "").lower() != "true":
+            contacts = [c for c in contacts if c["ContactStatus"] == "ACTIVE"]
+        elements = [self.render_contact(c) for c in contacts]
+        if where is not None:
+            elements = [e for e in elements if where(_lookup(e))]
+        return self._paged("Contacts", elements, query)
+
+    def _paged(self, collection: str, elements: list[dict[str, Any]], query: dict[str, str]) -> Answer:
+        if "page" not in query:
+            return _ok(collection, elements)
+        try:
+            page = max(int(query["page"]), 1)
+            size = min(max(int(query.get("pagesize", DEFAULT_PAGE_SIZE)), 1), MAX_PAGE_SIZE)
+        except ValueError:
+            return Answer(400, query_parse_error("page and pageSize must be whole numbers"))
+        chunk = elements[(page - 1) * size : page * size]
+        pagination = {"page": page, "pageSize": size, "pageCount": -(-len(elements) // size), "itemCount": len(elements)}
+        return _ok(collection, chunk, pagination=pagination)
+
+    def _new_contact(self, element: dict[str, Any]) -> dict[str, Any]:
+        contact: dict[str, Any] = {
+            "ContactID": str(uuid.uuid4()),
+            "ContactStatus": "ACTIVE",
+            "Name": _text(element.get("Name")),
+            "IsSupplier": False,
+            "IsCustomer": False,
+            "UpdatedDateUTC": now_ms(),
+        }
+        for key in ("ContactNumber", "EmailAddress", "FirstName", "LastName", "AccountNumber", "TaxNumber"):
+            if _text(element.get(key)):
+                contact[key] = _text(element.get(key))
+        return contact
+
+    def _contact_errors(self, tenant_id: str, contact: dict[str, Any]) -> list[str]:
+        errors = []
+        name = contact.get("Name", "")
+        if not name:
+            errors.append("The contact name must be specified.")
+        elif len(name) > CONTACT_NAME_LIMIT:
+            errors.append(f"The contact name must be {CONTACT_NAME_LIMIT} characters or fewer.")
+        if len(contact.get("ContactNumber", "")) > CONTACT_NUMBER_LIMIT:
+            errors.append(f"ContactNumber must be {CONTACT_NUMBER_LIMIT} characters or fewer.")
+        if name and contact.get("ContactStatus") == "ACTIVE":
+            same = self.store.active_contact_by(tenant_id, "name", name)
+            if same is not None and same["ContactID"] != contact["ContactID"]:
+                errors.append(
+                    f"The contact name {name} is already assigned to another contact. "
+                    "The contact name must be unique across all active contacts."
+                )
+        return errors
+
+    def write_contacts(self, tenant_id: str, method: str, path_id: str | None, query: dict[str, str], payload: Any) -> Answer:
+        elements = self._elements(payload, "Contacts")
+        summarize = query.get("summarizeerrors", "true").lower() != "false"
+        results, failed = [], False
+        with self.store.transaction():
+            for element in elements:
+                if not isinstance(element, dict):
+                    element = {}
+                existing = None
+                contact_id = path_id or _text(element.get("ContactID")).lower()
+                if method == "POST" and contact_id:
+                    existing = self.store.contact_by_id(tenant_id, contact_id)
+                    if existing is None:
+                        failed = True
+                        results.append({**element, "StatusAttributeString": "ERROR", "HasValidationErrors": True,
+                                        "ValidationErrors": [{"Message": "The contact could not be found."}]})
+                        continue
+                if existing is not None:
+                    contact = dict(existing)
+                    for key in ("Name", "ContactNumber", "EmailAddress", "FirstName", "LastName", "AccountNumber", "TaxNumber"):
+                        if key in element:
+                            contact[key] = _text(element[key])
+                    if _text(element.get("ContactStatus")).upper() in ("ACTIVE", "ARCHIVED"):
+                        contact["ContactStatus"] = _text(element["ContactStatus"]).upper()
+                    contact["UpdatedDateUTC"] = now_ms()
+                else:
+                    contact = self._new_contact(element)
+                errors = self._contact_errors(tenant_id, contact)
+                if errors:
+                    failed = True
+                    echo = {k: v for k, v in element.items() if k in ("Name", "ContactNumber", "EmailAddress", "FirstName", "LastName")}
+                    results.append({**echo, "ContactID": ZERO_ID, "StatusAttributeString": "ERROR", "HasValidationErrors": True,
+                                    "ValidationErrors": [{"Message": m} for m in errors]})
+                    continue
+                self.store.save_contact(tenant_id, contact)
+                results.append({**self.render_contact(contact), "StatusAttributeString": "OK"})
+            if failed and summarize:
+                raise _Discard(Answer(400, validation_exception([r for r in results if r.get("ValidationErrors")])))
+        if summarize:
+            for result in results:
+                result.pop("StatusAttributeString", None)
+        return _ok("Contacts", results)
+
+    def _document_contact(
+        self, tenant_id: str, spec: Any, sales: bool
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
+        """(found contact, contact to create, error) for a document's Contact element."""
+        if not isinstance(spec, dict) or not any(_text(spec.get(k)) for k in ("ContactID", "ContactNumber", "Name")):
+            return None, None, "A Contact must be specified for this type of transaction"
+        contact_id = _text(spec.get("ContactID")).lower()
+        if contact_id:
+            contact = self.store.contact_by_id(tenant_id, contact_id)
+            if contact is None:
+                return None, None, f"The contact with ContactID {contact_id} could not be found."
+            return contact, None, None
+        number = _text(spec.get("ContactNumber"))
+        if number:
+            contact = self.store.active_contact_by(tenant_id, "contact_number", number)
+            if contact is not None:
+                return contact, None, None
+        name = _text(spec.get("Name"))
+        if name:
+            contact = self.store.active_contact_by(tenant_id, "name", name)
+            if contact is not None:
+                return contact, None, None
+        if not name:
+            return None, None, f"No contact has ContactNumber {number}; give a Name to create one."
+        new = self._new_contact(spec)
+        errors = self._contact_errors(tenant_id, new)
+        return None, new, (errors[0] if errors else None)
+
+    # -- invoices and credit notes: reading --------------------------------------------------------------
+    def render_document(
+        self,
+        kind: DocumentKind,
+        document: dict[str, Any],
+        contact: dict[str, Any] | None,
+        unitdp: int,
+        errors: list[str] | None = None,
+        with_status_attribute: bool = False,
+    ) -> dict[str, Any]:
+        unit_places = Decimal("0.0001") if unitdp == 4 else CENT
+        status = document.get("Status")
+        total = document.get("Total", Decimal("0.00"))
+        open_amount = total if status in CREATE_STATUSES else Decimal("0.00")
+        element: dict[str, Any] = {}
+        if document.get("Type") in kind.types:
+            element["Type"] = document["Type"]
+        element[kind.id_field] = document.get(kind.id_field) or ZERO_ID
+        if document.get(kind.number_field):
+            element[kind.number_field] = document[kind.number_field]
+        element["Reference"] = document.get("Reference") or ""
+        element["Contact"] = self.embedded_contact(contact)
+        for name in ("Date", "DueDate"):
+            day = parse_date(document.get(name))
+            if day is not None:
+                element[name] = ms_date(day)
+                element[f"{name}String"] = date_string(day)
+        if status in ("DRAFT", "SUBMITTED", "DELETED", "AUTHORISED", "PAID", "VOIDED"):
+            element["Status"] = status
+        element["LineAmountTypes"] = document.get("LineAmountTypes", "Exclusive")
+        element["LineItems"] = [self._render_line(line, unit_places) for line in document.get("LineItems", [])]
+        element["SubTotal"] = document.get("SubTotal", Decimal("0.00"))
+        element["TotalTax"] = document.get("TotalTax", Decimal("0.00"))
+        element["Total"] = total
+        if document.get("TotalDiscount"):
+            element["TotalDiscount"] = document["TotalDiscount"]
+        element["UpdatedDateUTC"] = ms_timestamp(document.get("UpdatedDateUTC") or now_ms())
+        element["CurrencyCode"] = document.get("CurrencyCode") or "NZD"
+        element["CurrencyRate"] = Decimal("1.000000")
+        if document.get("Url"):
+            element["Url"] = document["Url"]
+        element["HasAttachments"] = False
+        element["Payments"] = []
+        if kind.collection == "Invoices":
+            element["IsDiscounted"] = bool(document.get("TotalDiscount"))
+            element["Prepayments"] = []
+            element["Overpayments"] = []
+            element["CreditNotes"] = []
+            element["AmountDue"] = open_amount
+            element["AmountPaid"] = Decimal("0.00")
+            element["AmountCredited"] = Decimal("0.00")
+            element["SentToContact"] = False
+        else:
+            element["RemainingCredit"] = open_amount
+            element["Allocations"] = []
+            element["AppliedAmount"] = Decimal("0.00")
+            element["SentToContact"] = False
+        element["HasErrors"] = bool(errors)
+        if with_status_attribute or errors:
+            element["StatusAttributeString"] = "ERROR" if errors else "OK"
+        if errors:
+            element["ValidationErrors"] = [{"Message": message} for message in errors]
+        return element
+
+    @staticmethod
+    def _render_line(line: dict[str, Any], unit_places: Decimal) -> dict[str, Any]:
+        element = {key: value for key, value in line.items() if not key.startswith("_")}
+        element["UnitAmount"] = Decimal(line["UnitAmount"]).quantize(unit_places, rounding=ROUND_HALF_UP)
+        element["Tracking"] = [dict(entry) for entry in line.get("Tracking", [])]
+        element.setdefault("ValidationErrors", [])
+        return element
+
+    def get_documents(self, kind: DocumentKind, tenant_id: str, rest: list[str], query: dict[str, str]) -> Answer:
+        unitdp = 4 if query.get("unitdp") == "4" else 2
+        if rest:
+            if len(rest) != 1:
+                return _not_found()
+            document = self.store.document(kind.collection, tenant_id, rest[0].lower())
+            if document is None and kind is not None:
+                # Xero also accepts the number in place of the id
+                matches = self.store.documents_by_number(kind.collection, tenant_id, [rest[0]])
+                document = matches[0] if matches else None
+            if document is None:
+                return _not_found()
+            contacts = self.store.contacts_by_ids(tenant_id, [document.get("ContactID") or ""])
+            return _ok(kind.collection, [self.render_document(kind, document, contacts.get(document.get("ContactID")), unitdp)])
+
+        where = _where(query)
+        numbers = _comma_list(query, "InvoiceNumbers") if kind.collection == "Invoices" else None
+        if where is not None and numbers is None:
+            pushed = where.equality_values(kind.number_field)
+            numbers = sorted(pushed) if pushed is not None else None
+        ids = _comma_list(query, "IDs")
+        statuses = _comma_list(query, "Statuses")
+        contact_ids = _comma_list(query, "ContactIDs")
+        rows = self.store.document_rows(
+            kind.collection,
+            tenant_id,
+            ids=[i.lower() for i in ids] if ids is not None else None,
+            numbers=numbers,
+            statuses=[s.upper() for s in statuses] if statuses is not None else None,
+            contact_ids=[c.lower() for c in contact_ids] if contact_ids is not None else None,
+        )
+        column_fields = {
+            kind.number_field: "number", "Type": "type", "Status": "status", "Date": "date", "DueDate": "due_date",
+            "Reference": "reference", "Contact.ContactID": "contact_id", kind.id_field: "id",
+        }
+        if where is not None and where.fields() <= set(column_fields):
+            rows = [row for row in rows if where(lambda name: row[column_fields[name]])]
+            where = None
+        documents = [loads_exact(row["document"]) for row in rows]
+        contacts = self.store.contacts_by_ids(tenant_id, {d.get("ContactID") or "" for d in documents})
+        if where is not None:
+            kept = []
+            for document in documents:
+                view = dict(document)
+                view["Contact"] = contacts.get(document.get("ContactID")) or {}
+                if where(_lookup(view)):
+                    kept.append(document)
+            documents = kept
+        documents = self._ordered(documents, query.get("order", ""))
+        if "page" in query:
+            try:
+                page = max(int(query["page"]), 1)
+                size = min(max(int(query.get("pagesize", DEFAULT_PAGE_SIZE)), 1), MAX_PAGE_SIZE)
+            except ValueError:
+                return Answer(400, query_parse_error("page and pageSize must be whole numbers"))
+            item_count = len(documents)
+            documents = documents[(page - 1) * size : page * size]
+            pagination = {"page": page, "pageSize": size, "pageCount": -(-item_count // size), "itemCount": item_count}
+            extra = {"pagination": pagination}
+        else:
+            extra = {}
+        elements = [self.render_document(kind, d, contacts.get(d.get("ContactID")), unitdp) for d in documents]
+        return _ok(kind.collection, elements, **extra)
+
+    @staticmethod
+    def _ordered(documents: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
+        for clause in reversed([c.strip() for c in order.split(",") if c.strip()]):
+            words = clause.split()
+            name, descending = words[0], len(words) > 1 and words[1].upper() == "DESC"
+            documents = sorted(documents, key=lambda d: (d.get(name) is None, str(d.get(name) or "")), reverse=descending)
+        return documents
+
+    # -- invoices and credit notes: writing --------------------------------------------------------------
+    @staticmethod
+    def _elements(payload: Any, collection: str) -> list[Any]:
+        if isinstance(payload, dict) and isinstance(payload.get(collection), list):
+            return payload[collection]
+        if isinstance(payload, list):
+            return payload
+        return [payload]
+
+    def write_documents(
+        self, kind: DocumentKind, tenant_id: str, method: str, path_id: str | None, query: dict[str, str], payload: Any
+    ) -> Answer:
+        elements = self._elements(payload, kind.collection)
+        summarize = query.get("summarizeerrors", "true").lower() != "false"
+        unitdp = 4 if query.get("unitdp") == "4" else 2
+        ledger = self.ledger(tenant_id)
+        results: list[dict[str, Any]] = []
+        with self.store.transaction():
+            for element in elements:
+                results.append(self._write_one(kind, tenant_id, method, path_id, element, ledger, unitdp, not summarize))
+            if summarize and any(r["HasErrors"] for r in results):
+                raise _Discard(Answer(400, validation_exception([r for r in results if r["HasErrors"]])))
+        return _ok(kind.collection, results)
+
+    def _existing_for(self, kind: DocumentKind, tenant_id: str, method: str, path_id: str | None, element: dict[str, Any]):
+        """(existing document or None, error)."""
+        if method != "POST":
+            return None, None
+        document_id = (path_id or _text(element.get(kind.id_field))).lower()
+        if document_id and document_id != ZERO_ID:
+            document = self.store.document(kind.collection, tenant_id, document_id)
+            if document is None:
+                return None, f"{kind.noun} with {kind.id_field} {document_id} could not be found."
+            return document, None
+        number = _text(element.get(kind.number_field))
+        if number:
+            for document in self.store.documents_by_number(kind.collection, tenant_id, [number]):
+                if document["Status"] not in ("DELETED", "VOIDED") and kind.is_sales(document["Type"]):
+                    return document, None
+        return None, None
+
+    def _write_one(
+        self,
+        kind: DocumentKind,
+        tenant_id: str,
+        method: str,
+        path_id: str | None,
+        element: Any,
+        ledger: Ledger,
+        unitdp: int,
+        status_attribute: bool,
+    ) -> dict[str, Any]:
+        def refused(document: dict[str, Any], errors: list[str], contact: dict[str, Any] | None = None) -> dict[str, Any]:
+            return self.render_document(kind, document, contact, unitdp, errors, status_attribute)
+
+        if not isinstance(element, dict):
+            return refused({}, [f"Each {kind.noun.lower()} must be a JSON object."])
+        existing, error = self._existing_for(kind, tenant_id, method, path_id, element)
+        if error:
+            return refused({}, [error])
+        stamp = now_ms()
+
+        if existing is not None:
+            current = existing["Status"]
+            wanted = _text(element.get("Status")).upper() or current
+            invalid = INVALID_FOR_MODIFICATION.format(noun=kind.noun)
+            if current not in CREATE_STATUSES:
+                return refused(existing, [invalid])
+            if wanted in ("VOIDED", "DELETED"):
+                allowed = ("AUTHORISED",) if wanted == "VOIDED" else ("DRAFT", "SUBMITTED")
+                if current not in allowed:
+                    reason = (
+                        "Only AUTHORISED documents can be voided; delete a DRAFT or SUBMITTED one."
+                        if wanted == "VOIDED"
+                        else "An AUTHORISED document cannot be deleted; void it instead."
+                    )
+                    return refused(existing, [reason])
+                changed = {**existing, "Status": wanted, "UpdatedDateUTC": stamp}
+                self.store.save_document(kind.collection, tenant_id, changed)
+                contact = self.store.contact_by_id(tenant_id, existing.get("ContactID") or "")
+                return self.render_document(kind, changed, contact, unitdp, None, status_attribute)
+            if current == "AUTHORISED" and wanted in ("DRAFT", "SUBMITTED"):
+                return refused(existing, [f"An AUTHORISED {kind.noun.lower()} cannot be returned to {wanted}."])
+            checked = check_document(kind, merge_update(existing, element, kind), ledger, unitdp)
+        else:
+            checked = check_document(kind, element, ledger, unitdp)
+
+        document = checked.document
+        errors = list(checked.errors)
+        sales = kind.is_sales(document.get("Type", ""))
+        contact, new_contact, contact_error = self._document_contact(tenant_id, element.get("Contact") if existing is None or "Contact" in element else {"ContactID": existing.get("ContactID")}, sales)
+        if contact_error:
+            errors.append(contact_error)
+
+        number = document.get(kind.number_field)
+        if sales and number:
+            for other in self.store.documents_by_number(kind.collection, tenant_id, [number]):
+                if other["Status"] not in ("DELETED", "VOIDED") and kind.is_sales(other["Type"]) and (
+                    existing is None or other[kind.id_field] != existing[kind.id_field]
+                ):
+                    errors.append(f"{'Invoice' if kind.collection == 'Invoices' else 'Credit Note'} # must be unique.")
+                    break
+
+        if errors:
+            shown = contact or new_contact or ({"ContactID": ZERO_ID, "Name": _text(element.get("Contact", {}).get("Name")) if isinstance(element.get("Contact"), dict) else "", "ContactStatus": "ACTIVE"})
+            return refused(document, errors, shown)
+
+        if new_contact is not None:
+            contact = new_contact
+        role = "IsCustomer" if sales else "IsSupplier"
+        if not contact.get(role):
+            contact = {**contact, role: True, "UpdatedDateUTC": stamp}
+            self.store.save_contact(tenant_id, contact)
+        if sales and not number:
+            document[kind.number_field] = self._next_number(kind, tenant_id)
+        document[kind.id_field] = existing[kind.id_field] if existing else str(uuid.uuid4())
+        document["ContactID"] = contact["ContactID"]
+        document["UpdatedDateUTC"] = stamp
+        document["CreatedDateUTC"] = existing.get("CreatedDateUTC", stamp) if existing else stamp
+        self.store.save_document(kind.collection, tenant_id, document)
+        return self.render_document(kind, document, contact, unitdp, None, status_attribute)
+
+    def _next_number(self, kind: DocumentKind, tenant_id: str) -> str:
+        prefix = "INV-" if kind.collection == "Invoices" else "CN-"
+        sequence = self.store.count_documents(kind.collection, tenant_id) + 1
+        while self.store.documents_by_number(kind.collection, tenant_id, [f"{prefix}{sequence:04d}"]):
+            sequence += 1
+        return f"{prefix}{sequence:04d}"
+

@@ -1,0 +1,414 @@
+"""All sandbox state in one SQLite file, in tables a person can read.
+
+One connection shared by the server's threads, guarded by a lock (SQLite connections are not safe
+to use from two threads at once); WAL mode so a person can read the file while the sandbox runs.
+Tokens, codes and client secrets are stored only as SHA-256 digests. Documents are stored as
+exact JSON (Decimal amounts) next to indexed columns for the lookups the API offers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Iterable, Iterator
+
+from ..money import loads_exact
+from .config import SandboxClient, SandboxOrganisation
+from .seed import NZ_ACCOUNTS, NZ_TAX_RATES
+from .xerojson import encode_text, now_ms
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS organisations (
+    tenant_id TEXT PRIMARY KEY, name TEXT NOT NULL, short_code TEXT NOT NULL,
+    base_currency TEXT NOT NULL, period_lock_date TEXT, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS clients (
+    client_id TEXT PRIMARY KEY, secret_sha256 TEXT, redirect_uris TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS auth_codes (
+    code_sha256 TEXT PRIMARY KEY, client_id TEXT NOT NULL, redirect_uri TEXT NOT NULL, scope TEXT NOT NULL,
+    code_challenge TEXT, tenant_ids TEXT NOT NULL, auth_event_id TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL, used_ms INTEGER);
+CREATE TABLE IF NOT EXISTS grants (
+    grant_id TEXT PRIMARY KEY, client_id TEXT NOT NULL, grant_type TEXT NOT NULL, scope TEXT NOT NULL,
+    auth_event_id TEXT NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER, revoked_reason TEXT);
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+    token_sha256 TEXT PRIMARY KEY, grant_id TEXT NOT NULL, issued_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL, spent_ms INTEGER);
+CREATE INDEX IF NOT EXISTS refresh_tokens_grant ON refresh_tokens (grant_id);
+CREATE TABLE IF NOT EXISTS access_tokens (
+    token_sha256 TEXT PRIMARY KEY, grant_id TEXT NOT NULL, issued_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS access_tokens_grant ON access_tokens (grant_id);
+CREATE TABLE IF NOT EXISTS connections (
+    connection_id TEXT PRIMARY KEY, grant_id TEXT NOT NULL, client_id TEXT NOT NULL, tenant_id TEXT NOT NULL,
+    auth_event_id TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS connections_grant ON connections (grant_id);
+CREATE TABLE IF NOT EXISTS accounts (
+    tenant_id TEXT NOT NULL, account_id TEXT NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
+    class TEXT NOT NULL, tax_type TEXT NOT NULL, status TEXT NOT NULL, system_account TEXT NOT NULL,
+    description TEXT NOT NULL, bank_account_number TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, code));
+CREATE TABLE IF NOT EXISTS tax_rates (
+    tenant_id TEXT NOT NULL, tax_type TEXT NOT NULL, name TEXT NOT NULL, rate TEXT NOT NULL,
+    report_tax_type TEXT NOT NULL, applies_to TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (tenant_id, tax_type));
+CREATE TABLE IF NOT EXISTS tracking_categories (
+    category_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tracking_categories_tenant ON tracking_categories (tenant_id);
+CREATE TABLE IF NOT EXISTS tracking_options (
+    option_id TEXT PRIMARY KEY, category_id TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tracking_options_category ON tracking_options (category_id);
+CREATE TABLE IF NOT EXISTS contacts (
+    contact_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL COLLATE NOCASE,
+    contact_number TEXT COLLATE NOCASE, email TEXT, status TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+    document TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS contacts_name ON contacts (tenant_id, name);
+CREATE INDEX IF NOT EXISTS contacts_number ON contacts (tenant_id, contact_number);
+CREATE TABLE IF NOT EXISTS invoices (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, number TEXT COLLATE NOCASE, type TEXT NOT NULL,
+    status TEXT NOT NULL, date TEXT NOT NULL, due_date TEXT, contact_id TEXT, reference TEXT,
+    total TEXT NOT NULL, updated_ms INTEGER NOT NULL, document TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS invoices_number ON invoices (tenant_id, number);
+CREATE INDEX IF NOT EXISTS invoices_date ON invoices (tenant_id, date);
+CREATE TABLE IF NOT EXISTS credit_notes (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, number TEXT COLLATE NOCASE, type TEXT NOT NULL,
+    status TEXT NOT NULL, date TEXT NOT NULL, due_date TEXT, contact_id TEXT, reference TEXT,
+    total TEXT NOT NULL, updated_ms INTEGER NOT NULL, document TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS credit_notes_number ON credit_notes (tenant_id, number);
+CREATE INDEX IF NOT EXISTS credit_notes_date ON credit_notes (tenant_id, date);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    tenant_id TEXT NOT NULL, key TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
+    status INTEGER NOT NULL, body BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (tenant_id, key));
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, client_id TEXT NOT NULL, method TEXT NOT NULL,
+    collection TEXT NOT NULL, status INTEGER NOT NULL, at_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS calls_tenant ON calls (tenant_id);
+"""
+
+DOCUMENT_TABLES = {"Invoices": "invoices", "CreditNotes": "credit_notes"}
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def stable_id(*parts: str) -> str:
+    """A uuid derived from its parts: seeded rows keep their ids across restarts."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "xero-sandbox:" + "/".join(parts)))
+
+
+@dataclass(frozen=True)
+class Organisation:
+    tenant_id: str
+    name: str
+    short_code: str
+    base_currency: str
+    period_lock_date: date | None
+    created_ms: int
+
+
+class SandboxStore:
+    def __init__(self, db_path: str):
+        self.db_path = db_path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._depth = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing work; a nested call is a savepoint, undone alone if it raises."""
+        with self._lock:
+            depth = self._depth
+            begin, commit, rollback = (
+                ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+                if depth == 0
+                else (f"SAVEPOINT sp{depth}", f"RELEASE sp{depth}", f"ROLLBACK TO sp{depth}; RELEASE sp{depth}")
+            )
+            self._db.execute(begin)
+            self._depth += 1
+            try:
+                yield self._db
+            except BaseException:
+                self._depth -= 1
+                for statement in rollback.split("; "):
+                    self._db.execute(statement)
+                raise
+            else:
+                self._depth -= 1
+                self._db.execute(commit)
+
+    def query(self, sql: str, parameters: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, tuple(parameters)).fetchall()
+
+    def query_one(self, sql: str, parameters: Iterable[Any] = ()) -> sqlite3.Row | None:
+        rows = self.query(sql, parameters)
+        return rows[0] if rows else None
+
+    def execute(self, sql: str, parameters: Iterable[Any] = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, tuple(parameters)).rowcount
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def ensure_client(self, client: SandboxClient) -> None:
+        secret = digest(client.client_secret) if client.client_secret else None
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO clients (client_id, secret_sha256, redirect_uris) VALUES (?, ?, ?) "
+                "ON CONFLICT (client_id) DO UPDATE SET secret_sha256 = excluded.secret_sha256, "
+                "redirect_uris = excluded.redirect_uris",
+                (client.client_id, secret, json.dumps(list(client.redirect_uris))),
+            )
+
+    def ensure_organisation(self, organisation: SandboxOrganisation) -> str:
+        """Create the organisation with its chart and tracking, or bring an existing one (same tenant id
+        or name) up to date with the configuration; documents and connections are kept."""
+        tenant_id = organisation.resolved_tenant_id
+        lock = organisation.period_lock_date.isoformat() if organisation.period_lock_date else None
+        with self.transaction() as db:
+            existing = db.execute(
+                "SELECT tenant_id FROM organisations WHERE tenant_id = ? OR name = ? ORDER BY tenant_id = ? DESC",
+                (tenant_id, organisation.name, tenant_id),
+            ).fetchone()
+            if existing:
+                tenant_id = existing["tenant_id"]
+                db.execute(
+                    "UPDATE organisations SET name = ?, short_code = ?, base_currency = ?, period_lock_date = ? "
+                    "WHERE tenant_id = ?",
+                    (organisation.name, organisation.short_code, organisation.base_currency, lock, tenant_id),
+                )
+            else:
+                db.execute(
+                    "INSERT INTO organisations VALUES (?, ?, ?, ?, ?, ?)",
+                    (tenant_id, organisation.name, organisation.short_code, organisation.base_currency, lock, now_ms()),
+                )
+            stamp = now_ms()
+            for account in NZ_ACCOUNTS:
+                db.execute(
+                    "INSERT OR IGNORE INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        tenant_id, stable_id(tenant_id, "account", account.code), account.code, account.name,
+                        account.type, account.account_class, account.tax_type, account.status,
+                        account.system_account, account.description, account.bank_account_number, stamp,
+                    ),
+                )
+            for rate in NZ_TAX_RATES:
+                db.execute(
+                    "INSERT OR IGNORE INTO tax_rates VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        tenant_id, rate.tax_type, rate.name, str(rate.rate), rate.report_tax_type,
+                        ",".join(sorted(rate.applies_to)), rate.status,
+                    ),
+                )
+            for category_name, option_names in organisation.tracking_categories.items():
+                row = db.execute(
+                    "SELECT category_id FROM tracking_categories WHERE tenant_id = ? AND name = ? COLLATE NOCASE",
+                    (tenant_id, category_name),
+                ).fetchone()
+                category_id = row["category_id"] if row else self.add_tracking_category(tenant_id, category_name)
+                for option_name in option_names:
+                    known = db.execute(
+                        "SELECT 1 FROM tracking_options WHERE category_id = ? AND name = ? COLLATE NOCASE",
+                        (category_id, option_name),
+                    ).fetchone()
+                    if not known:
+                        self.add_tracking_option(category_id, option_name)
+        return tenant_id
+
+    # -- organisations, clients -------------------------------------------------------------------
+    @staticmethod
+    def _organisation(row: sqlite3.Row) -> Organisation:
+        lock = date.fromisoformat(row["period_lock_date"]) if row["period_lock_date"] else None
+        return Organisation(row["tenant_id"], row["name"], row["short_code"], row["base_currency"], lock, row["created_ms"])
+
+    def organisations(self) -> list[Organisation]:
+        return [self._organisation(r) for r in self.query("SELECT * FROM organisations ORDER BY rowid")]
+
+    def organisation(self, tenant_id: str) -> Organisation | None:
+        row = self.query_one("SELECT * FROM organisations WHERE tenant_id = ?", (tenant_id,))
+        return self._organisation(row) if row else None
+
+    def client(self, client_id: str) -> sqlite3.Row | None:
+        return self.query_one("SELECT * FROM clients WHERE client_id = ?", (client_id,))
+
+    # -- chart ----------------------------------------------------------------------------------
+    def accounts(self, tenant_id: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM accounts WHERE tenant_id = ? ORDER BY code", (tenant_id,))
+
+    def tax_rates(self, tenant_id: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM tax_rates WHERE tenant_id = ? ORDER BY rowid", (tenant_id,))
+
+    # -- tracking -------------------------------------------------------------------------------
+    def tracking_categories(self, tenant_id: str) -> list[sqlite3.Row]:
+        return self.query(
+            "SELECT * FROM tracking_categories WHERE tenant_id = ? AND status != 'DELETED' ORDER BY name",
+            (tenant_id,),
+        )
+
+    def tracking_options(self, category_ids: list[str]) -> dict[str, list[sqlite3.Row]]:
+        found: dict[str, list[sqlite3.Row]] = {category_id: [] for category_id in category_ids}
+        if category_ids:
+            marks = ",".join("?" * len(category_ids))
+            for row in self.query(
+                f"SELECT * FROM tracking_options WHERE category_id IN ({marks}) AND status != 'DELETED' ORDER BY name",
+                category_ids,
+            ):
+                found[row["category_id"]].append(row)
+        return found
+
+    def add_tracking_category(self, tenant_id: str, name: str) -> str:
+        category_id = str(uuid.uuid4())
+        self.execute("INSERT INTO tracking_categories VALUES (?, ?, ?, 'ACTIVE')", (category_id, tenant_id, name))
+        return category_id
+
+    def add_tracking_option(self, category_id: str, name: str) -> str:
+        option_id = str(uuid.uuid4())
+        self.execute("INSERT INTO tracking_options VALUES (?, ?, ?, 'ACTIVE')", (option_id, category_id, name))
+        return option_id
+
+    # -- contacts -------------------------------------------------------------------------------
+    def contact_by_id(self, tenant_id: str, contact_id: str) -> dict[str, Any] | None:
+        row = self.query_one("SELECT document FROM contacts WHERE tenant_id = ? AND contact_id = ?", (tenant_id, contact_id))
+        return loads_exact(row["document"]) if row else None
+
+    def active_contact_by(self, tenant_id: str, column: str, value: str) -> dict[str, Any] | None:
+        assert column in ("name", "contact_number")
+        row = self.query_one(
+            f"SELECT document FROM contacts WHERE tenant_id = ? AND {column} = ? AND status = 'ACTIVE' ORDER BY rowid",
+            (tenant_id, value),
+        )
+        return loads_exact(row["document"]) if row else None
+
+    def contacts_by_ids(self, tenant_id: str, contact_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        wanted = sorted(set(contact_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.query(
+                f"SELECT contact_id, document FROM contacts WHERE tenant_id = ? AND contact_id IN ({marks})",
+                [tenant_id, *chunk],
+            ):
+                found[row["contact_id"]] = loads_exact(row["document"])
+        return found
+
+    def all_contacts(self, tenant_id: str) -> list[dict[str, Any]]:
+        return [loads_exact(r["document"]) for r in self.query("SELECT document FROM contacts WHERE tenant_id = ? ORDER BY rowid", (tenant_id,))]
+
+    def save_contact(self, tenant_id: str, contact: dict[str, Any]) -> None:
+        self.execute(
+            "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (contact_id) DO UPDATE SET "
+            "name = excluded.name, contact_number = excluded.contact_number, email = excluded.email, "
+            "status = excluded.status, updated_ms = excluded.updated_ms, document = excluded.document",
+            (
+                contact["ContactID"], tenant_id, contact["Name"], contact.get("ContactNumber"),
+                contact.get("EmailAddress"), contact.get("ContactStatus", "ACTIVE"), contact["UpdatedDateUTC"],
+                encode_text(contact),
+            ),
+        )
+
+    # -- invoices and credit notes ----------------------------------------------------------------
+    def document_rows(
+        self,
+        collection: str,
+        tenant_id: str,
+        *,
+        ids: list[str] | None = None,
+        numbers: Iterable[str] | None = None,
+        statuses: list[str] | None = None,
+        contact_ids: list[str] | None = None,
+        modified_since_ms: int | None = None,
+    ) -> list[sqlite3.Row]:
+        """Rows (columns and stored JSON) in the order they were created, filtered by the indexed columns."""
+        table = DOCUMENT_TABLES[collection]
+        sql = f"SELECT * FROM {table} WHERE tenant_id = ?"
+        parameters: list[Any] = [tenant_id]
+        for column, values in (("id", ids), ("number", numbers), ("status", statuses), ("contact_id", contact_ids)):
+            if values is not None:
+                values = list(values)
+                if not values:
+                    return []
+                sql += f" AND {column} IN ({','.join('?' * len(values))})"
+                parameters += values
+        if modified_since_ms is not None:
+            sql += " AND updated_ms > ?"
+            parameters.append(modified_since_ms)
+        return self.query(sql + " ORDER BY rowid", parameters)
+
+    def documents_by_number(self, collection: str, tenant_id: str, numbers: Iterable[str]) -> list[dict[str, Any]]:
+        wanted = sorted({n for n in numbers if n})
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), 500):
+            for row in self.document_rows(collection, tenant_id, numbers=wanted[start : start + 500]):
+                found.append(loads_exact(row["document"]))
+        return found
+
+    def document(self, collection: str, tenant_id: str, document_id: str) -> dict[str, Any] | None:
+        rows = self.document_rows(collection, tenant_id, ids=[document_id])
+        return loads_exact(rows[0]["document"]) if rows else None
+
+    def count_documents(self, collection: str, tenant_id: str) -> int:
+        table = DOCUMENT_TABLES[collection]
+        return self.query_one(f"SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = ?", (tenant_id,))["n"]
+
+    def save_document(self, collection: str, tenant_id: str, document: dict[str, Any]) -> None:
+        table = DOCUMENT_TABLES[collection]
+        id_field, number_field = (
+            ("InvoiceID", "InvoiceNumber") if collection == "Invoices" else ("CreditNoteID", "CreditNoteNumber")
+        )
+        self.execute(
+            f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "number = excluded.number, type = excluded.type, status = excluded.status, date = excluded.date, "
+            "due_date = excluded.due_date, contact_id = excluded.contact_id, reference = excluded.reference, "
+            "total = excluded.total, updated_ms = excluded.updated_ms, document = excluded.document",
+            (
+                document[id_field], tenant_id, document.get(number_field), document["Type"], document["Status"],
+                document["Date"], document.get("DueDate"), document.get("ContactID"), document.get("Reference"),
+                str(document["Total"]), document["UpdatedDateUTC"], encode_text(document),
+            ),
+        )
+
+    # -- idempotency ----------------------------------------------------------------------------
+    def remembered_answer(self, tenant_id: str, key: str, since_ms: int) -> tuple[int, bytes] | None:
+        row = self.query_one(
+            "SELECT status, body FROM idempotency_keys WHERE tenant_id = ? AND key = ? AND created_ms >= ?",
+            (tenant_id, key, since_ms),
+        )
+        return (row["status"], bytes(row["body"])) if row else None
+
+    def remember_answer(self, tenant_id: str, key: str, method: str, path: str, status: int, body: bytes) -> None:
+        self.execute(
+            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, key) DO UPDATE SET "
+            "method = excluded.method, path = excluded.path, status = excluded.status, body = excluded.body, "
+            "created_ms = excluded.created_ms",
+            (tenant_id, key, method, path, status, body, now_ms()),
+        )
+
+    # -- calls ----------------------------------------------------------------------------------
+    def record_call(self, tenant_id: str, client_id: str, method: str, collection: str, status: int) -> None:
+        self.execute(
+            "INSERT INTO calls (tenant_id, client_id, method, collection, status, at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            (tenant_id, client_id, method, collection, status, now_ms()),
+        )
+
+    def call_counts(self, tenant_id: str) -> dict[tuple[str, str], int]:
+        """Accounting API calls made for an organisation (every answer, 4xx and 429 included),
+        by (method, collection), e.g. {("PUT", "Invoices"): 1}."""
+        rows = self.query(
+            "SELECT method, collection, COUNT(*) AS n FROM calls WHERE tenant_id = ? GROUP BY method, collection",
+            (tenant_id,),
+        )
+        return {(row["method"], row["collection"]): row["n"] for row in rows}
+

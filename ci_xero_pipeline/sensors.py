@@ -1,0 +1,76 @@
+"""Sensors: E-Retailer documents that changed in CI after their day was posted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    DefaultSensorStatus,
+    JobDefinition,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from .ci.extract import changed_documents_since
+from .resources import CISourceResource
+from .settings import NZ_TIMEZONE
+
+NZ = ZoneInfo(NZ_TIMEZONE)
+
+
+def days_changed_after_posting(
+    changes: pd.DataFrame, posted_at: dict[str, float]
+) -> dict[str, pd.Timestamp]:
+    """Days whose newest CI change (NZ local time) is later than that day's posting (epoch seconds)."""
+    stale: dict[str, pd.Timestamp] = {}
+    if changes.empty:
+        return stale
+    newest = changes.groupby("business_date")["updated_at"].max()
+    for day, updated_at in newest.items():
+        if day not in posted_at:
+            continue  # never posted: the schedule or a backfill will take it
+        changed = pd.Timestamp(updated_at).tz_localize(NZ).timestamp()
+        if changed > posted_at[day]:
+            stale[str(day)] = pd.Timestamp(updated_at)
+    return stale
+
+
+def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
+    posted_key = AssetKey("posted_eretailer")
+
+    @sensor(
+        job=job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=DefaultSensorStatus.STOPPED,
+        description="Re-runs a posted day when CI E-Retailer documents of that day are added, edited "
+        "or voided after it was posted.",
+    )
+    def eretailer_changes_after_posting(context: SensorEvaluationContext, ci: CISourceResource):
+        since = datetime.fromisoformat(context.cursor) if context.cursor else None
+        changes = changed_documents_since(ci.engine(), since, source="ERETAILER")
+        if changes.empty:
+            return SkipReason("No E-Retailer document changed in CI since the last look.")
+        days = sorted(changes["business_date"].unique())
+        records = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=posted_key, asset_partitions=list(days)), limit=10_000
+        ).records
+        posted_at: dict[str, float] = {}
+        for record in records:
+            day = record.partition_key
+            posted_at[day] = max(posted_at.get(day, 0.0), record.timestamp)
+        stale = days_changed_after_posting(changes, posted_at)
+        newest = pd.Timestamp(changes["updated_at"].max()).isoformat()
+        requests = [
+            RunRequest(partition_key=day, run_key=f"eretailer-changed:{day}:{changed.isoformat()}")
+            for day, changed in sorted(stale.items())
+        ]
+        return SensorResult(run_requests=requests, cursor=newest)
+
+    return eretailer_changes_after_posting

@@ -1,0 +1,193 @@
+"""Site settings: one YAML file per CI site, validated when the code location loads.
+
+The file is `site.yaml` in the working folder unless the environment variable `CI_XERO_SITE` names
+another. Every setting is documented in that file; errors name the setting and say what to fix.
+Relative paths are relative to the folder of the settings file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SETTINGS_ENV_VAR = "CI_XERO_SITE"
+DEFAULT_SETTINGS_FILE = "site.yaml"
+NZ_TIMEZONE = "Pacific/Auckland"
+
+_TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+class SettingsError(ValueError):
+    """The site settings file is missing or wrong; the message says what to fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EretailerSettings(_Strict):
+    mode: Literal["summary", "detail"] = "summary"
+    summary_grouping: Literal["day", "branch_day"] = "day"
+    status: Literal["DRAFT", "AUTHORISED"] = "DRAFT"
+    schedule_time: str = "02:00"
+    sensor_interval_seconds: int = Field(default=300, ge=30)
+    number_prefix: str = Field(default="ER-", max_length=20)
+    summary_contact_name: str = "E-Retailer Sales"
+    contact_strategy: Literal["customer", "default"] = "customer"
+    default_contact_name: str = "E-Retailer Customer"
+    contact_name_format: str = "{customer_name} [{customer_code}]"
+    due_days: int = Field(default=0, ge=0, le=365)
+
+    @field_validator("schedule_time")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        if not _TIME_OF_DAY.match(value):
+            raise ValueError(f"'{value}' is not a time of day as HH:MM (24-hour, NZ time), e.g. '02:00'")
+        return value
+
+    @property
+    def schedule_hour_minute(self) -> tuple[int, int]:
+        hour, minute = self.schedule_time.split(":")
+        return int(hour), int(minute)
+
+
+class TrackingSettings(_Strict):
+    category_name: str = Field(default="CI Branches", min_length=1, max_length=100)
+    strategy: Literal["existing", "create"] = "create"
+    branch_options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("branch_options")
+    @classmethod
+    def _option_length(cls, value: dict[str, str]) -> dict[str, str]:
+        too_long = [name for name in value.values() if len(name) > 50]
+        if too_long:
+            raise ValueError(f"tracking option names are limited to 50 characters by Xero: {too_long}")
+        return value
+
+
+class MappingSettings(_Strict):
+    sales_accounts: dict[str, str] = Field(default_factory=dict)
+    tax_types: dict[str, str] = Field(
+        default_factory=lambda: {"S": "OUTPUT2", "Z": "ZERORATED", "E": "NONE"}
+    )
+
+    @field_validator("sales_accounts")
+    @classmethod
+    def _some_accounts(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("map at least one CI analysis code to a Xero sales account code")
+        return value
+
+
+class XeroSettings(_Strict):
+    client_id: str = Field(min_length=1)
+    # The client secret is never stored here: it comes from this environment variable (through
+    # Dagster's EnvVar). Leave the variable unset for a PKCE public client.
+    client_secret_env_var: str = "XERO_CLIENT_SECRET"
+    authorize_url: str = "https://login.xero.com/identity/connect/authorize"
+    token_url: str = "https://identity.xero.com/connect/token"
+    revoke_url: str = "https://identity.xero.com/connect/revocation"
+    connections_url: str = "https://api.xero.com/connections"
+    api_url: str = "https://api.xero.com/api.xro/2.0"
+    redirect_uri: str = "http://localhost:8765/callback"
+    scopes: list[str] = Field(
+        default_factory=lambda: [
+            "offline_access",
+            "accounting.invoices",
+            "accounting.contacts",
+            "accounting.settings",
+        ]
+    )
+    tenant_name: str | None = None
+    tenant_id: str | None = None
+    token_file: str = "data/xero_token.json"
+    batch_size: int = Field(default=50, ge=1, le=100)
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("scopes")
+    @classmethod
+    def _offline(cls, value: list[str]) -> list[str]:
+        if "offline_access" not in value:
+            raise ValueError("scopes must include 'offline_access', or Xero gives no refresh token")
+        return value
+
+
+class SiteSettings(_Strict):
+    site_name: str = Field(min_length=1)
+    data_dir: str = "data"
+    ci_database_url: str | None = None
+    first_trading_day: date
+    eretailer: EretailerSettings = Field(default_factory=EretailerSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    mapping: MappingSettings
+    xero: XeroSettings
+    # where relative paths start: the folder of the settings file (set by load_settings)
+    base_dir: str = Field(default=".", exclude=True)
+
+    @model_validator(mode="after")
+    def _sensible_dates(self) -> "SiteSettings":
+        if self.first_trading_day.year < 2000:
+            raise ValueError("first_trading_day must be a real trading day (YYYY-MM-DD)")
+        return self
+
+    def path(self, value: str) -> Path:
+        candidate = Path(value)
+        return candidate if candidate.is_absolute() else (Path(self.base_dir) / candidate).resolve()
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+    @property
+    def resolved_ci_database_url(self) -> str:
+        if self.ci_database_url:
+            return os.path.expandvars(self.ci_database_url)
+        return f"sqlite:///{self.data_path / 'ci_demo.sqlite'}"
+
+    @property
+    def token_path(self) -> Path:
+        return self.path(self.xero.token_file)
+
+
+def settings_file() -> Path:
+    return Path(os.environ.get(SETTINGS_ENV_VAR) or DEFAULT_SETTINGS_FILE).resolve()
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "is not a known setting (check the spelling against site.yaml's comments)"
+        elif problem["type"] == "missing":
+            message = "is required"
+        lines.append(f"  - {where}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None) -> SiteSettings:
+    """Read and validate the site settings; raise SettingsError naming each setting to fix."""
+    file = Path(path).resolve() if path else settings_file()
+    if not file.is_file():
+        raise SettingsError(
+            f"No site settings at {file}. Copy site.yaml from the project and set {SETTINGS_ENV_VAR} "
+            "to its path."
+        )
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{file} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{file} must hold a mapping of settings, not {type(raw).__name__}")
+    raw["base_dir"] = str(file.parent)
+    try:
+        return SiteSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(f"Site settings in {file} need fixing:\n{_describe(exc)}") from None

@@ -1,0 +1,302 @@
+"""The Xero Accounting API over a refreshing OAuth 2.0 session: requests, errors, batching.
+
+Knows nothing of CI: it sends Xero payloads and reports what Xero answered, document by document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Iterable, Iterator, Sequence
+
+import requests
+from oauthlib.oauth2 import OAuth2Error
+from requests_oauthlib import OAuth2Session
+
+from ..money import dumps_exact, loads_exact
+from .oauth import OAuthApp
+
+RECONNECT_HINT = "Reconnect the site to Xero with `ci-xero connect`."
+# Xero's own advice for a batch; a request of 50 documents stays far below its size limit.
+DEFAULT_BATCH_SIZE = 50
+_NUMBERS_PER_LOOKUP = 100  # one page of results; keeps lookup URLs near 1.5 kB
+
+
+class XeroApiError(RuntimeError):
+    """Xero refused a request. `messages` holds Xero's own validation messages."""
+
+    def __init__(self, status: int, summary: str, messages: Sequence[str] = ()):
+        self.status = status
+        self.messages = list(messages)
+        detail = "; ".join(self.messages)
+        super().__init__(f"Xero answered HTTP {status}: {summary}" + (f" ({detail})" if detail else ""))
+
+
+class XeroConnectionLost(XeroApiError):
+    """The OAuth connection is spent, expired or revoked: posting must stop until someone reconnects."""
+
+    def __init__(self, reason: str):
+        super().__init__(401, f"{reason}. {RECONNECT_HINT}")
+
+
+class XeroRateLimited(XeroApiError):
+    """A Xero limit that waiting within this run will not fix (the daily limit)."""
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """What Xero said about one document of a batch."""
+
+    key: str
+    ok: bool
+    document: dict[str, Any]
+    messages: tuple[str, ...] = ()
+
+
+@dataclass
+class CallLog:
+    """Counts of the calls a client made, for metadata and benchmarks."""
+
+    by_kind: Counter = field(default_factory=Counter)
+    rate_limited: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_kind.values())
+
+    @property
+    def writes(self) -> int:
+        return sum(n for (method, _), n in self.by_kind.items() if method in ("PUT", "POST", "DELETE"))
+
+
+def _validation_messages(element: dict[str, Any]) -> list[str]:
+    messages = [str(error.get("Message", "")) for error in element.get("ValidationErrors") or []]
+    for line in element.get("LineItems") or []:
+        messages += [str(error.get("Message", "")) for error in line.get("ValidationErrors") or []]
+    return [message for message in messages if message]
+
+
+def _error_summary(answer: requests.Response) -> tuple[str, list[str]]:
+    try:
+        body = loads_exact(answer.content)
+    except ValueError:
+        return (answer.reason or "error", [])
+    if not isinstance(body, dict):
+        return (answer.reason or "error", [])
+    messages: list[str] = []
+    for element in body.get("Elements") or []:
+        messages += _validation_messages(element)
+    summary = body.get("Message") or body.get("Detail") or body.get("Title") or answer.reason or "error"
+    return (str(summary), messages)
+
+
+def batch_idempotency_key(endpoint: str, keyed_payloads: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """A key derived from the documents themselves: a retried batch replays instead of duplicating,
+    and a changed document makes a new key. Xero allows at most 128 characters."""
+    digest = hashlib.sha256(endpoint.encode())
+    for key, payload in keyed_payloads:
+        digest.update(key.encode())
+        digest.update(dumps_exact(payload).encode())
+    return f"ci-xero-{digest.hexdigest()}"
+
+
+class XeroClient:
+    """One organisation's Accounting API."""
+
+    def __init__(
+        self,
+        session: OAuth2Session,
+        app: OAuthApp,
+        tenant_id: str,
+        api_url: str,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        timeout: float = 30,
+        max_attempts: int = 6,
+    ):
+        self._session = session
+        self._app = app
+        self.tenant_id = tenant_id
+        self.api_url = api_url.rstrip("/")
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.calls = CallLog()
+
+    def __repr__(self) -> str:
+        return f"XeroClient(tenant_id={self.tenant_id!r}, api_url={self.api_url!r})"
+
+    # -- one request --------------------------------------------------------------------------
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        client_auth = {}
+        if self._app.client_secret:  # lets requests-oauthlib refresh with HTTP Basic client auth
+            client_auth = {"client_id": self._app.client_id, "client_secret": self._app.client_secret}
+        try:
+            return self._session.request(method, url, timeout=self.timeout, **client_auth, **kwargs)
+        except OAuth2Error as error:
+            # invalid_grant and friends: the refresh token is spent, expired or revoked
+            raise XeroConnectionLost(f"Xero refused to refresh the connection ({error.error})") from None
+
+    def _refresh_now(self) -> None:
+        auth = None
+        extra = {"client_id": self._app.client_id}
+        if self._app.client_secret:
+            auth, extra = requests.auth.HTTPBasicAuth(self._app.client_id, self._app.client_secret), {}
+        try:
+            token = self._session.refresh_token(self._app.token_url, auth=auth, timeout=self.timeout, **extra)
+        except OAuth2Error as error:
+            raise XeroConnectionLost(f"Xero refused to refresh the connection ({error.error})") from None
+        if self._session.token_updater:
+            self._session.token_updater(token)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        url = f"{self.api_url}/{path.lstrip('/')}"
+        headers = {"xero-tenant-id": self.tenant_id, "Accept": "application/json"}
+        data = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            data = dumps_exact(body).encode()
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        kind = (method, path.split("/")[0])
+        refreshed = False
+        for attempt in range(1, self.max_attempts + 1):
+            self.calls.by_kind[kind] += 1
+            try:
+                answer = self._send(method, url, params=params, data=data, headers=headers)
+            except (requests.ConnectionError, requests.Timeout):
+                # Safe to repeat: a GET changes nothing, and a write carries its Idempotency-Key.
+                if attempt == self.max_attempts:
+                    raise
+                time.sleep(min(2**attempt, 30) / 4)
+                continue
+            if answer.status_code == 401 and not refreshed:
+                # the access token died early (revoked, or clocks disagree): refresh once, then retry
+                refreshed = True
+                self._refresh_now()
+                continue
+            if answer.status_code == 429:
+                self.calls.rate_limited += 1
+                problem = answer.headers.get("X-Rate-Limit-Problem", "")
+                if problem == "day":
+                    raise XeroRateLimited(429, "the organisation's daily call limit is used up; run again tomorrow")
+                wait = float(answer.headers.get("Retry-After") or 1)
+                if attempt < self.max_attempts:
+                    time.sleep(min(wait, 60))
+                    continue
+            if answer.status_code >= 500 and attempt < self.max_attempts:
+                time.sleep(min(2**attempt, 30) / 4)
+                continue
+            if answer.status_code == 401:
+                raise XeroConnectionLost("Xero no longer accepts this connection's tokens")
+            if answer.status_code >= 400:
+                summary, messages = _error_summary(answer)
+                raise XeroApiError(answer.status_code, summary, messages)
+            return loads_exact(answer.content) if answer.content else {}
+        raise XeroApiError(429, "still rate limited after retrying")
+
+    # -- reading ------------------------------------------------------------------------------
+    def get_all(self, path: str, collection: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every element of a collection, following Xero's pages where the endpoint pages."""
+        params = dict(params or {})
+        paged = "page" in params
+        elements: list[dict[str, Any]] = []
+        page = params.get("page", 1)
+        while True:
+            if paged:
+                params["page"] = page
+            found = self.request("GET", path, params=params).get(collection) or []
+            elements += found
+            page_size = int(params.get("pageSize", 100))
+            if not paged or len(found) < page_size:
+                return elements
+            page += 1
+
+    def organisation(self) -> dict[str, Any]:
+        return self.get_all("Organisation", "Organisations")[0]
+
+    def accounts(self) -> list[dict[str, Any]]:
+        return self.get_all("Accounts", "Accounts")
+
+    def tax_rates(self) -> list[dict[str, Any]]:
+        return self.get_all("TaxRates", "TaxRates")
+
+    def tracking_categories(self) -> list[dict[str, Any]]:
+        return self.get_all("TrackingCategories", "TrackingCategories", {"includeArchived": "true"})
+
+    def find_by_number(self, endpoint: str, numbers: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The documents already in Xero with these numbers, by number (deleted ones ignored)."""
+        wanted = sorted(set(numbers))
+        found: dict[str, dict[str, Any]] = {}
+        number_field = "InvoiceNumber" if endpoint == "Invoices" else "CreditNoteNumber"
+        for start in range(0, len(wanted), _NUMBERS_PER_LOOKUP):
+            chunk = wanted[start : start + _NUMBERS_PER_LOOKUP]
+            params: dict[str, Any] = {"page": 1, "pageSize": 1000, "unitdp": 4}
+            if endpoint == "Invoices":
+                params["InvoiceNumbers"] = ",".join(chunk)
+            else:
+                params["where"] = " OR ".join(f'{number_field}=="{number}"' for number in chunk)
+            for document in self.get_all(endpoint, endpoint, params):
+                if document.get("Status") != "DELETED" and document.get(number_field) in chunk:
+                    found[document[number_field]] = document
+        return found
+
+    # -- writing ------------------------------------------------------------------------------
+    def create_tracking_category(self, name: str) -> dict[str, Any]:
+        answer = self.request("PUT", "TrackingCategories", body={"Name": name})
+        return answer["TrackingCategories"][0]
+
+    def add_tracking_options(self, category_id: str, names: Sequence[str]) -> list[dict[str, Any]]:
+        answer = self.request(
+            "PUT", f"TrackingCategories/{category_id}/Options", body={"Options": [{"Name": n} for n in names]}
+        )
+        return answer.get("Options") or []
+
+    def _batches(self, items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+        for start in range(0, len(items), self.batch_size):
+            yield items[start : start + self.batch_size]
+
+    def create_documents(
+        self, endpoint: str, keyed_payloads: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[DocumentOutcome]:
+        """PUT documents in batches; each document's own result, good ones saved even if others fail."""
+        outcomes: list[DocumentOutcome] = []
+        for batch in self._batches(keyed_payloads):
+            answer = self.request(
+                "PUT",
+                endpoint,
+                params={"summarizeErrors": "false", "unitdp": 4},
+                body={endpoint: [payload for _, payload in batch]},
+                idempotency_key=batch_idempotency_key(endpoint, batch),
+            )
+            elements = answer.get(endpoint) or []
+            if len(elements) != len(batch):
+                raise XeroApiError(200, f"Xero answered {len(elements)} elements for {len(batch)} documents")
+            for (key, _), element in zip(batch, elements):
+                messages = _validation_messages(element)
+                ok = element.get("StatusAttributeString", "OK") != "ERROR" and not element.get("HasErrors")
+                outcomes.append(DocumentOutcome(key=key, ok=ok and not messages, document=element, messages=tuple(messages)))
+        return outcomes
+
+
+def parse_xero_date(value: str | None) -> date | None:
+    """Xero writes dates as '/Date(1759276800000+0000)/' in JSON; some fields as 'YYYY-MM-DD'."""
+    if not value:
+        return None
+    match = re.match(r"/Date\((-?\d+)([+-]\d{4})?\)/", value)
+    if match:
+        # the millisecond count marks midnight of the calendar date, so read it in UTC
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=timezone.utc).date()
+    return date.fromisoformat(value[:10])
