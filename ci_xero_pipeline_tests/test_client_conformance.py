@@ -20,9 +20,11 @@ XERO_API = "https://api.xero.com/api.xro/2.0"
 def accounting_spec():
     if not (SPECS / "xero_accounting.yaml").is_file():
         pytest.skip(f"Xero's OpenAPI specs are not at {SPECS}: nothing to validate against")
-    from openapi_core import OpenAPI
+    from openapi_core import Config, OpenAPI
 
-    return OpenAPI.from_file_path(str(SPECS / "xero_accounting.yaml"))
+    # Xero's published spec fails strict spec validation on harmless details (string defaults for
+    # booleans); requests are still validated against its schemas in full.
+    return OpenAPI.from_file_path(str(SPECS / "xero_accounting.yaml"), config=Config(spec_validator_cls=None))
 
 
 @pytest.fixture

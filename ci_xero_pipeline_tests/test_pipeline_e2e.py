@@ -120,10 +120,11 @@ def test_existing_strategy_without_the_category_fails_with_what_to_fix(sandbox, 
     result = run(site, DEMO_END_DAY, DEMO_END_DAY, instance)
     assert not result.success
     failures = [
-        event.event_specific_data.error.message
+        # Dagster wraps the asset's own exception: its message is the cause's
+        (error.cause or error).message
         for event in instance.all_logs(result.run_id)
         if event.dagster_event and event.dagster_event.is_step_failure
-        for event in [event.dagster_event]
+        for error in [event.dagster_event.event_specific_data.error]
     ]
     assert any("no tracking category 'Shops'" in message and "tracking.strategy" in message for message in failures)
     assert xero_documents(site) == ([], [])

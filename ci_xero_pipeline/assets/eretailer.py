@@ -1,8 +1,6 @@
 """E-Retailer invoices: CI database → validated rows → Xero documents → posted, one NZ trading day
 per partition. A backfill of many days is one run, so its documents go to Xero 50 to a request."""
 
-from __future__ import annotations
-
 from datetime import date
 from typing import Iterator
 
