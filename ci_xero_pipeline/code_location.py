@@ -37,7 +37,6 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
     eretailer_job = define_asset_job(
         "eretailer_to_xero",
         selection=AssetSelection.groups(ERETAILER_GROUP),
-        partitions_def=partitions,
         description="E-Retailer invoices from CI to Xero for the chosen NZ trading days.",
     )
     hour, minute = settings.eretailer.schedule_hour_minute
