@@ -61,7 +61,7 @@ def command_run(args: argparse.Namespace) -> int:
     settings = load_settings(path)
     last = date.fromisoformat(args.last) if args.last else nz_yesterday()
     first = date.fromisoformat(args.first) if args.first else last
-    run = run_days(path, first, last, dagster_instance(settings))
+    run = run_days(path, first, last, dagster_instance(settings), log_level=args.log_level)
     print(f"Run {run.run_id}: {'succeeded' if run.success else 'FAILED'} for {first} … {last}")
     for check in run.failed_checks:
         print(f"  check failed: {check}")
@@ -105,12 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="post a range of trading days as one Dagster run")
     run.add_argument("--first", help="first trading day, YYYY-MM-DD (default: --last)")
     run.add_argument("--last", help="last trading day, YYYY-MM-DD (default: yesterday, NZ time)")
+    run.add_argument("--log-level", default="INFO", help="what the console prints (the UI keeps every event)")
     run.set_defaults(handler=command_run)
     return parser
 
 
+def quiet_dagster_api_warnings() -> None:
+    """Beta/superseded-API notices are for us, not for the person running a command."""
+    import warnings
+
+    from dagster import BetaWarning, SupersessionWarning
+
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", category=SupersessionWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_dagster_api_warnings()
     try:
         return args.handler(args)
     except SettingsError as error:
