@@ -52,6 +52,9 @@ def writes(counts: dict) -> int:
 
 
 def main() -> None:
+    from ci_xero_pipeline.cli import quiet_dagster_api_warnings
+
+    quiet_dagster_api_warnings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--invoices-per-day", type=int, default=60)
@@ -87,7 +90,7 @@ def main() -> None:
                 documents = len(result.results)
                 print(
                     f"{attempt} backfill of {args.days} days: {'ok' if result.success else 'FAILED'} in {elapsed:.1f} s; "
-                    f"{documents} documents ({dict(result.results['outcome'].value_counts()) if documents else {}}); "
+                    f"{documents} documents ({{k: int(v) for k, v in result.results['outcome'].value_counts().items()} if documents else {}}); "
                     f"Xero calls {sum(calls.values())} (⌈documents/50⌉ = {math.ceil(documents / 50)}), "
                     f"writes {writes(calls)}"
                 )
