@@ -43,14 +43,65 @@ def command_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_connect(args: argparse.Namespace) -> int:
+def _xero(args: argparse.Namespace):
     from .resources import XeroResource
-    from .xero.oauth import connect
 
     settings = load_settings(_settings_path(args))
-    xero = XeroResource.from_settings(settings)
-    connection = connect(xero.oauth_app(), xero.token_store(), args.tenant or settings.xero.tenant_name)
+    return settings, XeroResource.from_settings(settings)
+
+
+def command_connect(args: argparse.Namespace) -> int:
+    """Connect in a browser (authorization code + PKCE, local callback server), or as a custom connection."""
+    import webbrowser
+
+    from .xero.oauth import CallbackServer, connect, connect_custom
+
+    settings, xero = _xero(args)
+    tenant = args.tenant or settings.xero.tenant_id or settings.xero.tenant_name
+    if args.custom or settings.xero.connection == "custom":
+        connection = connect_custom(xero.oauth_app(), xero.token_store(), tenant)
+    else:
+        def open_consent(url: str) -> str:
+            with CallbackServer(xero.redirect_uri) as callback:
+                print("Open this address in a browser to connect to Xero (waiting for the answer):", flush=True)
+                print(url, flush=True)
+                if not args.no_browser:
+                    webbrowser.open(url)  # a machine without a screen just leaves the address above
+                return callback.wait(args.timeout)
+
+        connection = connect(xero.oauth_app(), xero.token_store(), tenant, open_consent=open_consent)
     print(f"Connected to the Xero organisation {connection.tenant_name!r} ({connection.tenant_id}).")
+    return 0
+
+
+def command_disconnect(args: argparse.Namespace) -> int:
+    from .xero.oauth import disconnect
+
+    _settings, xero = _xero(args)
+    connection = disconnect(xero.oauth_app(), xero.token_store())
+    if connection is None:
+        print("No Xero connection is stored; nothing to disconnect.")
+    else:
+        print(f"Disconnected from {connection.tenant_name!r}: the refresh token is revoked and the stored connection removed.")
+    return 0
+
+
+def command_status(args: argparse.Namespace) -> int:
+    from .xero.health import expiry_warning, status_lines
+
+    settings, xero = _xero(args)
+    connection = xero.token_store().load()
+    if connection is None:
+        print("Not connected to Xero. Run `ci-xero connect`.")
+        return 1
+    print("\n".join(status_lines(connection, settings.xero.refresh_warning_days)))
+    return 1 if expiry_warning(connection, settings.xero.refresh_warning_days) else 0
+
+
+def command_new_token_key(args: argparse.Namespace) -> int:
+    from .xero.tokens import new_key
+
+    print(new_key())
     return 0
 
 
@@ -99,8 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(handler=command_sandbox)
 
     connect = commands.add_parser("connect", help="connect the site to a Xero organisation (OAuth 2.0)")
-    connect.add_argument("--tenant", help="organisation name or id (default: xero.tenant_name)")
+    connect.add_argument("--tenant", help="organisation name or id (default: xero.tenant_id / tenant_name)")
+    connect.add_argument("--no-browser", action="store_true", help="only print the address to open")
+    connect.add_argument("--custom", action="store_true", help="Xero custom connection (client credentials)")
+    connect.add_argument("--timeout", type=float, default=600, help="seconds to wait for the browser")
     connect.set_defaults(handler=command_connect)
+
+    disconnect = commands.add_parser("disconnect", help="revoke the Xero connection and forget its tokens")
+    disconnect.set_defaults(handler=command_disconnect)
+
+    status = commands.add_parser("status", help="the connected organisation and when its tokens expire")
+    status.set_defaults(handler=command_status)
+
+    key = commands.add_parser("new-token-key", help="print a new key for CI_XERO_TOKEN_KEY")
+    key.set_defaults(handler=command_new_token_key)
 
     run = commands.add_parser("run", help="post a range of trading days as one Dagster run")
     run.add_argument("--first", help="first trading day, YYYY-MM-DD (default: --last)")
@@ -128,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(error, file=sys.stderr)
         return 2
+    except Exception as error:  # one clear line for a person; our errors never carry secrets
+        from .xero.oauth import ReconnectRequired
+        from .xero.tokens import NotConnectedError, TokenStoreError
+
+        if isinstance(error, (ReconnectRequired, NotConnectedError, TokenStoreError, TimeoutError)):
+            print(error, file=sys.stderr)
+            return 3
+        raise
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dagster import (
     DailyPartitionsDefinition,
     DefaultScheduleStatus,
     Definitions,
+    ScheduleDefinition,
     build_schedule_from_partitioned_job,
     define_asset_job,
 )
@@ -17,7 +18,7 @@ from .assets.eretailer import GROUP as ERETAILER_GROUP
 from .assets.eretailer import build_eretailer_assets
 from .io_manager import DailyFrameIOManager
 from .resources import CISourceResource, SiteResource, XeroResource
-from .sensors import build_eretailer_change_sensor
+from .sensors import build_connection_expiry_sensor, build_eretailer_change_sensor, xero_keep_alive
 from .settings import NZ_TIMEZONE, SiteSettings, load_settings, settings_file
 
 
@@ -48,11 +49,27 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
         default_status=DefaultScheduleStatus.STOPPED,
         description=f"Posts yesterday's E-Retailer invoices at {settings.eretailer.schedule_time} NZ time.",
     )
+    schedules = [eretailer_schedule]
+    if settings.xero.keep_alive_time:
+        keep_hour, keep_minute = settings.xero.keep_alive_time.split(":")
+        schedules.append(
+            ScheduleDefinition(
+                name="xero_keep_alive_daily",
+                job=xero_keep_alive,
+                cron_schedule=f"{int(keep_minute)} {int(keep_hour)} * * *",
+                execution_timezone=NZ_TIMEZONE,
+                default_status=DefaultScheduleStatus.RUNNING,
+                description=f"Refreshes the Xero connection daily at {settings.xero.keep_alive_time} NZ time.",
+            )
+        )
     return Definitions(
         assets=eretailer_assets,
-        jobs=[eretailer_job],
-        schedules=[eretailer_schedule],
-        sensors=[build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds)],
+        jobs=[eretailer_job, xero_keep_alive],
+        schedules=schedules,
+        sensors=[
+            build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds),
+            build_connection_expiry_sensor(settings.xero.refresh_warning_days),
+        ],
         resources={
             "site": SiteResource(settings_file=str(path)),
             "ci": CISourceResource(database_url=settings.resolved_ci_database_url),

@@ -20,9 +20,8 @@ from .money import cents_to_decimal
 from .resources import XeroResource
 from .runner import dagster_instance, nz_yesterday, run_days
 from .settings import SiteSettings, load_settings
-from .xero.client import XeroConnectionLost
-from .xero.oauth import connect
-from .xero.tokens import NotConnectedError
+from .xero.oauth import ReconnectRequired, connect
+from .xero.tokens import NotConnectedError, TokenStoreError
 
 DETAIL_ORGANISATION_SUFFIX = " (Detail)"
 
@@ -72,7 +71,7 @@ def _ensure_connected(settings: SiteSettings) -> None:
     try:
         xero.client().organisation()
         return
-    except (NotConnectedError, XeroConnectionLost):
+    except (NotConnectedError, ReconnectRequired, TokenStoreError):
         pass
     connection = connect(xero.oauth_app(), xero.token_store(), settings.xero.tenant_name)
     print(f"  connected to Xero organisation {connection.tenant_name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
@@ -12,8 +13,8 @@ from .books.rules import EretailerRules
 from .ci.extract import engine_for
 from .settings import SiteSettings, load_settings
 from .xero.client import XeroClient
-from .xero.oauth import OAuthApp, refreshing_session
-from .xero.tokens import FileTokenStore
+from .xero.oauth import OAuthApp, TokenKeeper
+from .xero.tokens import FileTokenStore, SqlTokenStore, TokenCipher, TokenStore
 from .xero.tracking import TrackingSetup, ensure_tracking_options
 
 
@@ -78,6 +79,11 @@ class XeroResource(ConfigurableResource):
     redirect_uri: str
     scopes: list[str]
     token_file: str
+    token_store_kind: str = "file"
+    token_database_url: str | None = None
+    token_key_env_var: str = "CI_XERO_TOKEN_KEY"
+    token_key_file: str | None = None
+    site_key: str = "default"
     batch_size: int = 50
     timeout_seconds: float = 30
     tracking_category: str = "CI Branches"
@@ -99,6 +105,11 @@ class XeroResource(ConfigurableResource):
             redirect_uri=xero.redirect_uri,
             scopes=list(xero.scopes),
             token_file=str(settings.token_path),
+            token_store_kind=xero.token_store,
+            token_database_url=os.path.expandvars(xero.token_database_url) if xero.token_database_url else None,
+            token_key_env_var=xero.token_key_env_var,
+            token_key_file=str(settings.token_key_path),
+            site_key=settings.site_name,
             batch_size=xero.batch_size,
             timeout_seconds=xero.timeout_seconds,
             tracking_category=settings.tracking.category_name,
@@ -117,14 +128,21 @@ class XeroResource(ConfigurableResource):
             revoke_url=self.revoke_url,
         )
 
-    def token_store(self) -> FileTokenStore:
-        return FileTokenStore(self.token_file)
+    def token_store(self) -> TokenStore:
+        cipher = TokenCipher.from_environment(
+            self.token_key_env_var, Path(self.token_key_file) if self.token_key_file else None
+        )
+        if self.token_store_kind == "sql" and self.token_database_url:
+            return SqlTokenStore(self.token_database_url, self.site_key, cipher)
+        return FileTokenStore(self.token_file, cipher)
+
+    def keeper(self) -> TokenKeeper:
+        return TokenKeeper(self.oauth_app(), self.token_store())
 
     def client(self) -> XeroClient:
-        app = self.oauth_app()
-        session, connection = refreshing_session(app, self.token_store())
+        keeper = self.keeper()
         return XeroClient(
-            session, app, connection.tenant_id, self.api_url,
+            keeper, keeper.connection.tenant_id, self.api_url,
             batch_size=self.batch_size, timeout=self.timeout_seconds,
         )
 

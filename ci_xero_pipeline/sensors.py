@@ -1,6 +1,5 @@
-"""Sensors: E-Retailer documents that changed in CI after their day was posted."""
-
-from __future__ import annotations
+"""Sensors: E-Retailer documents that changed in CI after their day was posted; a Xero connection
+about to expire. And the optional keep-alive job that refreshes an idle connection."""
 
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -14,12 +13,16 @@ from dagster import (
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
+    OpExecutionContext,
     SkipReason,
+    job,
+    op,
     sensor,
 )
 
 from .ci.extract import changed_documents_since
-from .resources import CISourceResource
+from .resources import CISourceResource, XeroResource
+from .xero.health import expiry_warning
 from .settings import NZ_TIMEZONE
 
 NZ = ZoneInfo(NZ_TIMEZONE)
@@ -74,3 +77,37 @@ def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
         return SensorResult(run_requests=requests, cursor=newest)
 
     return eretailer_changes_after_posting
+
+
+def build_connection_expiry_sensor(warn_days: int):
+    @sensor(
+        minimum_interval_seconds=6 * 3600,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Warns {warn_days} days before the Xero refresh token's 60-day expiry when nothing "
+        "has refreshed it (any posting run or the keep-alive does).",
+    )
+    def xero_connection_expiry(context: SensorEvaluationContext, xero: XeroResource):
+        connection = xero.token_store().load()
+        if connection is None:
+            message = "WARNING: the site is not connected to Xero. Run `ci-xero connect`."
+            context.log.warning(message)
+            return SkipReason(message)
+        warning = expiry_warning(connection, warn_days)
+        if warning:
+            context.log.warning(warning)
+            return SkipReason(f"WARNING: {warning}")
+        return SkipReason(f"The Xero connection to {connection.tenant_name!r} is healthy.")
+
+    return xero_connection_expiry
+
+
+@op(description="Refreshes the Xero tokens once, so an idle connection never reaches its 60-day expiry.")
+def refresh_xero_connection(context: OpExecutionContext, xero: XeroResource) -> None:
+    keeper = xero.keeper()
+    keeper.refresh(force=True)
+    context.log.info(f"Refreshed the Xero connection to {keeper.connection.tenant_name!r}.")
+
+
+@job(description="Keeps the Xero connection alive on days nothing is posted.")
+def xero_keep_alive():
+    refresh_xero_connection()

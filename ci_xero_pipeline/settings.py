@@ -106,9 +106,35 @@ class XeroSettings(_Strict):
     )
     tenant_name: str | None = None
     tenant_id: str | None = None
+    # authorization_code: `ci-xero connect` in a browser; custom: Xero's custom connection
+    # (client-credentials grant, one organisation, needs the client secret)
+    connection: Literal["authorization_code", "custom"] = "authorization_code"
+    # file: one encrypted file (token_file); sql: an encrypted row in token_database_url
+    token_store: Literal["file", "sql"] = "file"
     token_file: str = "data/xero_token.json"
+    token_database_url: str | None = None
+    # The Fernet key that encrypts the stored connection comes from this environment variable. Unset on
+    # a single machine: a key file beside token_file (mode 0600) is made once.
+    token_key_env_var: str = "CI_XERO_TOKEN_KEY"
+    # Warn this many days before the refresh token's 60-day expiry when nothing has refreshed it.
+    refresh_warning_days: int = Field(default=14, ge=1, le=59)
+    # Optional daily refresh that keeps an idle connection alive (HH:MM NZ time); null: off.
+    keep_alive_time: str | None = None
     batch_size: int = Field(default=50, ge=1, le=100)
     timeout_seconds: float = Field(default=30, gt=0)
+
+    @field_validator("keep_alive_time")
+    @classmethod
+    def _keep_alive(cls, value: str | None) -> str | None:
+        if value is not None and not _TIME_OF_DAY.match(value):
+            raise ValueError(f"'{value}' is not a time of day as HH:MM (24-hour, NZ time), e.g. '03:30'")
+        return value
+
+    @model_validator(mode="after")
+    def _sql_store_needs_url(self) -> "XeroSettings":
+        if self.token_store == "sql" and not self.token_database_url:
+            raise ValueError("token_store 'sql' needs token_database_url (a SQLAlchemy URL)")
+        return self
 
     @field_validator("scopes")
     @classmethod
@@ -153,6 +179,10 @@ class SiteSettings(_Strict):
     @property
     def token_path(self) -> Path:
         return self.path(self.xero.token_file)
+
+    @property
+    def token_key_path(self) -> Path:
+        return self.token_path.with_suffix(".key")
 
 
 def settings_file() -> Path:

@@ -677,17 +677,22 @@ def test_xero_python_sdk_reads_back_documents_and_tracking(api):
 
 # -- the project's own client against the sandbox -------------------------------------------------------
 
-def test_project_client_creates_tracking_and_documents(api):
-    from requests_oauthlib import OAuth2Session
+class FixedToken:
+    """A token that is valid for the whole test: the client's keeper without a store."""
 
+    def __init__(self, token: dict):
+        self._token = token
+
+    def token(self) -> dict:
+        return self._token
+
+
+def test_project_client_creates_tracking_and_documents(api):
     from ci_xero_pipeline.xero.client import XeroClient
-    from ci_xero_pipeline.xero.oauth import OAuthApp
     from ci_xero_pipeline.xero.tracking import ensure_tracking_options
 
     base = api.server.base_url
-    app = OAuthApp(CLIENT_ID, None, f"{base}/identity/connect/authorize", f"{base}/identity/connect/token",
-                   f"{base}/connections", REDIRECT_URI, ("offline_access",))
-    client = XeroClient(OAuth2Session(CLIENT_ID, token=api.token), app, api.tenant_id, f"{base}/api.xro/2.0")
+    client = XeroClient(FixedToken(api.token), api.tenant_id, f"{base}/api.xro/2.0")
     setup = ensure_tracking_options(client, "CI Branches", ["Online Store", "Hamilton"], "create")
     assert setup.created_category and set(setup.created_options) == {"Online Store", "Hamilton"}
     again = ensure_tracking_options(client, "CI Branches", ["Online Store", "Hamilton"], "create")

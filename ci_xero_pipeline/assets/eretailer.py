@@ -1,6 +1,7 @@
 """E-Retailer invoices: CI database → validated rows → Xero documents → posted, one NZ trading day
 per partition. A backfill of many days is one run, so its documents go to Xero 50 to a request."""
 
+from contextlib import contextmanager
 from datetime import date
 from typing import Iterator
 
@@ -8,6 +9,7 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
+    Failure,
     Output,
     PartitionsDefinition,
     asset,
@@ -21,13 +23,25 @@ from ..books.schemas import XeroDocuments
 from ..books.validation import ValidatedSales, validate_sales_documents
 from ..ci.extract import SalesDocuments, extract_sales_documents
 from ..resources import CISourceResource, SiteResource, XeroResource
+from ..xero.oauth import ReconnectRequired
 from ..xero.posting import post_documents
+from ..xero.tokens import NotConnectedError, TokenStoreError
 from ..xero.tracking import tracking_options_used
 from . import metadata
 
 GROUP = "eretailer"
 # the documents frame is type-checked against its pandera model on every materialisation
 XERO_DOCUMENTS_TYPE = pandera_schema_to_dagster_type(XeroDocuments)
+
+
+@contextmanager
+def stop_when_disconnected() -> Iterator[None]:
+    """A dead connection fails the run with one message saying how to reconnect, and no retry:
+    retrying a revoked or expired grant cannot succeed."""
+    try:
+        yield
+    except (ReconnectRequired, NotConnectedError, TokenStoreError) as error:
+        raise Failure(description=str(error), allow_retries=False) from None
 
 
 def trading_days(context: AssetExecutionContext) -> list[str]:
@@ -81,12 +95,13 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition) -> list:
         context: AssetExecutionContext, xero: XeroResource, xero_eretailer_documents: pd.DataFrame
     ) -> Iterator:
         """What Xero holds for each document: posted now, already there, or why not."""
-        client = xero.client()
-        tracking = None
-        if len(xero_eretailer_documents):
-            options = tracking_options_used(xero_eretailer_documents["payload"], xero.tracking_category)
-            tracking = xero.ensure_tracking(client, options)
-        results = post_documents(client, xero_eretailer_documents)
+        with stop_when_disconnected():
+            client = xero.client()
+            tracking = None
+            if len(xero_eretailer_documents):
+                options = tracking_options_used(xero_eretailer_documents["payload"], xero.tracking_category)
+                tracking = xero.ensure_tracking(client, options)
+            results = post_documents(client, xero_eretailer_documents)
         yield Output(results, metadata=metadata.posted(results, client.calls, tracking))
         yield checks.posting_check(results)
 

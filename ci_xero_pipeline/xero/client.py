@@ -14,13 +14,10 @@ from datetime import date, datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
 import requests
-from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
 from ..money import dumps_exact, loads_exact
-from .oauth import OAuthApp
-
-RECONNECT_HINT = "Reconnect the site to Xero with `ci-xero connect`."
+from .oauth import ReconnectRequired, TokenKeeper
 # Xero's own advice for a batch; a request of 50 documents stays far below its size limit.
 DEFAULT_BATCH_SIZE = 50
 _NUMBERS_PER_LOOKUP = 100  # one page of results; keeps lookup URLs near 1.5 kB
@@ -36,11 +33,12 @@ class XeroApiError(RuntimeError):
         super().__init__(f"Xero answered HTTP {status}: {summary}" + (f" ({detail})" if detail else ""))
 
 
-class XeroConnectionLost(XeroApiError):
-    """The OAuth connection is spent, expired or revoked: posting must stop until someone reconnects."""
+class XeroConnectionLost(XeroApiError, ReconnectRequired):
+    """Xero refuses the connection's fresh tokens (revoked, or the organisation was disconnected)."""
 
-    def __init__(self, reason: str):
-        super().__init__(401, f"{reason}. {RECONNECT_HINT}")
+    def __init__(self, reason: str, tenant_name: str = ""):
+        ReconnectRequired.__init__(self, reason, tenant_name)
+        self.status, self.messages = 401, []
 
 
 class XeroRateLimited(XeroApiError):
@@ -109,8 +107,7 @@ class XeroClient:
 
     def __init__(
         self,
-        session: OAuth2Session,
-        app: OAuthApp,
+        keeper: TokenKeeper,
         tenant_id: str,
         api_url: str,
         *,
@@ -118,8 +115,9 @@ class XeroClient:
         timeout: float = 30,
         max_attempts: int = 6,
     ):
-        self._session = session
-        self._app = app
+        self._keeper = keeper
+        # requests-oauthlib adds the bearer header; the keeper alone refreshes (under the store's lock)
+        self._session = OAuth2Session(token=keeper.token())
         self.tenant_id = tenant_id
         self.api_url = api_url.rstrip("/")
         self.batch_size = batch_size
@@ -132,26 +130,8 @@ class XeroClient:
 
     # -- one request --------------------------------------------------------------------------
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        client_auth = {}
-        if self._app.client_secret:  # lets requests-oauthlib refresh with HTTP Basic client auth
-            client_auth = {"client_id": self._app.client_id, "client_secret": self._app.client_secret}
-        try:
-            return self._session.request(method, url, timeout=self.timeout, **client_auth, **kwargs)
-        except OAuth2Error as error:
-            # invalid_grant and friends: the refresh token is spent, expired or revoked
-            raise XeroConnectionLost(f"Xero refused to refresh the connection ({error.error})") from None
-
-    def _refresh_now(self) -> None:
-        auth = None
-        extra = {"client_id": self._app.client_id}
-        if self._app.client_secret:
-            auth, extra = requests.auth.HTTPBasicAuth(self._app.client_id, self._app.client_secret), {}
-        try:
-            token = self._session.refresh_token(self._app.token_url, auth=auth, timeout=self.timeout, **extra)
-        except OAuth2Error as error:
-            raise XeroConnectionLost(f"Xero refused to refresh the connection ({error.error})") from None
-        if self._session.token_updater:
-            self._session.token_updater(token)
+        self._session.token = self._keeper.token()
+        return self._session.request(method, url, timeout=self.timeout, **kwargs)
 
     def request(
         self,
@@ -183,9 +163,10 @@ class XeroClient:
                 time.sleep(min(2**attempt, 30) / 4)
                 continue
             if answer.status_code == 401 and not refreshed:
-                # the access token died early (revoked, or clocks disagree): refresh once, then retry
+                # the access token died before its time (clocks disagree, or it was revoked): one
+                # refresh, then retry; a dead grant raises ReconnectRequired from the keeper
                 refreshed = True
-                self._refresh_now()
+                self._keeper.refresh(rejected_access_token=self._session.token.get("access_token"))
                 continue
             if answer.status_code == 429:
                 self.calls.rate_limited += 1
@@ -200,7 +181,10 @@ class XeroClient:
                 time.sleep(min(2**attempt, 30) / 4)
                 continue
             if answer.status_code == 401:
-                raise XeroConnectionLost("Xero no longer accepts this connection's tokens")
+                raise XeroConnectionLost(
+                    "Xero rejects even a freshly refreshed token (the organisation was disconnected)",
+                    self._keeper.connection.tenant_name,
+                )
             if answer.status_code >= 400:
                 summary, messages = _error_summary(answer)
                 raise XeroApiError(answer.status_code, summary, messages)

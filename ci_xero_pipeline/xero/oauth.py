@@ -1,25 +1,45 @@
-"""OAuth 2.0 with Xero: the authorization-code flow with PKCE, and the sessions that refresh themselves."""
+"""OAuth 2.0 with Xero: connecting (authorization code + PKCE, or a custom connection), keeping the
+connection alive across processes, and disconnecting. No function here ever logs or raises a token."""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable
-from urllib.parse import urljoin, urlparse
+from urllib.parse import parse_qs, urljoin, urlparse
 
 import requests
+from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from .tokens import FileTokenStore, StoredConnection
+from .tokens import StoredConnection, TokenStore
 
 # requests-oauthlib logs whole tokens at DEBUG level; tokens must never reach a log.
 for _chatty in ("requests_oauthlib", "oauthlib"):
     logging.getLogger(_chatty).setLevel(logging.WARNING)
 
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+CONNECT_COMMAND = "ci-xero connect"
+# refresh a little before expiry, so a token never dies between the check and the request
+DEFAULT_REFRESH_MARGIN_SECONDS = 60
+
+
+class ReconnectRequired(RuntimeError):
+    """The connection is spent, expired or revoked. Posting stops; a person must reconnect.
+    Not retryable: retrying a dead grant only locks the account out further."""
+
+    def __init__(self, reason: str, tenant_name: str = ""):
+        where = f" to {tenant_name!r}" if tenant_name else ""
+        super().__init__(
+            f"The Xero connection{where} no longer works: {reason}. Nothing more will be posted until "
+            f"someone reconnects: run `{CONNECT_COMMAND}` (see `ci-xero status`)."
+        )
 
 
 @dataclass(frozen=True)
@@ -39,12 +59,18 @@ class OAuthApp:
         secret = "set" if self.client_secret else "none"
         return f"OAuthApp(client_id={self.client_id!r}, client_secret={secret})"
 
+    @property
+    def client_auth(self) -> requests.auth.HTTPBasicAuth | None:
+        return requests.auth.HTTPBasicAuth(self.client_id, self.client_secret) if self.client_secret else None
+
 
 def allow_http_for_loopback(*urls: str) -> None:
     """oauthlib insists on HTTPS; a sandbox on this machine speaks plain HTTP on loopback only."""
     if urls and all(urlparse(url).hostname in _LOOPBACK_HOSTS for url in urls if url):
         os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
+
+# -- connecting: authorization code with PKCE ---------------------------------------------------------
 
 def authorization_session(app: OAuthApp, state: str | None = None) -> OAuth2Session:
     allow_http_for_loopback(app.authorize_url, app.token_url)
@@ -58,14 +84,62 @@ def authorization_session(app: OAuthApp, state: str | None = None) -> OAuth2Sess
 
 
 def exchange_code(app: OAuthApp, session: OAuth2Session, authorization_response: str) -> dict[str, Any]:
-    """Trade the callback URL's code (state checked by oauthlib) for tokens."""
+    """Trade the callback URL's code for tokens. oauthlib checks the callback's `state` against ours
+    (MismatchingStateError otherwise) and sends the PKCE verifier."""
     if app.client_secret:
         return session.fetch_token(
             app.token_url, authorization_response=authorization_response, client_secret=app.client_secret
         )
-    return session.fetch_token(
-        app.token_url, authorization_response=authorization_response, include_client_id=True
-    )
+    return session.fetch_token(app.token_url, authorization_response=authorization_response, include_client_id=True)
+
+
+class CallbackServer:
+    """A one-shot HTTP server on the redirect URI's loopback port that catches Xero's redirect."""
+
+    def __init__(self, redirect_uri: str):
+        target = urlparse(redirect_uri)
+        if target.hostname not in _LOOPBACK_HOSTS:
+            raise ValueError(f"The redirect URI {redirect_uri} must point at this machine (localhost) to connect here")
+        self.path = target.path or "/"
+        self.callback_url: str | None = None
+        self._arrived = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if urlparse(self.path).path != outer.path:
+                    self.send_error(404)
+                    return
+                outer.callback_url = f"{target.scheme}://{target.netloc}{self.path}"
+                query = parse_qs(urlparse(self.path).query)
+                failed = "error" in query
+                self.send_response(400 if failed else 200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                message = (f"Xero refused: {query['error'][0]}" if failed
+                           else "Connected. You can close this window and return to the terminal.")
+                self.wfile.write(f"<!doctype html><title>ci-xero</title><p>{message}</p>".encode())
+                outer._arrived.set()
+
+            def log_message(self, *args: Any) -> None:  # the query holds the one-time code: keep it out of logs
+                pass
+
+        self._server = HTTPServer((target.hostname or "127.0.0.1", target.port or 80), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "CallbackServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def wait(self, timeout: float) -> str:
+        if not self._arrived.wait(timeout):
+            raise TimeoutError(f"No answer from Xero within {int(timeout)} s; run `{CONNECT_COMMAND}` again.")
+        assert self.callback_url is not None
+        return self.callback_url
 
 
 class _FormReader(HTMLParser):
@@ -83,10 +157,8 @@ class _FormReader(HTMLParser):
 
 
 def consent_like_a_browser(authorization_url: str, http: requests.Session | None = None) -> str:
-    """Open the consent page and submit its form, as a person's browser would; return the callback URL.
-
-    Used with the sandbox, whose consent page needs no password, and by tests.
-    """
+    """Open the consent page and submit its form, as a person's browser would; return the callback URL
+    Xero redirects to (not followed). Used with the sandbox, whose consent page needs no password."""
     http = http or requests.Session()
     page = http.get(authorization_url, timeout=30)
     page.raise_for_status()
@@ -116,46 +188,157 @@ def choose_tenant(connections: list[dict[str, Any]], wanted: str | None) -> dict
         raise RuntimeError("This Xero connection reaches no organisation; connect again and pick one.")
     if wanted:
         for connection in connections:
-            if wanted in (connection.get("tenantId"), connection.get("tenantName")):
+            if wanted.lower() in (str(connection.get("tenantId")).lower(), str(connection.get("tenantName")).lower()):
                 return connection
         names = ", ".join(sorted(str(c.get("tenantName")) for c in connections))
-        raise RuntimeError(f"No connected organisation is called {wanted!r}; connected: {names}")
+        raise RuntimeError(f"No connected organisation is called {wanted!r}; connected: {names}. Use --tenant.")
     if len(connections) > 1:
         names = ", ".join(sorted(str(c.get("tenantName")) for c in connections))
-        raise RuntimeError(f"Several organisations are connected ({names}); set xero.tenant_name.")
+        raise RuntimeError(f"Several organisations are connected ({names}); choose one with --tenant or xero.tenant_name.")
     return connections[0]
+
+
+def _stored(token: dict[str, Any], chosen: dict[str, Any], grant_type: str) -> StoredConnection:
+    return StoredConnection(
+        token=dict(token), tenant_id=chosen["tenantId"], tenant_name=chosen.get("tenantName", ""), grant_type=grant_type
+    )
 
 
 def connect(
     app: OAuthApp,
-    store: FileTokenStore,
+    store: TokenStore,
     tenant: str | None,
     open_consent: Callable[[str], str] = consent_like_a_browser,
 ) -> StoredConnection:
-    """Run the whole authorization-code flow and store the connection with its chosen organisation.
+    """The whole authorization-code flow; stores the connection with its chosen organisation.
 
-    `open_consent` takes the authorization URL and returns the callback URL the browser was sent to.
-    """
+    `open_consent` takes the authorization URL and returns the callback URL the browser was sent to:
+    a browser and the local callback server for a person, the scripted consent for the sandbox."""
     session = authorization_session(app)
     url, _state = session.authorization_url(app.authorize_url)
-    callback = open_consent(url)
-    token = exchange_code(app, session, callback)
-    chosen = choose_tenant(list_connections(app, token), tenant)
-    connection = StoredConnection(token=dict(token), tenant_id=chosen["tenantId"], tenant_name=chosen.get("tenantName", ""))
-    store.save(connection)
+    token = exchange_code(app, session, open_consent(url))
+    connection = _stored(token, choose_tenant(list_connections(app, token), tenant), "authorization_code")
+    with store.locked():
+        store.save(connection)
     return connection
 
 
-def refreshing_session(app: OAuthApp, store: FileTokenStore) -> tuple[OAuth2Session, StoredConnection]:
-    """A session that refreshes its access token when it expires and saves the rotated token at once."""
+def connect_custom(app: OAuthApp, store: TokenStore, tenant: str | None) -> StoredConnection:
+    """Xero's custom connection: the client-credentials grant for one organisation, no refresh token
+    (a new access token is fetched whenever the old one expires)."""
+    token = _client_credentials_token(app)
+    connection = _stored(token, choose_tenant(list_connections(app, token), tenant), "client_credentials")
+    with store.locked():
+        store.save(connection)
+    return connection
+
+
+def _client_credentials_token(app: OAuthApp) -> dict[str, Any]:
+    if not app.client_secret:
+        raise ReconnectRequired("a custom connection needs the app's client secret in its environment variable")
     allow_http_for_loopback(app.token_url)
-    connection = store.require()
-    session = OAuth2Session(
-        app.client_id,
-        token=connection.token,
-        auto_refresh_url=app.token_url,
-        # a public client names itself in the refresh body; a confidential one uses Basic auth
-        auto_refresh_kwargs={} if app.client_secret else {"client_id": app.client_id},
-        token_updater=store.save_token,
-    )
-    return session, connection
+    scopes = [scope for scope in app.scopes if scope != "offline_access"]
+    session = OAuth2Session(client=BackendApplicationClient(client_id=app.client_id), scope=scopes)
+    try:
+        return session.fetch_token(app.token_url, auth=app.client_auth, scope=scopes)
+    except OAuth2Error as error:
+        raise ReconnectRequired(f"Xero refused the custom connection ({error.error})") from None
+
+
+def disconnect(app: OAuthApp, store: TokenStore) -> StoredConnection | None:
+    """Remove the tenant connection, revoke the refresh token (which ends the grant), forget the store."""
+    keeper = TokenKeeper(app, store)
+    with store.locked():
+        connection = store.load()
+        if connection is None:
+            return None
+        try:
+            token = keeper.token()
+            for link in list_connections(app, token):
+                if link.get("tenantId") == connection.tenant_id:
+                    requests.delete(
+                        f"{app.connections_url.rstrip('/')}/{link['id']}",
+                        headers={"Authorization": f"Bearer {token['access_token']}"},
+                        timeout=30,
+                    )
+        except (ReconnectRequired, requests.HTTPError):
+            pass  # already dead at Xero's end: nothing left to remove there
+        refresh = connection.token.get("refresh_token")
+        if refresh and app.revoke_url:
+            data = {"token": refresh, "token_type_hint": "refresh_token"}
+            if not app.client_secret:
+                data["client_id"] = app.client_id
+            requests.post(app.revoke_url, data=data, auth=app.client_auth, timeout=30)
+        store.delete()
+    return connection
+
+
+# -- staying connected -------------------------------------------------------------------------------
+
+class TokenKeeper:
+    """Hands out a valid access token for one stored connection, refreshing it safely.
+
+    Refreshes happen under the store's lock and start by re-reading the store: if another process
+    refreshed meanwhile, its token is used and our (now spent) refresh token is never sent. The rotated
+    token is saved before it is returned.
+    """
+
+    def __init__(self, app: OAuthApp, store: TokenStore, refresh_margin_seconds: float = DEFAULT_REFRESH_MARGIN_SECONDS):
+        self.app = app
+        self.store = store
+        self.margin = refresh_margin_seconds
+        self._connection = store.require()
+        self.refreshes = 0  # done by this keeper (not by other processes)
+
+    def __repr__(self) -> str:
+        return f"TokenKeeper(tenant={self._connection.tenant_name!r})"
+
+    @property
+    def connection(self) -> StoredConnection:
+        return self._connection
+
+    def token(self) -> dict[str, Any]:
+        if not self._connection.access_token_valid_for(self.margin):
+            self.refresh()
+        return self._connection.token
+
+    def refresh(self, rejected_access_token: str | None = None, force: bool = False) -> dict[str, Any]:
+        """A new access token. With `rejected_access_token` (Xero just answered 401 to it), refresh only
+        if the store still holds that token; otherwise someone else already did. `force` always
+        refreshes (the keep-alive: a used refresh token starts a new 60 days)."""
+        with self.store.locked():
+            current = self.store.require()
+            fresh_elsewhere = not force and (
+                current.token.get("access_token") != rejected_access_token
+                if rejected_access_token
+                else current.access_token_valid_for(self.margin)
+            )
+            if fresh_elsewhere and current.access_token_valid_for(0):
+                self._connection = current
+                return current.token
+            if current.grant_type == "client_credentials":
+                token = _client_credentials_token(self.app)
+            else:
+                token = self._refresh_grant(current)
+            current.token = dict(token)
+            current.refreshed_at = time.time()
+            self.store.save(current)  # before first use: the old refresh token is spent now
+            self._connection = current
+            self.refreshes += 1
+            return current.token
+
+    def _refresh_grant(self, current: StoredConnection) -> dict[str, Any]:
+        refresh_token = current.token.get("refresh_token")
+        if not refresh_token:
+            raise ReconnectRequired("the stored connection has no refresh token", current.tenant_name)
+        allow_http_for_loopback(self.app.token_url)
+        session = OAuth2Session(self.app.client_id, token=current.token)
+        extra = {} if self.app.client_secret else {"client_id": self.app.client_id}
+        try:
+            return session.refresh_token(
+                self.app.token_url, refresh_token=refresh_token, auth=self.app.client_auth, timeout=30, **extra
+            )
+        except OAuth2Error as error:
+            # invalid_grant: spent, expired (60 days unused) or revoked; never worth a retry
+            reason = f"Xero refused to refresh it ({error.error}{': ' + error.description if error.description else ''})"
+            raise ReconnectRequired(reason, current.tenant_name) from None
