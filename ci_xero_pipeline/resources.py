@@ -119,7 +119,10 @@ class XeroResource(ConfigurableResource):
     def oauth_app(self) -> OAuthApp:
         return OAuthApp(
             client_id=self.client_id,
-            client_secret=self.client_secret or None,
+            # inside a run Dagster has resolved the EnvVar; outside one (CLI, tests) resolve it here
+            client_secret=(
+                self.client_secret.get_value() if isinstance(self.client_secret, EnvVar) else self.client_secret
+            ) or None,
             authorize_url=self.authorize_url,
             token_url=self.token_url,
             connections_url=self.connections_url,

@@ -46,13 +46,9 @@ def sandbox_factory(tmp_path: Path):
 
     def start(*organisations: SandboxOrganisation, **config: Any) -> SandboxServer:
         organisations = organisations or (SandboxOrganisation(name="Test Retail Ltd", short_code="TEST1"),)
+        config.setdefault("clients", [SandboxClient(client_id=CLIENT_ID, client_secret=None, redirect_uris=[REDIRECT_URI])])
         server = SandboxServer(
-            SandboxConfig(
-                db_path=str(tmp_path / f"sandbox{len(servers)}.sqlite"),
-                organisations=list(organisations),
-                clients=[SandboxClient(client_id=CLIENT_ID, client_secret=None, redirect_uris=[REDIRECT_URI])],
-                **config,
-            )
+            SandboxConfig(db_path=str(tmp_path / f"sandbox{len(servers)}.sqlite"), organisations=list(organisations), **config)
         )
         server.__enter__()
         servers.append(server)

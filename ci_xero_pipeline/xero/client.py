@@ -17,7 +17,7 @@ import requests
 from requests_oauthlib import OAuth2Session
 
 from ..money import dumps_exact, loads_exact
-from .oauth import ReconnectRequired, TokenKeeper
+from .oauth import ReconnectRequired, TokenKeeper, allow_http_for_loopback
 # Xero's own advice for a batch; a request of 50 documents stays far below its size limit.
 DEFAULT_BATCH_SIZE = 50
 _NUMBERS_PER_LOOKUP = 100  # one page of results; keeps lookup URLs near 1.5 kB
@@ -116,6 +116,7 @@ class XeroClient:
         max_attempts: int = 6,
     ):
         self._keeper = keeper
+        allow_http_for_loopback(api_url)
         # requests-oauthlib adds the bearer header; the keeper alone refreshes (under the store's lock)
         self._session = OAuth2Session(token=keeper.token())
         self.tenant_id = tenant_id
