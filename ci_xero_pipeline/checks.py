@@ -92,7 +92,9 @@ def posting_check_spec(asset_name: str) -> AssetCheckSpec:
 
 
 def posting_check(results: pd.DataFrame) -> AssetCheckResult:
-    problems = results[~results["outcome"].isin(["posted", "already_posted"])]
+    from .xero.posting import GOOD_OUTCOMES
+
+    problems = results[~results["outcome"].isin(GOOD_OUTCOMES)]
     return AssetCheckResult(
         check_name=ALL_ACCEPTED,
         passed=problems.empty,

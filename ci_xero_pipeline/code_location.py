@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from dagster import (
@@ -29,11 +30,17 @@ def trading_days(settings: SiteSettings) -> DailyPartitionsDefinition:
     )
 
 
+def xero_pool_name(settings: SiteSettings) -> str:
+    """The Dagster concurrency pool of the site's Xero organisation (limit 1: see dagster.yaml)."""
+    organisation = settings.xero.tenant_id or settings.xero.tenant_name or settings.site_name
+    return "xero-" + re.sub(r"[^A-Za-z0-9_-]+", "-", organisation).strip("-").lower()
+
+
 def build_definitions(path: str | Path | None = None) -> Definitions:
     path = Path(path).resolve() if path else settings_file()
     settings = load_settings(path)
     partitions = trading_days(settings)
-    eretailer_assets = build_eretailer_assets(partitions)
+    eretailer_assets = build_eretailer_assets(partitions, xero_pool=xero_pool_name(settings))
 
     eretailer_job = define_asset_job(
         "eretailer_to_xero",

@@ -13,7 +13,10 @@ from .books.rules import EretailerRules
 from .ci.extract import engine_for
 from .settings import SiteSettings, load_settings
 from .xero.client import XeroClient
+from .xero.ledger import PostingLedger
 from .xero.oauth import OAuthApp, TokenKeeper
+from .xero.pacing import PacingLimits, pacer_for
+from .xero.posting import PostingPolicy
 from .xero.tokens import FileTokenStore, SqlTokenStore, TokenCipher, TokenStore
 from .xero.tracking import TrackingSetup, ensure_tracking_options
 
@@ -50,8 +53,25 @@ class SiteResource(ConfigurableResource):
             self._settings = load_settings(self.settings_file)
         return self._settings
 
+    def posting_policy(self) -> PostingPolicy:
+        return PostingPolicy(authorised_changes=self.settings.eretailer.changes_after_posting)
+
     def eretailer_rules(self) -> EretailerRules:
         return eretailer_rules(self.settings)
+
+
+_STATE_ENGINES: dict[str, Engine] = {}
+
+
+def state_engine(url: str) -> Engine:
+    """One engine per state database in a process (its pool is shared by every run step)."""
+    if url not in _STATE_ENGINES:
+        from sqlalchemy import create_engine
+
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _STATE_ENGINES[url] = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+    return _STATE_ENGINES[url]
 
 
 class CISourceResource(ConfigurableResource):
@@ -86,6 +106,11 @@ class XeroResource(ConfigurableResource):
     site_key: str = "default"
     batch_size: int = 50
     timeout_seconds: float = 30
+    calls_per_minute: int = 60
+    max_in_flight: int = 5
+    day_call_reserve: int = 20
+    rate_window_seconds: float = 60
+    state_database_url: str = "sqlite:///data/state.sqlite"
     tracking_category: str = "CI Branches"
     tracking_strategy: str = "create"
 
@@ -112,6 +137,11 @@ class XeroResource(ConfigurableResource):
             site_key=settings.site_name,
             batch_size=xero.batch_size,
             timeout_seconds=xero.timeout_seconds,
+            calls_per_minute=xero.calls_per_minute,
+            max_in_flight=xero.max_in_flight,
+            day_call_reserve=xero.day_call_reserve,
+            rate_window_seconds=xero.rate_window_seconds,
+            state_database_url=settings.resolved_state_database_url,
             tracking_category=settings.tracking.category_name,
             tracking_strategy=settings.tracking.strategy,
         )
@@ -144,10 +174,15 @@ class XeroResource(ConfigurableResource):
 
     def client(self) -> XeroClient:
         keeper = self.keeper()
+        limits = PacingLimits(self.calls_per_minute, self.max_in_flight, self.rate_window_seconds, self.day_call_reserve)
         return XeroClient(
             keeper, keeper.connection.tenant_id, self.api_url,
             batch_size=self.batch_size, timeout=self.timeout_seconds,
+            pacer=pacer_for(self.api_url, keeper.connection.tenant_id, limits),
         )
+
+    def ledger(self, tenant_id: str, run_id: str | None = None) -> PostingLedger:
+        return PostingLedger(state_engine(self.state_database_url), tenant_id, run_id)
 
     def ensure_tracking(self, client: XeroClient, option_names: list[str]) -> TrackingSetup:
         return ensure_tracking_options(

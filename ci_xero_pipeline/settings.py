@@ -43,6 +43,10 @@ class EretailerSettings(_Strict):
     default_contact_name: str = "E-Retailer Customer"
     contact_name_format: str = "{customer_name} [{customer_code}]"
     due_days: int = Field(default=0, ge=0, le=365)
+    # An AUTHORISED document CI changed after posting: void_and_repost (void it, post the new version
+    # as <number>-R1, -R2 …) or credit_note (reverse it with a credit note, then post the new version).
+    # A DRAFT is always updated in place; a document with payments applied is reported, never touched.
+    changes_after_posting: Literal["void_and_repost", "credit_note"] = "void_and_repost"
 
     @field_validator("schedule_time")
     @classmethod
@@ -122,6 +126,13 @@ class XeroSettings(_Strict):
     keep_alive_time: str | None = None
     batch_size: int = Field(default=50, ge=1, le=100)
     timeout_seconds: float = Field(default=30, gt=0)
+    # Pacing under Xero's limits, per organisation (Xero: 60 calls a minute, 5 in flight).
+    calls_per_minute: int = Field(default=60, ge=1, le=60)
+    max_in_flight: int = Field(default=5, ge=1, le=5)
+    # Calls kept back when X-DayLimit-Remaining runs low: the run stops cleanly and the next resumes.
+    day_call_reserve: int = Field(default=20, ge=0)
+    # Xero's minute is 60 s; shorter only against a sandbox that compresses time.
+    rate_window_seconds: float = Field(default=60, gt=0, le=60)
 
     @field_validator("keep_alive_time")
     @classmethod
@@ -148,6 +159,8 @@ class SiteSettings(_Strict):
     site_name: str = Field(min_length=1)
     data_dir: str = "data"
     ci_database_url: str | None = None
+    # The pipeline's own state (the posting ledger): SQLite in data_dir unless set (PostgreSQL for hosting).
+    state_database_url: str | None = None
     first_trading_day: date
     eretailer: EretailerSettings = Field(default_factory=EretailerSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
@@ -175,6 +188,12 @@ class SiteSettings(_Strict):
         if self.ci_database_url:
             return os.path.expandvars(self.ci_database_url)
         return f"sqlite:///{self.data_path / 'ci_demo.sqlite'}"
+
+    @property
+    def resolved_state_database_url(self) -> str:
+        if self.state_database_url:
+            return os.path.expandvars(self.state_database_url)
+        return f"sqlite:///{self.data_path / 'state.sqlite'}"
 
     @property
     def token_path(self) -> Path:

@@ -10,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
     Failure,
+    MetadataValue,
     Output,
     PartitionsDefinition,
     asset,
@@ -24,7 +25,7 @@ from ..books.validation import ValidatedSales, validate_sales_documents
 from ..ci.extract import SalesDocuments, extract_sales_documents
 from ..resources import CISourceResource, SiteResource, XeroResource
 from ..xero.oauth import ReconnectRequired
-from ..xero.posting import post_documents
+from ..xero.posting import FAILED_OUTCOMES, post_documents
 from ..xero.tokens import NotConnectedError, TokenStoreError
 from ..xero.tracking import tracking_options_used
 from . import metadata
@@ -48,7 +49,29 @@ def trading_days(context: AssetExecutionContext) -> list[str]:
     return sorted(context.partition_keys)
 
 
-def build_eretailer_assets(partitions_def: PartitionsDefinition) -> list:
+def raise_if_documents_failed(results: pd.DataFrame, upstream: str) -> None:
+    """Fail the step (the partitions turn red) when a document that must be in Xero is not; the failure
+    carries the table that leads from each such document back to its CI rows."""
+    failed = results[results["outcome"].isin(FAILED_OUTCOMES)]
+    if failed.empty:
+        return
+    days = sorted(failed["business_date"].unique())
+    deferred = failed["outcome"].eq("deferred").any()
+    raise Failure(
+        description=(
+            f"{len(failed)} document(s) of {len(days)} day(s) are not in Xero"
+            + (" (Xero's daily call limit stopped the run; the next run resumes)" if deferred else "")
+            + ". Everything else is posted and recorded; fix the cause and re-run: only what is missing is sent."
+        ),
+        metadata={
+            "failed_documents": metadata.failed_lineage(failed, upstream),
+            "failed_days": MetadataValue.json(days),
+        },
+        allow_retries=False,
+    )
+
+
+def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str | None = None) -> list:
     common = dict(
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
@@ -90,18 +113,28 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition) -> list:
         yield Output(documents, metadata=metadata.xero_documents(documents))
         yield checks.totals_check(validated_eretailer, documents)
 
-    @asset(**common, kinds={"xero"}, check_specs=[checks.posting_check_spec("posted_eretailer")])
+    @asset(
+        **common,
+        kinds={"xero"},
+        check_specs=[checks.posting_check_spec("posted_eretailer")],
+        pool=xero_pool,  # one run at a time talks to the organisation: its rate limits are shared
+    )
     def posted_eretailer(
-        context: AssetExecutionContext, xero: XeroResource, xero_eretailer_documents: pd.DataFrame
+        context: AssetExecutionContext, site: SiteResource, xero: XeroResource, xero_eretailer_documents: pd.DataFrame
     ) -> Iterator:
-        """What Xero holds for each document: posted now, already there, or why not."""
+        """What Xero holds for each document: posted now, already there, taken back, or why not.
+        Fails (red) when a document that must be in Xero is not, with the CI rows it came from."""
         with stop_when_disconnected():
             client = xero.client()
             tracking = None
             if len(xero_eretailer_documents):
                 options = tracking_options_used(xero_eretailer_documents["payload"], xero.tracking_category)
                 tracking = xero.ensure_tracking(client, options)
-            results = post_documents(client, xero_eretailer_documents)
+            ledger = xero.ledger(client.tenant_id, context.run_id)
+            results = post_documents(
+                client, ledger, xero_eretailer_documents, trading_days(context), site.posting_policy()
+            )
+        raise_if_documents_failed(results, upstream="raw_eretailer")
         yield Output(results, metadata=metadata.posted(results, client.calls, tracking))
         yield checks.posting_check(results)
 

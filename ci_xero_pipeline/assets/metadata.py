@@ -97,7 +97,7 @@ def xero_documents(documents: pd.DataFrame) -> dict[str, Any]:
 
 def posted(results: pd.DataFrame, calls: Any, tracking: Any) -> dict[str, Any]:
     outcomes = results["outcome"].value_counts().to_dict() if len(results) else {}
-    problems = results[~results["outcome"].isin(["posted", "already_posted"])]
+    problems = results[~results["outcome"].isin(["posted", "already_posted", "updated", "reposted", "withdrawn"])]
     return {
         "outcomes": MetadataValue.json({str(k): int(v) for k, v in outcomes.items()}),
         "posted": int(outcomes.get("posted", 0)),
@@ -120,3 +120,22 @@ def posted(results: pd.DataFrame, calls: Any, tracking: Any) -> dict[str, Any]:
             money_columns=["xero_total_cents", "xero_tax_cents"],
         ),
     }
+
+
+def failed_lineage(failed: pd.DataFrame, upstream: str) -> MetadataValue:
+    """Each document not in Xero, with where its CI rows are: the upstream partition and the CI keys."""
+    rows = failed.assign(
+        amount=failed["total_cents"],
+        reason=failed["message"],
+        upstream_partition=upstream + " / " + failed["business_date"].astype(str),
+        ci_keys=[
+            "ci_sales_invoices.invoice_no IN (" + ", ".join(map(str, numbers)) + ") + their ci_sales_invoice_lines"
+            for numbers in failed["ci_invoice_nos"]
+        ],
+    )
+    return table(
+        rows,
+        ["ci_invoice_nos", "branch_code", "business_date", "number", "amount", "outcome", "reason",
+         "upstream_partition", "ci_keys"],
+        money_columns=["amount"],
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from requests_oauthlib import OAuth2Session
 
 from ..money import dumps_exact, loads_exact
 from .oauth import ReconnectRequired, TokenKeeper, allow_http_for_loopback
+from .pacing import DailyLimitReached, TenantPacer, pacer_for
 # Xero's own advice for a batch; a request of 50 documents stays far below its size limit.
 DEFAULT_BATCH_SIZE = 50
 _NUMBERS_PER_LOOKUP = 100  # one page of results; keeps lookup URLs near 1.5 kB
@@ -41,10 +43,6 @@ class XeroConnectionLost(XeroApiError, ReconnectRequired):
         self.status, self.messages = 401, []
 
 
-class XeroRateLimited(XeroApiError):
-    """A Xero limit that waiting within this run will not fix (the daily limit)."""
-
-
 @dataclass(frozen=True)
 class DocumentOutcome:
     """What Xero said about one document of a batch."""
@@ -61,6 +59,15 @@ class CallLog:
 
     by_kind: Counter = field(default_factory=Counter)
     rate_limited: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, kind: tuple[str, str]) -> None:
+        with self._lock:
+            self.by_kind[kind] += 1
+
+    def count_rate_limited(self) -> None:
+        with self._lock:
+            self.rate_limited += 1
 
     @property
     def total(self) -> int:
@@ -102,8 +109,19 @@ def batch_idempotency_key(endpoint: str, keyed_payloads: Sequence[tuple[str, dic
     return f"ci-xero-{digest.hexdigest()}"
 
 
+class XeroOutcomeUnknown(XeroApiError):
+    """A write was sent but its answer was lost (timeout, dropped connection, 5xx): Xero may or may not
+    have saved it. Never retried blindly: the caller looks the documents up first."""
+
+    def __init__(self, reason: str):
+        super().__init__(0, f"the outcome of a write is unknown ({reason})")
+
+
+WRITE_METHODS = ("PUT", "POST", "DELETE")
+
+
 class XeroClient:
-    """One organisation's Accounting API."""
+    """One organisation's Accounting API, paced under its limits; safe to use from several threads."""
 
     def __init__(
         self,
@@ -114,25 +132,41 @@ class XeroClient:
         batch_size: int = DEFAULT_BATCH_SIZE,
         timeout: float = 30,
         max_attempts: int = 6,
+        pacer: TenantPacer | None = None,
     ):
         self._keeper = keeper
         allow_http_for_loopback(api_url)
-        # requests-oauthlib adds the bearer header; the keeper alone refreshes (under the store's lock)
-        self._session = OAuth2Session(token=keeper.token())
+        keeper.token()  # fail early, before any work, when the connection is dead
+        self._local = threading.local()  # one HTTP session per thread (connection reuse, no sharing)
         self.tenant_id = tenant_id
         self.api_url = api_url.rstrip("/")
         self.batch_size = batch_size
         self.timeout = timeout
         self.max_attempts = max_attempts
+        self.pacer = pacer or pacer_for(api_url, tenant_id)
         self.calls = CallLog()
 
     def __repr__(self) -> str:
         return f"XeroClient(tenant_id={self.tenant_id!r}, api_url={self.api_url!r})"
 
+    @property
+    def max_in_flight(self) -> int:
+        return self.pacer.limits.max_in_flight
+
     # -- one request --------------------------------------------------------------------------
-    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        self._session.token = self._keeper.token()
-        return self._session.request(method, url, timeout=self.timeout, **kwargs)
+    def _session(self) -> OAuth2Session:
+        if not hasattr(self._local, "session"):
+            # requests-oauthlib adds the bearer header; only the keeper refreshes (under the store's lock)
+            self._local.session = OAuth2Session(token=self._keeper.token())
+        return self._local.session
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> tuple[requests.Response, str]:
+        session = self._session()
+        session.token = self._keeper.token()
+        with self.pacer.call():
+            answer = session.request(method, url, timeout=self.timeout, **kwargs)
+        self.pacer.observe(answer.status_code, answer.headers)
+        return answer, session.token.get("access_token", "")
 
     def request(
         self,
@@ -143,6 +177,8 @@ class XeroClient:
         body: Any = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
+        """One call. Reads are retried through transient trouble; a write whose outcome is unknown
+        raises XeroOutcomeUnknown instead, for the caller to look up before anything is sent again."""
         url = f"{self.api_url}/{path.lstrip('/')}"
         headers = {"xero-tenant-id": self.tenant_id, "Accept": "application/json"}
         data = None
@@ -152,13 +188,16 @@ class XeroClient:
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         kind = (method, path.split("/")[0])
+        writing = method in WRITE_METHODS
         refreshed = False
         for attempt in range(1, self.max_attempts + 1):
-            self.calls.by_kind[kind] += 1
+            self.calls.count(kind)
             try:
-                answer = self._send(method, url, params=params, data=data, headers=headers)
-            except (requests.ConnectionError, requests.Timeout):
-                # Safe to repeat: a GET changes nothing, and a write carries its Idempotency-Key.
+                answer, used_token = self._send(method, url, params=params, data=data, headers=headers)
+            except requests.RequestException as error:
+                # timeouts, refused or dropped connections, a body cut short
+                if writing:
+                    raise XeroOutcomeUnknown(type(error).__name__) from None
                 if attempt == self.max_attempts:
                     raise
                 time.sleep(min(2**attempt, 30) / 4)
@@ -167,20 +206,20 @@ class XeroClient:
                 # the access token died before its time (clocks disagree, or it was revoked): one
                 # refresh, then retry; a dead grant raises ReconnectRequired from the keeper
                 refreshed = True
-                self._keeper.refresh(rejected_access_token=self._session.token.get("access_token"))
+                self._keeper.refresh(rejected_access_token=used_token)
                 continue
             if answer.status_code == 429:
-                self.calls.rate_limited += 1
-                problem = answer.headers.get("X-Rate-Limit-Problem", "")
-                if problem == "day":
-                    raise XeroRateLimited(429, "the organisation's daily call limit is used up; run again tomorrow")
-                wait = float(answer.headers.get("Retry-After") or 1)
+                self.calls.count_rate_limited()
+                if answer.headers.get("X-Rate-Limit-Problem", "") == "day":
+                    raise DailyLimitReached("Xero's daily call limit for this organisation is used up")
                 if attempt < self.max_attempts:
-                    time.sleep(min(wait, 60))
+                    continue  # the pacer holds every caller until Retry-After has passed
+            if answer.status_code >= 500:
+                if writing:
+                    raise XeroOutcomeUnknown(f"HTTP {answer.status_code}")
+                if attempt < self.max_attempts:
+                    time.sleep(min(2**attempt, 30) / 4)
                     continue
-            if answer.status_code >= 500 and attempt < self.max_attempts:
-                time.sleep(min(2**attempt, 30) / 4)
-                continue
             if answer.status_code == 401:
                 raise XeroConnectionLost(
                     "Xero rejects even a freshly refreshed token (the organisation was disconnected)",
@@ -190,7 +229,7 @@ class XeroClient:
                 summary, messages = _error_summary(answer)
                 raise XeroApiError(answer.status_code, summary, messages)
             return loads_exact(answer.content) if answer.content else {}
-        raise XeroApiError(429, "still rate limited after retrying")
+        raise XeroApiError(429, f"still refused after {self.max_attempts} attempts")
 
     # -- reading ------------------------------------------------------------------------------
     def get_all(self, path: str, collection: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -253,26 +292,33 @@ class XeroClient:
         for start in range(0, len(items), self.batch_size):
             yield items[start : start + self.batch_size]
 
+    def put_batch(self, endpoint: str, keyed_payloads: Sequence[tuple[str, dict[str, Any]]], method: str = "PUT") -> list[DocumentOutcome]:
+        """One request of up to batch_size documents; each document's own result (good ones are saved
+        even when others fail). PUT creates; POST creates or updates (by id)."""
+        answer = self.request(
+            method,
+            endpoint,
+            params={"summarizeErrors": "false", "unitdp": 4},
+            body={endpoint: [payload for _, payload in keyed_payloads]},
+            idempotency_key=batch_idempotency_key(endpoint, keyed_payloads),
+        )
+        elements = answer.get(endpoint) or []
+        if len(elements) != len(keyed_payloads):
+            raise XeroApiError(200, f"Xero answered {len(elements)} elements for {len(keyed_payloads)} documents")
+        outcomes = []
+        for (key, _), element in zip(keyed_payloads, elements):
+            messages = _validation_messages(element)
+            ok = element.get("StatusAttributeString", "OK") != "ERROR" and not element.get("HasErrors")
+            outcomes.append(DocumentOutcome(key=key, ok=ok and not messages, document=element, messages=tuple(messages)))
+        return outcomes
+
     def create_documents(
         self, endpoint: str, keyed_payloads: Sequence[tuple[str, dict[str, Any]]]
     ) -> list[DocumentOutcome]:
-        """PUT documents in batches; each document's own result, good ones saved even if others fail."""
+        """PUT documents in batches, one after another (see posting.py for the paced, parallel path)."""
         outcomes: list[DocumentOutcome] = []
         for batch in self._batches(keyed_payloads):
-            answer = self.request(
-                "PUT",
-                endpoint,
-                params={"summarizeErrors": "false", "unitdp": 4},
-                body={endpoint: [payload for _, payload in batch]},
-                idempotency_key=batch_idempotency_key(endpoint, batch),
-            )
-            elements = answer.get(endpoint) or []
-            if len(elements) != len(batch):
-                raise XeroApiError(200, f"Xero answered {len(elements)} elements for {len(batch)} documents")
-            for (key, _), element in zip(batch, elements):
-                messages = _validation_messages(element)
-                ok = element.get("StatusAttributeString", "OK") != "ERROR" and not element.get("HasErrors")
-                outcomes.append(DocumentOutcome(key=key, ok=ok and not messages, document=element, messages=tuple(messages)))
+            outcomes += self.put_batch(endpoint, batch)
         return outcomes
 
 
