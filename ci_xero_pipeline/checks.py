@@ -14,6 +14,7 @@ NO_QUARANTINE = "no_quarantined_rows"
 CODES_MAPPED = "every_code_mapped"
 TOTALS_MATCH_CI = "totals_match_ci_to_the_cent"
 ALL_ACCEPTED = "every_document_in_xero"
+XERO_MATCHES_CI = "xero_matches_ci"
 
 
 def validation_check_specs(asset_name: str) -> list[AssetCheckSpec]:
@@ -84,10 +85,38 @@ def totals_check(validated: Any, documents: pd.DataFrame) -> AssetCheckResult:
     )
 
 
-def posting_check_spec(asset_name: str) -> AssetCheckSpec:
-    return AssetCheckSpec(
-        ALL_ACCEPTED, asset=asset_name,
-        description="Every document is in Xero as CI has it (none failed, locked, or changed after posting).",
+def posting_check_specs(asset_name: str) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec(
+            ALL_ACCEPTED, asset=asset_name,
+            description="Every document is in Xero as CI has it (none failed, locked, or changed after posting).",
+        ),
+        AssetCheckSpec(
+            XERO_MATCHES_CI, asset=asset_name,
+            description="Read back from Xero after posting: each document's total, tax, status and tracking "
+            "equal what CI's rows make them.",
+        ),
+    ]
+
+
+def reconciliation_check(documents: pd.DataFrame, results: pd.DataFrame, held: dict) -> AssetCheckResult:
+    from .xero.posting import GOOD_OUTCOMES
+    from .xero.reconcile import compare_with_xero, tracking_of
+
+    good = results[results["outcome"].isin(GOOD_OUTCOMES - {"withdrawn"})][["document_key", "number"]]
+    expected = documents.drop(columns=["number"]).merge(good, on="document_key")
+    expected = expected.assign(
+        tracking=[tracking_of(payload.get("LineItems") or []) for payload in expected["payload"]]
+    )
+    differences = compare_with_xero(expected, held)
+    return AssetCheckResult(
+        check_name=XERO_MATCHES_CI,
+        passed=differences.empty,
+        metadata={
+            "documents_compared": len(expected),
+            "differences": len(differences),
+            "difference_table": table(differences, ["business_date", "number", "field", "ci", "xero"]),
+        },
     )
 
 

@@ -19,7 +19,12 @@ from .assets.eretailer import GROUP as ERETAILER_GROUP
 from .assets.eretailer import build_eretailer_assets
 from .io_manager import DailyFrameIOManager
 from .resources import CISourceResource, SiteResource, XeroResource
-from .sensors import build_connection_expiry_sensor, build_eretailer_change_sensor, xero_keep_alive
+from .sensors import (
+    build_connection_expiry_sensor,
+    build_eretailer_change_sensor,
+    build_failed_posting_sensor,
+    xero_keep_alive,
+)
 from .settings import NZ_TIMEZONE, SiteSettings, load_settings, settings_file
 
 
@@ -76,6 +81,7 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
         sensors=[
             build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds),
             build_connection_expiry_sensor(settings.xero.refresh_warning_days),
+            build_failed_posting_sensor([eretailer_job], settings.data_path / "reports"),
         ],
         resources={
             "site": SiteResource(settings_file=str(path)),

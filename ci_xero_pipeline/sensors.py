@@ -1,7 +1,10 @@
 """Sensors: E-Retailer documents that changed in CI after their day was posted; a Xero connection
-about to expire. And the optional keep-alive job that refreshes an idle connection."""
+about to expire; a run that left documents out of Xero. And the optional keep-alive job that
+refreshes an idle connection."""
 
+import json
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -14,9 +17,11 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     OpExecutionContext,
+    RunFailureSensorContext,
     SkipReason,
     job,
     op,
+    run_failure_sensor,
     sensor,
 )
 
@@ -111,3 +116,45 @@ def refresh_xero_connection(context: OpExecutionContext, xero: XeroResource) -> 
 @job(description="Keeps the Xero connection alive on days nothing is posted.")
 def xero_keep_alive():
     refresh_xero_connection()
+
+
+def failure_report(context: RunFailureSensorContext) -> dict:
+    """What a person needs from a failed run: which step, why, and each document left out with its CI rows."""
+    steps = []
+    for event in context.get_step_failure_events():
+        failure = event.step_failure_data
+        user = failure.user_failure_data
+        documents = []
+        if user is not None and "failed_documents" in user.metadata:
+            documents = [record.data for record in user.metadata["failed_documents"].value.records]
+        steps.append({
+            "step": event.step_key,
+            "reason": (user.description if user is not None else None) or failure.error.message.strip(),
+            "documents": documents,
+        })
+    return {"run_id": context.dagster_run.run_id, "job": context.dagster_run.job_name,
+            "partition_range": [context.dagster_run.tags.get("dagster/asset_partition_range_start"),
+                                context.dagster_run.tags.get("dagster/asset_partition_range_end")],
+            "steps": steps}
+
+
+def build_failed_posting_sensor(jobs: list, report_dir: Path):
+    @run_failure_sensor(
+        monitored_jobs=jobs,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Reports a failed posting run: a summary in the sensor's log and a JSON report with "
+        "every document left out of Xero and where its CI rows are.",
+    )
+    def report_failed_posting(context: RunFailureSensorContext):
+        report = failure_report(context)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        path = report_dir / f"failed-run-{report['run_id']}.json"
+        path.write_text(json.dumps(report, indent=2, default=str))
+        left_out = sum(len(step["documents"]) for step in report["steps"])
+        context.log.error(
+            f"Run {report['run_id']} of {report['job']} failed: "
+            + "; ".join(f"{step['step']}: {step['reason']}" for step in report["steps"])
+            + (f" ({left_out} document(s) not in Xero; report: {path})" if left_out else f" (report: {path})")
+        )
+
+    return report_failed_posting

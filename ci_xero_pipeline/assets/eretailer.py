@@ -26,6 +26,7 @@ from ..ci.extract import SalesDocuments, extract_sales_documents
 from ..resources import CISourceResource, SiteResource, XeroResource
 from ..xero.oauth import ReconnectRequired
 from ..xero.posting import FAILED_OUTCOMES, post_documents
+from ..xero.reconcile import read_documents
 from ..xero.tokens import NotConnectedError, TokenStoreError
 from ..xero.tracking import tracking_options_used
 from . import metadata
@@ -116,7 +117,7 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
     @asset(
         **common,
         kinds={"xero"},
-        check_specs=[checks.posting_check_spec("posted_eretailer")],
+        check_specs=checks.posting_check_specs("posted_eretailer"),
         pool=xero_pool,  # one run at a time talks to the organisation: its rate limits are shared
     )
     def posted_eretailer(
@@ -134,8 +135,11 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
             results = post_documents(
                 client, ledger, xero_eretailer_documents, trading_days(context), site.posting_policy()
             )
+            days = trading_days(context)
+            held = read_documents(client, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
         raise_if_documents_failed(results, upstream="raw_eretailer")
         yield Output(results, metadata=metadata.posted(results, client.calls, tracking))
         yield checks.posting_check(results)
+        yield checks.reconciliation_check(xero_eretailer_documents, results, held)
 
     return [raw_eretailer, validated_eretailer, xero_eretailer_documents, posted_eretailer]
