@@ -25,6 +25,7 @@ from ..books.validation import ValidatedSales, validate_sales_documents
 from ..ci.extract import SalesDocuments, extract_sales_documents
 from ..resources import CISourceResource, SiteResource, XeroResource
 from ..xero.oauth import ReconnectRequired
+from ..xero.pacing import DailyLimitReached
 from ..xero.posting import FAILED_OUTCOMES, post_documents
 from ..xero.reconcile import read_documents
 from ..xero.tokens import NotConnectedError, TokenStoreError
@@ -44,6 +45,19 @@ def stop_when_disconnected() -> Iterator[None]:
         yield
     except (ReconnectRequired, NotConnectedError, TokenStoreError) as error:
         raise Failure(description=str(error), allow_retries=False) from None
+
+
+@contextmanager
+def stop_at_daily_limit() -> Iterator[None]:
+    """Xero's daily budget ran out outside the posting loop (tracking, reconciliation reads): stop
+    cleanly; what was posted is in the ledger, and the next run resumes from there."""
+    try:
+        yield
+    except DailyLimitReached as error:
+        raise Failure(
+            description=f"{error}. Nothing more was sent; the next run resumes where this one stopped.",
+            allow_retries=False,
+        ) from None
 
 
 def trading_days(context: AssetExecutionContext) -> list[str]:
@@ -125,7 +139,7 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
     ) -> Iterator:
         """What Xero holds for each document: posted now, already there, taken back, or why not.
         Fails (red) when a document that must be in Xero is not, with the CI rows it came from."""
-        with stop_when_disconnected():
+        with stop_when_disconnected(), stop_at_daily_limit():
             client = xero.client()
             tracking = None
             if len(xero_eretailer_documents):
@@ -135,6 +149,9 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
             results = post_documents(
                 client, ledger, xero_eretailer_documents, trading_days(context), site.posting_policy()
             )
+            if results["outcome"].eq("deferred").any():
+                # the day's budget is spent: the reconciliation reads wait for the run that resumes
+                raise_if_documents_failed(results, upstream="raw_eretailer")
             days = trading_days(context)
             held = read_documents(client, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
         raise_if_documents_failed(results, upstream="raw_eretailer")

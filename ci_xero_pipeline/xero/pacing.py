@@ -36,6 +36,7 @@ class TenantPacer:
         self._running = 0
         self._paused_until = 0.0
         self.day_remaining: int | None = None
+        self._day_stop_until = 0.0  # no calls before this: the day's budget is (nearly) spent
         self.waited_seconds = 0.0
 
     def __repr__(self) -> str:
@@ -61,12 +62,12 @@ class TenantPacer:
     def call(self) -> Iterator[None]:
         """Wait for a slot, then hold it for one call."""
         with self._condition:
-            if self.day_remaining is not None and self.day_remaining <= self.limits.day_reserve:
-                raise DailyLimitReached(
-                    f"Xero's daily call limit for this organisation is nearly used ({self.day_remaining} calls left, "
-                    f"{self.limits.day_reserve} kept in reserve)"
-                )
-            while (wait := self._wait_needed(self._clock())) > 0:
+            while (wait := self._wait_needed(self._clock())) > 0 or self._clock() < self._day_stop_until:
+                if self._clock() < self._day_stop_until:
+                    raise DailyLimitReached(
+                        f"Xero's daily call limit for this organisation is nearly used ({self.day_remaining} calls "
+                        f"left, {self.limits.day_reserve} kept in reserve)"
+                    )
                 started = self._clock()
                 self._condition.wait(timeout=wait)
                 self.waited_seconds += self._clock() - started
@@ -85,10 +86,17 @@ class TenantPacer:
             remaining = headers.get("X-DayLimit-Remaining")
             if remaining is not None and remaining.strip().lstrip("-").isdigit():
                 self.day_remaining = int(remaining)
+                if self.day_remaining <= self.limits.day_reserve:
+                    # stop for a window; a later call (a later run in this process) learns the budget again
+                    self._day_stop_until = max(self._day_stop_until, self._clock() + self.limits.window_seconds)
             if status == 429:
                 retry_after = headers.get("Retry-After")
                 seconds = float(retry_after) if retry_after and _is_number(retry_after) else 1.0
-                self._paused_until = max(self._paused_until, self._clock() + seconds)
+                if headers.get("X-Rate-Limit-Problem", "") == "day":
+                    # waiting out a day inside a run helps nobody: stop, and let tomorrow's run resume
+                    self._day_stop_until = max(self._day_stop_until, self._clock() + seconds)
+                else:
+                    self._paused_until = max(self._paused_until, self._clock() + seconds)
 
 
 def _is_number(text: str) -> bool:

@@ -1,0 +1,220 @@
+"""Exactly once, through real Dagster runs against the sandbox: partial failures with lineage and a
+re-run that sends only what is missing, CI changes after posting (each policy), the daily limit."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from dagster import DagsterInstance, build_run_status_sensor_context, DagsterRunStatus
+
+from ci_xero_pipeline.ci.extract import engine_for
+from ci_xero_pipeline.ci.tables import build_ci_tables
+from ci_xero_pipeline.code_location import build_definitions
+from ci_xero_pipeline.sandbox.server import SandboxServer
+from ci_xero_pipeline.settings import load_settings
+
+from .conftest import DEMO_DAYS, DEMO_END_DAY
+from .pipeline_helpers import ci_final_totals_by_day, connect_site, outcome_counts, run, xero_documents, xero_totals_by_day
+
+FIRST_DAY = DEMO_END_DAY - timedelta(days=DEMO_DAYS - 1)
+NZ = ZoneInfo("Pacific/Auckland")
+TABLES = build_ci_tables()
+
+
+@pytest.fixture
+def ci_copy(demo_ci_url: str, tmp_path: Path) -> str:
+    copy = tmp_path / "ci_copy.sqlite"
+    shutil.copy(demo_ci_url.removeprefix("sqlite:///"), copy)
+    return f"sqlite:///{copy}"
+
+
+def puts(sandbox, site: Path) -> int:
+    from .pipeline_helpers import xero_client
+
+    counts = sandbox.store.call_counts(xero_client(site).tenant_id)
+    return sum(n for (method, path), n in counts.items() if method == "PUT" and path in ("Invoices", "CreditNotes"))
+
+
+def step_failure(instance: DagsterInstance, run_id: str):
+    failures = [e for e in instance.all_logs(run_id) if e.dagster_event and e.dagster_event.is_step_failure]
+    assert len(failures) == 1
+    return failures[0].dagster_event
+
+
+def set_mapping(site: Path, code: str, account: str) -> None:
+    values = yaml.safe_load(site.read_text())
+    values["mapping"]["sales_accounts"][code] = account
+    site.write_text(yaml.safe_dump(values))
+
+
+def test_a_failed_document_fails_its_partition_with_lineage_and_a_rerun_sends_only_it(sandbox, ci_copy, make_site):
+    site = make_site(sandbox, ci_copy, {"eretailer": {"mode": "detail"}})
+    set_mapping(site, "GIFTS", "299")  # a sales account the organisation does not have
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+
+    first = run(site, FIRST_DAY, DEMO_END_DAY, instance)
+
+    assert not first.success
+    failure = step_failure(instance, first.run_id)
+    assert failure.step_key == "posted_eretailer"
+    user = failure.step_failure_data.user_failure_data
+    rows = [record.data for record in user.metadata["failed_documents"].value.records]
+    assert rows and "not in Xero" in user.description
+    for row in rows:
+        assert "Account code '299'" in row["reason"]
+        assert row["upstream_partition"] == f"raw_eretailer / {row['business_date']}"
+        assert row["ci_invoice_nos"] in row["ci_keys"] and row["branch_code"] and Decimal(row["amount"]) > 0
+    failed_numbers = {row["ci_invoice_nos"] for row in rows}
+    invoices, credit_notes = xero_documents(site)
+    posted = {d["InvoiceNumber"] for d in invoices} | {d["CreditNoteNumber"] for d in credit_notes}
+    assert posted and not posted & failed_numbers  # the rest of the days went in
+
+    # the run-failure sensor turns it into a report a person can act on
+    sensor = build_definitions(site).get_sensor_def("report_failed_posting")
+    context = build_run_status_sensor_context(
+        sensor_name=sensor.name, dagster_instance=instance, dagster_run=instance.get_run_by_id(first.run_id),
+        dagster_event=instance.get_records_for_run(first.run_id).records[-1].event_log_entry.dagster_event,
+    ).for_run_failure()
+    sensor(context)
+    report = next((load_settings(site).data_path / "reports").glob(f"failed-run-{first.run_id}.json")).read_text()
+    assert all(number in report for number in failed_numbers)
+
+    writes_before = puts(sandbox, site)
+    set_mapping(site, "GIFTS", "204")  # the fix
+    second = run(site, FIRST_DAY, DEMO_END_DAY, instance)
+    assert second.success, second.failed_checks
+    assert second.failed_checks == []
+    newly = second.results[second.results["outcome"] == "posted"]
+    assert set(newly["number"]) == failed_numbers
+    per_endpoint = newly["endpoint"].value_counts()
+    assert puts(sandbox, site) - writes_before == sum(-(-int(n) // 50) for n in per_endpoint)
+    assert xero_totals_by_day(site) == ci_final_totals_by_day(ci_copy, FIRST_DAY, DEMO_END_DAY)
+
+
+def change_a_line(ci_url: str, number: str, discount_cents: int = 100) -> None:
+    """CI edits a posted invoice: one more dollar of discount on its first line, totals follow."""
+    engine = engine_for(ci_url)
+    lines, invoices = TABLES.sales_invoice_lines, TABLES.sales_invoices
+    with engine.begin() as connection:
+        line = connection.execute(
+            sa.select(lines).where(lines.c.invoice_no == number).order_by(lines.c.line_no).limit(1)
+        ).mappings().one()
+        header = connection.execute(sa.select(invoices).where(invoices.c.invoice_no == number)).mappings().one()
+        off = Decimal(discount_cents) / 100
+        total = Decimal(line["line_total_incl"]) - off
+        gst = (total * 3 / 23).quantize(Decimal("0.01"), ROUND_HALF_UP) if line["gst_code"] == "S" else Decimal("0.00")
+        connection.execute(sa.update(lines).where(lines.c.invoice_no == number, lines.c.line_no == line["line_no"]).values(
+            discount_incl=Decimal(line["discount_incl"]) + off, line_total_incl=total, line_gst=gst))
+        connection.execute(sa.update(invoices).where(invoices.c.invoice_no == number).values(
+            total_incl=Decimal(header["total_incl"]) - off,
+            total_gst=Decimal(header["total_gst"]) - Decimal(line["line_gst"]) + gst,
+            updated_at=datetime.now(NZ).replace(tzinfo=None)))
+
+
+def void_in_ci(ci_url: str, number: str) -> None:
+    with engine_for(ci_url).begin() as connection:
+        connection.execute(sa.update(TABLES.sales_invoices).where(TABLES.sales_invoices.c.invoice_no == number).values(
+            status="VOID", updated_at=datetime.now(NZ).replace(tzinfo=None)))
+
+
+def two_invoices(ci_url: str) -> tuple[str, str]:
+    invoices = TABLES.sales_invoices
+    with engine_for(ci_url).connect() as connection:
+        numbers = connection.execute(
+            sa.select(invoices.c.invoice_no).where(
+                invoices.c.business_date == DEMO_END_DAY, invoices.c.status == "FINAL",
+                invoices.c.doc_type == "INVOICE", invoices.c.source == "ERETAILER", invoices.c.total_incl > 20,
+            ).order_by(invoices.c.invoice_no).limit(2)
+        ).scalars().all()
+    return numbers[0], numbers[1]
+
+
+def by_number(site: Path) -> dict[str, dict]:
+    invoices, credit_notes = xero_documents(site)
+    return {d["InvoiceNumber"]: d for d in invoices} | {d["CreditNoteNumber"]: d for d in credit_notes}
+
+
+@pytest.mark.parametrize("policy", ["void_and_repost", "credit_note"])
+def test_authorised_documents_changed_after_posting_are_taken_back_and_reposted(policy, sandbox, ci_copy, make_site):
+    site = make_site(sandbox, ci_copy, {"eretailer": {"mode": "detail", "status": "AUTHORISED", "changes_after_posting": policy}})
+    connect_site(site)
+    assert run(site, DEMO_END_DAY, DEMO_END_DAY).success
+    edited, voided = two_invoices(ci_copy)
+    change_a_line(ci_copy, edited)
+    void_in_ci(ci_copy, voided)
+
+    again = run(site, DEMO_END_DAY, DEMO_END_DAY)
+
+    assert again.success, again.failed_checks
+    assert again.failed_checks == []
+    outcomes = outcome_counts(again.results)
+    assert outcomes.get("reposted") == 1 and outcomes.get("withdrawn") == 1
+    held = by_number(site)
+    assert held[f"{edited}-R1"]["Status"] == "AUTHORISED"
+    if policy == "void_and_repost":
+        assert held[edited]["Status"] == "VOIDED" and held[voided]["Status"] == "VOIDED"
+    else:
+        assert held[edited]["Status"] == "AUTHORISED" and held[f"{edited}-CN1"]["Total"] == held[edited]["Total"]
+        assert held[f"{voided}-CN1"]["Total"] == held[voided]["Total"]
+    # the books for the day equal CI's again, to the cent, and a third run changes nothing
+    assert xero_totals_by_day(site) == ci_final_totals_by_day(ci_copy, DEMO_END_DAY, DEMO_END_DAY)
+    third = run(site, DEMO_END_DAY, DEMO_END_DAY)
+    assert set(third.results["outcome"]) == {"already_posted"}
+
+
+def test_a_draft_changed_after_posting_is_updated_in_place(sandbox, ci_copy, make_site):
+    site = make_site(sandbox, ci_copy, {"eretailer": {"mode": "detail", "status": "DRAFT"}})
+    connect_site(site)
+    assert run(site, DEMO_END_DAY, DEMO_END_DAY).success
+    edited, voided = two_invoices(ci_copy)
+    invoice_id = by_number(site)[edited]["InvoiceID"]
+    change_a_line(ci_copy, edited)
+    void_in_ci(ci_copy, voided)
+
+    again = run(site, DEMO_END_DAY, DEMO_END_DAY)
+
+    assert again.success and outcome_counts(again.results).get("updated") == 1
+    held = by_number(site)
+    assert held[edited]["InvoiceID"] == invoice_id and f"{edited}-R1" not in held
+    assert held[voided]["Status"] == "DELETED"  # a DRAFT that CI voided is deleted in Xero
+    assert xero_totals_by_day(site) == ci_final_totals_by_day(ci_copy, DEMO_END_DAY, DEMO_END_DAY)
+
+
+def test_the_daily_limit_stops_the_run_cleanly_and_the_next_day_resumes(sandbox_factory, demo_ci_url, make_site, tmp_path):
+    sandbox = sandbox_factory(day_limit=14)
+    site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "detail"}, "xero": {"batch_size": 10, "day_call_reserve": 2}})
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+
+    stopped = run(site, FIRST_DAY, DEMO_END_DAY, instance)
+
+    assert not stopped.success
+    failure = step_failure(instance, stopped.run_id).step_failure_data.user_failure_data
+    assert "daily call limit" in failure.description and "resumes" in failure.description
+    posted_first = len(xero_documents_raw(sandbox))
+    assert posted_first > 0
+
+    # the next day: Xero's counters start again (a fresh sandbox process on the same state)
+    with SandboxServer(dataclasses.replace(sandbox.config, day_limit=5000)) as next_day:
+        values = yaml.safe_load(site.read_text())
+        for name in ("authorize_url", "token_url", "revoke_url", "connections_url", "api_url"):
+            values["xero"][name] = values["xero"][name].replace(sandbox.base_url, next_day.base_url)
+        site.write_text(yaml.safe_dump(values))
+        resumed = run(site, FIRST_DAY, DEMO_END_DAY, instance)
+        assert resumed.success, resumed.failed_checks
+        outcomes = outcome_counts(resumed.results)
+        assert outcomes["already_posted"] == posted_first and outcomes["posted"] > 0
+        assert xero_totals_by_day(site) == ci_final_totals_by_day(demo_ci_url, FIRST_DAY, DEMO_END_DAY)
+
+
+def xero_documents_raw(sandbox) -> list:
+    return sandbox.store.query("SELECT id FROM invoices UNION ALL SELECT id FROM credit_notes")
