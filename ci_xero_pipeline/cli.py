@@ -33,13 +33,18 @@ def command_demo_db(args: argparse.Namespace) -> int:
 
 
 def command_sandbox(args: argparse.Namespace) -> int:
+    import json
+
     from .demo import demo_sandbox_config
-    from .sandbox.server import serve
+    from .sandbox.server import FaultPlan, serve
 
     settings = load_settings(_settings_path(args))
     config = demo_sandbox_config(settings.data_path / "sandbox.sqlite", settings)
+    faults = FaultPlan.from_json(json.loads(args.faults)) if args.faults else None
     print(f"Xero sandbox on http://{args.host}:{args.port} (state: {config.db_path}); Ctrl-C stops it.")
-    serve(config, host=args.host, port=args.port)
+    if faults:
+        print(f"Injecting faults: {faults} (change or clear them at /sandbox/faults: PUT a plan, DELETE)")
+    serve(config, host=args.host, port=args.port, faults=faults)
     return 0
 
 
@@ -147,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = commands.add_parser("sandbox", help="run the local Xero sandbox until stopped")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8077)
+    sandbox.add_argument(
+        "--faults", metavar="JSON",
+        help='inject faults, e.g. \'{"probability": 0.1, "kinds": ["429", "500", "drop"]}\' (see sandbox/faults.py)',
+    )
     sandbox.set_defaults(handler=command_sandbox)
 
     connect = commands.add_parser("connect", help="connect the site to a Xero organisation (OAuth 2.0)")

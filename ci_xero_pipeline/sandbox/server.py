@@ -8,6 +8,7 @@ concurrency limit is observable); the store serialises access to SQLite.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import html
@@ -26,12 +27,15 @@ from starlette.routing import Route
 
 from .accounting import Accounting
 from .config import SandboxClient, SandboxConfig, SandboxOrganisation
+from .faults import BEFORE_ACTING, ConnectionDropped, FaultInjector, FaultPlan, FaultPlanError, quiet_dropped_connections
 from .identity import Identity, OAuthError, unknown_scopes
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, format_retry_after
 from .store import SandboxStore
 from .xerojson import encode, now_ms, problem
 
-__all__ = ["SandboxClient", "SandboxConfig", "SandboxOrganisation", "SandboxServer", "SandboxStore", "build_app", "serve"]
+__all__ = [
+    "FaultPlan", "SandboxClient", "SandboxConfig", "SandboxOrganisation", "SandboxServer", "SandboxStore", "build_app", "serve",
+]
 
 API_PREFIX = "/api.xro/2.0"
 JSON = "application/json; charset=utf-8"
@@ -72,12 +76,23 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
 
 
-class _Sandbox:
-    """The routes, bound to one store, identity service, accounting API and rate limiter."""
+class _DroppedAnswer(Response):
+    """Headers go out, then the connection is cut before the body: what a client sees when a network
+    drops after the server has done the work."""
 
-    def __init__(self, config: SandboxConfig, store: SandboxStore):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", JSON.encode()), (b"content-length", b"4096")]})
+        raise ConnectionDropped("fault injected: connection dropped after the request was carried out")
+
+
+class _Sandbox:
+    """The routes, bound to one store, identity service, accounting API, rate limiter and faults."""
+
+    def __init__(self, config: SandboxConfig, store: SandboxStore, faults: FaultInjector):
         self.config = config
         self.store = store
+        self.faults = faults
         self.identity = Identity(store, config)
         self.accounting = Accounting(store, config)
         self.limiter = RateLimiter(
@@ -212,18 +227,26 @@ class _Sandbox:
     # -- accounting -------------------------------------------------------------------------------
     def _accounting_call(
         self, method: str, parts: list[str], headers: dict[str, str], query: dict[str, str], body: bytes
-    ) -> tuple[int, bytes, dict[str, str]]:
+    ) -> tuple[int, bytes, dict[str, str], str | None]:
+        """(status, body, headers, the fault still to strike once the answer is ready)."""
         collection = parts[0] if parts else ""
         tenant_id = headers.get("xero-tenant-id", "").strip().lower()
         grant = self.identity.grant_for_access_token(_bearer(headers))
         client_id = grant.client_id if grant else ""
         extra: dict[str, str] = {}
+        fault = None
+        if grant is not None and tenant_id and self.identity.is_connected(grant, tenant_id):
+            fault = self.faults.draw(method, collection, body)
         if grant is None:
             status, content = 401, encode(problem(401, "Unauthorized", "AuthenticationUnsuccessful"))
             extra["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         elif not tenant_id or not self.identity.is_connected(grant, tenant_id):
             status, content = 403, encode(problem(403, "Forbidden", "AuthorizationUnsuccessful"))
+        elif fault in BEFORE_ACTING:
+            status, content, extra = self._refused_by_fault(fault)
         else:
+            if fault == "validation":
+                body = self.faults.spoil_one_document(collection, body)
             admission = self.limiter.admit(client_id, tenant_id)
             extra = admission.headers()
             if not admission.admitted:
@@ -233,8 +256,20 @@ class _Sandbox:
                     status, content = self._answer(tenant_id, method, parts, headers, query, body)
                 finally:
                     self.limiter.release(client_id, tenant_id)
+            if fault == "500":
+                status, content = 500, encode(problem(500, "Internal Server Error", "An error occurred in Xero (fault injected after the request was carried out)"))
         self.store.record_call(tenant_id, client_id, method, collection, status)
-        return status, content, extra
+        return status, content, extra, fault if fault in ("slow", "drop") else None
+
+    def _refused_by_fault(self, fault: str) -> tuple[int, bytes, dict[str, str]]:
+        if fault == "429":
+            headers = {
+                "X-Rate-Limit-Problem": "minute",
+                "Retry-After": format_retry_after(self.faults.plan.retry_after_seconds),
+                "X-MinLimit-Remaining": "0",
+            }
+            return 429, encode(problem(429, "Too Many Requests", "Rate limit exceeded: minute (fault injected)")), headers
+        return 503, encode(problem(503, "Service Unavailable", "The Xero API is temporarily unavailable (fault injected)")), {}
 
     def _answer(
         self, tenant_id: str, method: str, parts: list[str], headers: dict[str, str], query: dict[str, str], body: bytes
@@ -261,8 +296,27 @@ class _Sandbox:
         headers = {k.lower(): v for k, v in request.headers.items()}
         query = {k.lower(): v for k, v in request.query_params.items()}
         body = await request.body()
-        status, content, extra = await run_in_threadpool(self._accounting_call, request.method, parts, headers, query, body)
+        status, content, extra, fault = await run_in_threadpool(self._accounting_call, request.method, parts, headers, query, body)
+        if fault == "drop":
+            return _DroppedAnswer()
+        if fault == "slow":
+            self.faults.hold(1)
+            try:
+                await asyncio.sleep(self.faults.plan.slow_seconds)
+            finally:
+                self.faults.hold(-1)
         return Response(content, status_code=status, media_type=JSON, headers=extra)
+
+    # -- fault injection (a test tool: loopback only, no auth) ------------------------------------
+    async def fault_plan(self, request: Request) -> Response:
+        if request.method == "PUT":
+            try:
+                self.faults.set(FaultPlan.from_json(await request.json()))
+            except (FaultPlanError, ValueError, TypeError) as error:
+                return _json(400, {"Message": str(error)})
+        elif request.method == "DELETE":
+            self.faults.clear()
+        return _json(200, self.faults.stats())
 
     async def home(self, request: Request) -> Response:
         organisations = await run_in_threadpool(self.store.organisations)
@@ -273,8 +327,9 @@ class _Sandbox:
         })
 
 
-def build_app(config: SandboxConfig, store: SandboxStore) -> Starlette:
-    sandbox = _Sandbox(config, store)
+def build_app(config: SandboxConfig, store: SandboxStore, faults: FaultInjector | None = None) -> Starlette:
+    quiet_dropped_connections()
+    sandbox = _Sandbox(config, store, faults or FaultInjector())
     methods = ["GET", "PUT", "POST", "DELETE"]
     return Starlette(
         routes=[
@@ -288,6 +343,7 @@ def build_app(config: SandboxConfig, store: SandboxStore) -> Starlette:
             Route("/connections/{id}", sandbox.delete_connection, methods=["DELETE"]),
             Route("/Connections/{id}", sandbox.delete_connection, methods=["DELETE"]),
             Route(API_PREFIX + "/{path:path}", sandbox.api, methods=methods),
+            Route("/sandbox/faults", sandbox.fault_plan, methods=["GET", "PUT", "DELETE"]),
         ]
     )
 
@@ -316,7 +372,8 @@ class SandboxServer:
         self.port = port or _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.store = open_store(config)
-        self.app = build_app(config, self.store)
+        self.faults = FaultInjector()  # set a FaultPlan per run: `server.faults.set(FaultPlan(...))`
+        self.app = build_app(config, self.store, self.faults)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -345,10 +402,13 @@ class SandboxServer:
         self._server = self._thread = None
 
 
-def serve(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8077) -> None:
+def serve(config: SandboxConfig, host: str = "127.0.0.1", port: int = 8077, faults: FaultPlan | None = None) -> None:
     """Run the sandbox in the foreground until interrupted (no access log: URLs can carry codes)."""
     store = open_store(config)
+    injector = FaultInjector()
+    if faults is not None:
+        injector.set(faults)
     try:
-        uvicorn.run(build_app(config, store), host=host, port=port, log_level="info", access_log=False, lifespan="off")
+        uvicorn.run(build_app(config, store, injector), host=host, port=port, log_level="info", access_log=False, lifespan="off")
     finally:
         store.close()

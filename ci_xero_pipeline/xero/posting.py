@@ -24,6 +24,7 @@ from datetime import date
 from typing import Any, Iterable, Literal, Sequence
 
 import pandas as pd
+import requests
 
 from ..money import cents_to_decimal, decimal_to_cents
 from .client import DocumentOutcome, XeroApiError, XeroClient, XeroOutcomeUnknown, parse_xero_date
@@ -157,7 +158,15 @@ class _Run:
             lost = self._send_batches(self._batches(pending))
             if not lost:
                 return
-            found = self.lookup((self.documents[k].endpoint, revision_number(self.documents[k].number, r)) for k, r in lost)
+            try:
+                found = self.lookup((self.documents[k].endpoint, revision_number(self.documents[k].number, r)) for k, r in lost)
+            except (XeroApiError, requests.RequestException) as error:
+                # still unknown: the ledger says `intended`, so the next run looks them up before sending
+                for key, revision in lost:
+                    self.result(key, "unknown", f"{revision_number(self.documents[key].number, revision)}: the answer "
+                                f"was lost and the lookup failed too ({error}); the next run looks it up before sending "
+                                "again", revision=revision)
+                return
             pending, confirmed = [], []
             for key, revision in lost:
                 xero = found.get((self.documents[key].endpoint, revision_number(self.documents[key].number, revision)))

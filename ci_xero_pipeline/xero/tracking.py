@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
-from .client import XeroClient
+from .client import XeroClient, XeroOutcomeUnknown
+
+# writes whose answer was lost are resolved by reading the category again: names make them idempotent
+_LOST_ANSWER_ATTEMPTS = 5
 
 
 class TrackingSetupError(RuntimeError):
@@ -37,9 +40,22 @@ def ensure_tracking_options(
     """Make sure the category and every option the documents name exist and are active.
 
     `existing`: nothing is created; a missing category or option is an error naming it.
-    `create`: the category (if missing) and the missing options are created.
+    `create`: the category (if missing) and the missing options are created. A create whose answer
+    was lost is never sent blindly again: the category is read back first, and only what is still
+    missing is created.
     """
-    wanted = sorted(set(option_names))
+    for attempt in range(1, _LOST_ANSWER_ATTEMPTS + 1):
+        try:
+            return _ensure_once(client, category_name, sorted(set(option_names)), strategy)
+        except XeroOutcomeUnknown:
+            if attempt == _LOST_ANSWER_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _ensure_once(
+    client: XeroClient, category_name: str, wanted: list[str], strategy: Literal["existing", "create"]
+) -> TrackingSetup:
     categories = client.tracking_categories()
     category = _active(categories, "Name").get(category_name.casefold())
     created_category = False
