@@ -22,7 +22,9 @@ from ci_xero_pipeline.sandbox.server import SandboxServer
 from ci_xero_pipeline.settings import load_settings
 
 from .conftest import DEMO_DAYS, DEMO_END_DAY
-from .pipeline_helpers import ci_final_totals_by_day, connect_site, outcome_counts, run, xero_documents, xero_totals_by_day
+from .pipeline_helpers import (
+    ci_final_totals_by_day, connect_site, outcome_counts, run, xero_client, xero_documents, xero_totals_by_day,
+)
 
 FIRST_DAY = DEMO_END_DAY - timedelta(days=DEMO_DAYS - 1)
 NZ = ZoneInfo("Pacific/Auckland")
@@ -37,8 +39,6 @@ def ci_copy(demo_ci_url: str, tmp_path: Path) -> str:
 
 
 def puts(sandbox, site: Path) -> int:
-    from .pipeline_helpers import xero_client
-
     counts = sandbox.store.call_counts(xero_client(site).tenant_id)
     return sum(n for (method, path), n in counts.items() if method == "PUT" and path in ("Invoices", "CreditNotes"))
 
@@ -218,3 +218,34 @@ def test_the_daily_limit_stops_the_run_cleanly_and_the_next_day_resumes(sandbox_
 
 def xero_documents_raw(sandbox) -> list:
     return sandbox.store.query("SELECT id FROM invoices UNION ALL SELECT id FROM credit_notes")
+
+
+def check_evaluation(instance: DagsterInstance, run_id: str, check_name: str):
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event and event.event_type_value == "ASSET_CHECK_EVALUATION" and event.event_specific_data.check_name == check_name:
+            return event.event_specific_data
+    raise AssertionError(f"no evaluation of {check_name}")
+
+
+def test_reconciliation_reads_xero_back_and_fails_with_a_table_when_xero_no_longer_matches(sandbox, demo_ci_url, make_site):
+    site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "detail", "status": "AUTHORISED"}})
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+    first = run(site, DEMO_END_DAY, DEMO_END_DAY, instance)
+    assert first.success and first.failed_checks == []
+    assert check_evaluation(instance, first.run_id, "xero_matches_ci").passed
+    # someone voids a posted invoice in Xero, behind the pipeline's back
+    invoices, _credit_notes = xero_documents(site)
+    victim = next(d for d in invoices if d["Status"] == "AUTHORISED")
+    voided = xero_client(site).put_batch("Invoices", [("x", {"InvoiceID": victim["InvoiceID"], "Status": "VOIDED"})], method="POST")
+    assert voided[0].ok
+
+    again = run(site, DEMO_END_DAY, DEMO_END_DAY, instance)
+
+    assert "posted_eretailer:xero_matches_ci" in again.failed_checks
+    evaluation = check_evaluation(instance, again.run_id, "xero_matches_ci")
+    assert not evaluation.passed and evaluation.metadata["differences"].value == 1
+    rows = [r.data for r in evaluation.metadata["difference_table"].value.records]
+    assert rows == [{"business_date": DEMO_END_DAY.isoformat(), "number": victim["InvoiceNumber"], "field": "status",
+                     "ci": "AUTHORISED", "xero": "VOIDED"}]
