@@ -6,6 +6,7 @@ run again. Each ends with Xero equal to CI exactly: every CI document once, to t
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -181,13 +182,39 @@ def test_a_month_of_detail_documents_through_hundreds_of_faults_ends_with_xero_e
 def ledger_states(site: Path) -> Counter:
     settings = load_settings(site)
     engine = sa.create_engine(settings.resolved_state_database_url)
-    with engine.connect() as connection:
-        return Counter(connection.execute(sa.select(LEDGER.c.state)).scalars())
+    try:
+        with engine.connect() as connection:
+            return Counter(connection.execute(sa.select(LEDGER.c.state)).scalars())
+    finally:
+        engine.dispose()
 
 
-def test_a_run_killed_in_the_middle_of_a_batch_is_run_again_without_duplicates(sandbox_factory, demo_ci_url, make_site):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def state_database(request) -> dict:
+    """Where the posting ledger lives: the default SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    url = os.environ.get("CI_XERO_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set CI_XERO_TEST_POSTGRES_URL to keep the posting ledger on PostgreSQL")
+    name = f"ci_xero_ledger_{secrets.token_hex(4)}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield {"state_database_url": sa.make_url(url).set(database=name).render_as_string(hide_password=False)}
+    with admin.connect() as connection:  # FORCE: the pipeline's pooled connections are still open
+        connection.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_a_run_killed_in_the_middle_of_a_batch_is_run_again_without_duplicates(
+    sandbox_factory, demo_ci_url, make_site, state_database
+):
     sandbox = sandbox_factory(**FAST_XERO)
-    site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "detail"}, "xero": {"batch_size": 10, **FAST_CLIENT}})
+    site = make_site(sandbox, demo_ci_url, {
+        "eretailer": {"mode": "detail"}, "xero": {"batch_size": 10, **FAST_CLIENT}, **state_database,
+    })
     connect_site(site)
     first, last = DEMO_END_DAY - timedelta(days=DEMO_DAYS - 1), DEMO_END_DAY
     ci = ci_documents(demo_ci_url, first, last)
