@@ -249,3 +249,46 @@ def test_reconciliation_reads_xero_back_and_fails_with_a_table_when_xero_no_long
     rows = [r.data for r in evaluation.metadata["difference_table"].value.records]
     assert rows == [{"business_date": DEMO_END_DAY.isoformat(), "number": victim["InvoiceNumber"], "field": "status",
                      "ci": "AUTHORISED", "xero": "VOIDED"}]
+
+
+def test_new_invoices_go_out_without_lookups_and_xeros_refusal_of_a_taken_number_is_resolved(
+    sandbox_factory, demo_ci_url, make_site
+):
+    # Xero forgets idempotency keys after minutes; here at once, as for a re-run days later
+    sandbox = sandbox_factory(idempotency_seconds=0)
+    site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "detail"}})
+    connect_site(site)
+    client = xero_client(site)
+    taken, _other = two_invoices(demo_ci_url)
+    # someone keyed an invoice into Xero by hand under a number CI will use
+    foreign = client.put_batch("Invoices", [("hand", {
+        "Type": "ACCREC", "InvoiceNumber": taken, "Contact": {"Name": "Walk-in"}, "Date": DEMO_END_DAY.isoformat(),
+        "DueDate": DEMO_END_DAY.isoformat(), "LineAmountTypes": "Inclusive", "Status": "AUTHORISED",
+        "LineItems": [{"Description": "keyed by hand", "Quantity": 1, "UnitAmount": Decimal("1.15"),
+                       "AccountCode": "201", "TaxType": "OUTPUT2"}]})])[0]
+    assert foreign.ok
+    before = sandbox.store.call_counts(client.tenant_id)
+
+    first = run(site, DEMO_END_DAY, DEMO_END_DAY)
+
+    calls = sandbox.store.call_counts(client.tenant_id)
+    lookups = calls.get(("GET", "Invoices"), 0) - before.get(("GET", "Invoices"), 0)
+    reconciliation_reads = 1
+    assert lookups == 1 + reconciliation_reads  # only the refused number was looked up
+    outcomes = outcome_counts(first.results)
+    assert outcomes["differs"] == 1 and first.failed_checks == ["posted_eretailer:every_document_in_xero"]
+    differs = first.results[first.results["outcome"] == "differs"].iloc[0]
+    assert differs["number"] == taken and "not posted by this pipeline" in differs["message"]
+    assert by_number(site)[taken]["InvoiceID"] == foreign.document["InvoiceID"]  # left alone
+
+    # the pipeline's state is lost (a new state database): a run finds everything already there
+    values = yaml.safe_load(site.read_text())
+    values["state_database_url"] = f"sqlite:///{site.parent / 'new_state.sqlite'}"
+    site.write_text(yaml.safe_dump(values))
+    puts_before = puts(sandbox, site)
+    again = run(site, DEMO_END_DAY, DEMO_END_DAY)
+    assert outcome_counts(again.results) == {"already_posted": len(again.results) - 1, "differs": 1}
+    assert by_number(site)[taken]["InvoiceID"] == foreign.document["InvoiceID"]  # still not taken for ours
+    # credit notes were found by lookup before sending; invoices went out and came back refused as taken
+    invoices_sent = int((again.results["endpoint"] == "Invoices").sum())
+    assert puts(sandbox, site) - puts_before == -(-invoices_sent // 50)

@@ -182,5 +182,11 @@ class PostingLedger:
     def failed(self, key: str, error: str) -> None:
         self.failed_many([(key, error)])
 
+    def forget(self, keys: Sequence[str]) -> None:
+        """Drop intents that never became ours: Xero holds another document under their number."""
+        if keys:
+            with self.engine.begin() as connection:
+                connection.execute(sa.delete(LEDGER).where(*self._where(keys)))
+
     def withdrawn(self, key: str, xero_status: str | None) -> None:
         self._set(key, state=WITHDRAWN, xero_status=xero_status, last_error=None)

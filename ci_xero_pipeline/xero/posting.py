@@ -2,8 +2,10 @@
 
 1. The ledger says what was posted before. A document posted with the same payload is done (no call);
    one posted with another payload was changed in CI after posting and follows the change policy.
-2. Every other document (new, failed before, or whose last attempt ended without an answer) is looked
-   up in Xero by its number first: an unknown outcome is resolved before anything is sent again.
+2. Every document whose last attempt failed or ended without an answer is looked up in Xero by its
+   number first: an unknown outcome is resolved before anything is sent again. So is every new credit
+   note. A new invoice is sent without a lookup: Xero refuses a second sales invoice under a number it
+   holds, and such a refusal is resolved by the same lookup (already there, or someone else's: `differs`).
 3. The rest is recorded in the ledger as `intended` (committed) and sent, 50 to a request, several
    requests in flight under the organisation's pacer. A batch whose answer is lost is looked up
    again; what Xero does not hold is sent again as the same batch, with the same Idempotency-Key, so a
@@ -90,6 +92,7 @@ class _Run:
         self.results: dict[str, dict[str, Any]] = {}
         self.sent: dict[str, int] = {}  # attempts made in this run
         self.extra_results: list[dict[str, Any]] = []  # withdrawn documents (no longer in CI)
+        self.answer_lost: set[str] = set()  # keys sent in this run whose answer never came
 
     # -- results --------------------------------------------------------------------------------
     def result(self, key: str, outcome: str, message: str = "", xero: dict[str, Any] | None = None, revision: int = 0) -> None:
@@ -134,6 +137,12 @@ class _Run:
         document = self.documents[key]
         return _amounts(xero) == (int(document.total_cents), int(document.tax_cents))
 
+    def differs_message(self, key: str, xero: dict[str, Any]) -> str:
+        document = self.documents[key]
+        return (f"{document.number} is already in Xero with total {xero.get('Total')} and tax {xero.get('TotalTax')}; "
+                f"CI says {cents_to_decimal(document.total_cents)} and {cents_to_decimal(document.tax_cents)}. "
+                "It was not posted by this pipeline's ledger.")
+
     # -- lookups --------------------------------------------------------------------------------
     def lookup(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
         """(endpoint, number) → the document Xero holds, for those it holds."""
@@ -167,15 +176,24 @@ class _Run:
                                 f"was lost and the lookup failed too ({error}); the next run looks it up before sending "
                                 "again", revision=revision)
                 return
-            pending, confirmed = [], []
+            pending, confirmed, not_ours = [], [], []
             for key, revision in lost:
                 xero = found.get((self.documents[key].endpoint, revision_number(self.documents[key].number, revision)))
-                if xero is not None and self.matches(key, xero):
-                    confirmed.append((key, xero.get(ID_FIELD[self.documents[key].endpoint]), xero.get("Status")))
-                    self.result(key, "posted", "confirmed by lookup after its answer was lost", xero, revision)
-                else:
+                if xero is None:
                     pending.append((key, revision))
+                elif not self.matches(key, xero):
+                    not_ours.append(key)  # ours would match: Xero holds someone else's document
+                    self.result(key, "differs", self.differs_message(key, xero), xero, revision)
+                else:
+                    confirmed.append((key, xero.get(ID_FIELD[self.documents[key].endpoint]), xero.get("Status")))
+                    entry = self.entries.get(key)
+                    if key in self.answer_lost or (entry is not None and entry.state == INTENDED):
+                        self.result(key, "posted", "confirmed by lookup after its answer was lost", xero, revision)
+                    else:
+                        self.result(key, "already_posted", "already in Xero: found by its number when Xero "
+                                    "refused it as a duplicate", xero, revision)
             self.ledger.posted_many(confirmed)
+            self.ledger.forget(not_ours)
         for key, revision in pending:
             self.result(key, "unknown", f"{revision_number(self.documents[key].number, revision)}: no answer from Xero after "
                         f"{self.policy.unknown_outcome_rounds} attempts; the next run looks it up before sending again", revision=revision)
@@ -206,6 +224,7 @@ class _Run:
                     outcomes = future.result()
                 except XeroOutcomeUnknown as error:
                     self.ledger.unknown_many([key for key, _revision in batch], str(error))
+                    self.answer_lost.update(key for key, _revision in batch)
                     lost += batch
                     continue
                 except DailyLimitReached as error:
@@ -337,7 +356,13 @@ def _post(run: _Run, partitions: Sequence[str]) -> None:
         entry = run.entries.get(key)
         return entry.number if entry else run.documents[key].number
 
-    found = run.lookup((run.documents[k].endpoint, number_of(k)) for k in unsure)
+    def needs_lookup(key: str) -> bool:
+        # Xero refuses a second sales invoice under a number it holds, so an invoice the ledger has never
+        # seen goes straight out and a "must be unique" refusal is looked up then: one call saved per
+        # hundred documents. Credit note numbers carry no such promise: they are looked up first.
+        return key in run.entries or run.documents[key].endpoint != "Invoices"
+
+    found = run.lookup((run.documents[k].endpoint, number_of(k)) for k in unsure if needs_lookup(k))
     pending: list[tuple[str, int]] = []
     for key in unsure:
         document, entry = run.documents[key], run.entries.get(key)
@@ -353,9 +378,7 @@ def _post(run: _Run, partitions: Sequence[str]) -> None:
                 ledger.adopt(run.intent(key, revision), xero.get(ID_FIELD[document.endpoint]), xero.get("Status"))
                 changed.append((key, run.ledger.entries([key])[key]))
             else:
-                run.result(key, "differs", f"{document.number} is already in Xero with total {xero.get('Total')} and tax "
-                           f"{xero.get('TotalTax')}; CI says {cents_to_decimal(document.total_cents)} and "
-                           f"{cents_to_decimal(document.tax_cents)}. It was not posted by this pipeline's ledger.", xero)
+                run.result(key, "differs", run.differs_message(key, xero), xero)
             continue
         if locked_until is not None and document.status == "AUTHORISED" and date.fromisoformat(document.business_date) <= locked_until:
             run.result(key, "locked", f"{document.number} is dated {document.business_date}, on or before Xero's lock date "
