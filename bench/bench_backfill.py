@@ -88,9 +88,10 @@ def main() -> None:
                 after = server.store.call_counts(tenant)
                 calls = {kind: n - before.get(kind, 0) for kind, n in after.items() if n - before.get(kind, 0)}
                 documents = len(result.results)
+                outcomes = {k: int(v) for k, v in result.results["outcome"].value_counts().items()} if documents else {}
                 print(
                     f"{attempt} backfill of {args.days} days: {'ok' if result.success else 'FAILED'} in {elapsed:.1f} s; "
-                    f"{documents} documents ({{k: int(v) for k, v in result.results['outcome'].value_counts().items()} if documents else {}}); "
+                    f"{documents} documents ({outcomes}); "
                     f"Xero calls {sum(calls.values())} (⌈documents/50⌉ = {math.ceil(documents / 50)}), "
                     f"writes {writes(calls)}"
                 )
