@@ -17,7 +17,6 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import yaml
 from dagster import DagsterInstance
 
 from ci_xero_pipeline.ci.demo import create_demo_database
@@ -27,24 +26,9 @@ from ci_xero_pipeline.sandbox.server import SandboxClient, SandboxConfig, Sandbo
 from ci_xero_pipeline.settings import load_settings
 from ci_xero_pipeline.xero.oauth import connect
 
-PROJECT = Path(__file__).resolve().parents[1]
+from bench_site import write_bench_site  # bench/ is on the path when a script here runs
+
 END_DAY = date(2026, 10, 31)
-
-
-def write_site(folder: Path, server: SandboxServer, ci_url: str) -> Path:
-    values = yaml.safe_load((PROJECT / "site.yaml").read_text())
-    api = server.base_url.rstrip("/")
-    values.update(data_dir=str(folder / "data"), ci_database_url=ci_url, first_trading_day="2025-01-01")
-    values["eretailer"]["mode"] = "summary"
-    values["xero"].update(
-        client_id="bench", tenant_name="Bench Retail Ltd", token_file=str(folder / "data" / "token.json"),
-        authorize_url=f"{api}/identity/connect/authorize", token_url=f"{api}/identity/connect/token",
-        revoke_url=f"{api}/identity/connect/revocation", connections_url=f"{api}/connections",
-        api_url=f"{api}/api.xro/2.0",
-    )
-    path = folder / "site.yaml"
-    path.write_text(yaml.safe_dump(values))
-    return path
 
 
 def writes(counts: dict) -> int:
@@ -74,7 +58,7 @@ def main() -> None:
             clients=[SandboxClient(client_id="bench", client_secret=None, redirect_uris=["http://localhost:8765/callback"])],
         )
         with SandboxServer(config) as server:
-            site = write_site(folder, server, ci_url)
+            site = write_bench_site(folder, server, ci_url, "summary")
             settings = load_settings(site)
             xero = XeroResource.from_settings(settings)
             tenant = connect(xero.oauth_app(), xero.token_store(), settings.xero.tenant_name).tenant_id

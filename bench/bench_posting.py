@@ -24,7 +24,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from ci_xero_pipeline.books.eretailer import build_eretailer_documents
 from ci_xero_pipeline.books.validation import validate_sales_documents
@@ -37,28 +36,11 @@ from ci_xero_pipeline.xero.oauth import connect
 from ci_xero_pipeline.xero.posting import post_documents
 from ci_xero_pipeline.xero.tracking import tracking_options_used
 
-PROJECT = Path(__file__).resolve().parents[1]
+from bench_site import PROJECT, write_bench_site  # bench/ is on the path when a script here runs
+
 END_DAY = date(2026, 10, 31)
 DAYS = 30
 CEILING = 60 * 50  # Xero: 60 calls a minute per organisation × 50 documents a call
-
-
-def write_site(folder: Path, server: SandboxServer, ci_url: str, batch_size: int, window_seconds: float) -> Path:
-    values = yaml.safe_load((PROJECT / "site.yaml").read_text())
-    api = server.base_url.rstrip("/")
-    values.update(data_dir=str(folder / "data"), ci_database_url=ci_url, first_trading_day="2025-01-01")
-    values["eretailer"]["mode"] = "detail"
-    values["xero"].update(
-        client_id="bench", tenant_name="Bench Retail Ltd", token_file=str(folder / "data" / "token.json"),
-        authorize_url=f"{api}/identity/connect/authorize", token_url=f"{api}/identity/connect/token",
-        revoke_url=f"{api}/identity/connect/revocation", connections_url=f"{api}/connections",
-        api_url=f"{api}/api.xro/2.0", batch_size=batch_size,
-        # the pacer's minute must match the sandbox's compressed minute, or it paces 20× too slowly
-        rate_window_seconds=window_seconds,
-    )
-    path = folder / "site.yaml"
-    path.write_text(yaml.safe_dump(values))
-    return path
 
 
 def detail_documents(folder: Path, count: int) -> tuple[str, pd.DataFrame]:
@@ -108,7 +90,9 @@ def run(label: str, folder: Path, ci_url: str, documents: pd.DataFrame, batch_si
         minute_limit=60, concurrent_limit=5, day_limit=100_000, time_scale=time_scale,
     )
     with SandboxServer(config) as server:
-        settings = load_settings(write_site(folder, server, ci_url, batch_size, 60 / time_scale))
+        # the pacer's minute must match the sandbox's compressed minute, or it paces time_scale× too slowly
+        site = write_bench_site(folder, server, ci_url, "detail", batch_size=batch_size, rate_window_seconds=60 / time_scale)
+        settings = load_settings(site)
         xero = XeroResource.from_settings(settings)
         tenant = connect(xero.oauth_app(), xero.token_store(), settings.xero.tenant_name).tenant_id
         client = xero.client()

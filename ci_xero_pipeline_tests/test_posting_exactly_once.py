@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 import yaml
-from dagster import DagsterInstance, build_run_status_sensor_context, DagsterRunStatus
+from dagster import DagsterInstance, build_run_status_sensor_context
 
 from ci_xero_pipeline.ci.extract import engine_for
 from ci_xero_pipeline.ci.tables import build_ci_tables

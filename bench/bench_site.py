@@ -1,0 +1,30 @@
+"""What the benchmarks share: a site settings file for a sandbox organisation and a CI database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ci_xero_pipeline.sandbox.server import SandboxServer
+
+PROJECT = Path(__file__).resolve().parents[1]
+TENANT_NAME = "Bench Retail Ltd"
+
+
+def write_bench_site(folder: Path, server: SandboxServer, ci_url: str, mode: str, **xero: Any) -> Path:
+    """The project's site.yaml pointed at the sandbox and the CI database, with these xero settings."""
+    values = yaml.safe_load((PROJECT / "site.yaml").read_text())
+    api = server.base_url.rstrip("/")
+    values.update(data_dir=str(folder / "data"), ci_database_url=ci_url, first_trading_day="2025-01-01")
+    values["eretailer"]["mode"] = mode
+    values["xero"].update(
+        client_id="bench", tenant_name=TENANT_NAME, token_file=str(folder / "data" / "token.json"),
+        authorize_url=f"{api}/identity/connect/authorize", token_url=f"{api}/identity/connect/token",
+        revoke_url=f"{api}/identity/connect/revocation", connections_url=f"{api}/connections",
+        api_url=f"{api}/api.xro/2.0", **xero,
+    )
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
