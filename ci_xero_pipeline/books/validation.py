@@ -7,14 +7,16 @@ Documents that are not FINAL (HELD, VOID) are skipped, not errors.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from ..money import cents_to_decimal
 from .rules import EretailerRules
-from .schemas import CISalesInvoiceLines, CISalesInvoices, expected_line_total_cents, gst_inclusive
+from .schemas import ROW_WISE_CHECKS, CISalesInvoiceLines, CISalesInvoices, expected_line_total_cents, gst_inclusive
 
 QUARANTINE_COLUMNS = ["invoice_no", "business_date", "branch_code", "line_no", "total_incl_cents", "check", "reason"]
 SKIPPED_COLUMNS = ["invoice_no", "business_date", "branch_code", "status", "total_incl_cents"]
@@ -79,8 +81,20 @@ def _where(frame: pd.DataFrame, line: bool) -> pd.Series:
 
 # -- the source contract, as pandera checks ----------------------------------------------------
 
-def _contract_failures(frame: pd.DataFrame, model: type[pa.DataFrameModel]) -> pd.DataFrame:
-    """Rows failing the model: index, column, check, failure_case. Frame-wide failures raise."""
+def _contract_failures(frame: pd.DataFrame, model: type[pa.DataFrameModel], within: np.ndarray | None = None) -> pd.DataFrame:
+    """Rows of frame[within] (default: all) failing the model: index, column, check, failure_case.
+    Frame-wide failures raise.
+
+    pandera judges only the rows that the screen below cannot clear (a million clean rows cost pandera
+    seconds; the screen a fraction of that); the answer is the same as for all of frame[within]. (The
+    screen may look at the whole frame: rows outside `within` can only make it suspect more rows.)"""
+    suspects = _rows_that_may_fail(frame, model)
+    if suspects is None:
+        suspects = np.ones(len(frame), dtype=bool)
+    if within is not None:
+        suspects &= within
+    if not suspects.all():
+        frame = frame[suspects]  # keeps the original index labels, columns and dtypes
     try:
         model.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as errors:
@@ -91,6 +105,158 @@ def _contract_failures(frame: pd.DataFrame, model: type[pa.DataFrameModel]) -> p
             raise ValueError(f"CI data does not have the contract's shape: {frame_wide.to_dict('records')}") from None
         return cases[["index", "column", "check", "failure_case"]].drop_duplicates(["index", "check"])
     return pd.DataFrame(columns=["index", "column", "check", "failure_case"])
+
+
+def _rows_that_may_fail(frame: pd.DataFrame, model: type[pa.DataFrameModel]) -> np.ndarray | None:
+    """A boolean mask that covers every row the model could fail (it may cover more), or None when the
+    frame or the model holds anything this screen does not understand (pandera then sees every row).
+
+    The screen repeats the model's rules column by column, vectorised: dtypes must already be those of
+    the model (a dtype failure is frame-wide, so pandera is handed the same dtypes either way); str
+    elements, nulls, uniqueness (all members of a duplicated group are kept, so pandera sees the same
+    duplicates), the built-in checks, and the frame-level checks, which are row-wise by contract
+    (schemas.ROW_WISE_CHECKS). Every row outside the mask passes every one of those, so pandera's
+    failures on the masked rows are its failures on the whole frame."""
+    try:
+        schema = model.to_schema()
+        if (
+            schema.coerce or schema.index is not None or schema.strict not in (False, None) or schema.ordered
+            or schema.unique_column_names or schema.drop_invalid_rows or schema.add_missing_columns
+        ):
+            return None
+        suspect = np.zeros(len(frame), dtype=bool)
+        for name, column in schema.columns.items():
+            if column.regex or column.coerce or name not in frame.columns or list(frame.columns).count(name) != 1:
+                return None
+            series = frame[name]
+            kind = str(column.dtype)
+            if kind == "str" and series.dtype == object:
+                clean = _all_str(series)  # then neither a non-str element nor a null
+                if not clean:
+                    suspect |= _not_str(series)
+            elif kind == "Int64" and isinstance(series.dtype, pd.Int64Dtype):
+                clean = False
+            else:
+                return None
+            if not column.nullable and not clean:
+                suspect |= series.isna().to_numpy(dtype=bool)
+            if column.unique:
+                suspect |= _duplicated(frame, [name])
+            for check in column.checks:
+                failing = _failing_builtin(series, kind, check, clean)
+                if failing is None:
+                    return None
+                suspect |= failing
+        for check in schema.checks:
+            rule = ROW_WISE_CHECKS.get(check.name)
+            if rule is None or check.groupby is not None or check.element_wise:
+                return None
+            suspect |= ~_true(rule(frame))
+        if schema.unique:
+            suspect |= _duplicated(frame, list(schema.unique))
+        return suspect
+    except Exception:  # anything unexpected: let pandera judge every row, as it always may
+        return None
+
+
+def _duplicated(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """frame.duplicated(columns, keep=False): every row whose values in `columns` another row repeats."""
+    adjacent = _adjacent_duplicates(frame, columns)
+    if adjacent is not None:
+        return adjacent
+    return frame.duplicated(columns, keep=False).to_numpy(dtype=bool)
+
+
+def _adjacent_duplicates(frame: pd.DataFrame, columns: list[str]) -> np.ndarray | None:
+    """The same, without hashing, when the rows are already in ascending order of `columns` (as
+    extraction hands them over), so that equal rows are neighbours; None when they are not (or hold
+    nulls or values that do not compare)."""
+    count = len(frame)
+    if count < 2:
+        return None
+    try:
+        undecided = np.ones(count - 1, dtype=bool)  # neighbours equal in every column so far
+        for name in columns:
+            series = frame[name]
+            if series.hasnans:
+                return None
+            values = series.to_numpy()
+            before, after = values[:-1], values[1:]
+            equal = np.asarray(before == after, dtype=bool)
+            if (undecided & ~equal & ~np.asarray(before < after, dtype=bool)).any():
+                return None  # out of order here (or not comparable)
+            undecided &= equal
+    except (TypeError, ValueError):
+        return None
+    repeated = np.zeros(count, dtype=bool)
+    repeated[:-1] |= undecided
+    repeated[1:] |= undecided
+    return repeated
+
+
+def _true(result: pd.Series) -> np.ndarray:
+    """Where a check's result is True (False and <NA> are not)."""
+    return result.fillna(False).to_numpy(dtype=bool)
+
+
+def _all_str(series: pd.Series) -> bool:
+    """Whether every element is a str (no null either), in one pass in C."""
+    return len(series) > 0 and pd.api.types.infer_dtype(series, skipna=False) == "string"
+
+
+def _not_str(series: pd.Series) -> np.ndarray:
+    """Elements that are neither a str nor null (pandera's test for a str column), usually proved absent
+    in one pass in C."""
+    if pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        return np.zeros(len(series), dtype=bool)
+    return ~(series.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool) | series.isna().to_numpy(dtype=bool))
+
+
+def _by_distinct_value(series: pd.Series, failing) -> np.ndarray:
+    """Apply `failing(value)` once per distinct value (CI codes and dates repeat); nulls count as failing."""
+    codes, uniques = pd.factorize(series.to_numpy(), use_na_sentinel=True)
+    per_value = np.array([bool(failing(value)) for value in uniques] + [True], dtype=bool)
+    return per_value[codes]
+
+
+def _failing_builtin(series: pd.Series, kind: str, check: pa.Check, all_str: bool = False) -> np.ndarray | None:
+    """Rows that may fail one of pandera's built-in column checks; None for a check not known here.
+    `all_str`: every element is known to be a str."""
+    if check.groupby is not None or check.element_wise:
+        return None
+    stats = check.statistics
+    if check.name == "isin":
+        return ~series.isin(stats["allowed_values"]).to_numpy(dtype=bool)
+    if check.name == "greater_than_or_equal_to" and kind == "Int64":
+        return ~_true(series >= stats["min_value"])
+    if check.name == "str_matches" and kind == "str":
+        pattern = re.compile(stats["pattern"])
+        return _by_distinct_value(series, lambda value: not isinstance(value, str) or pattern.match(value) is None)
+    if check.name == "str_length" and kind == "str":
+        low, high, exact = stats.get("min_value"), stats.get("max_value"), stats.get("exact_value")
+        if all_str and low == 1 and high is None and exact is None:  # not empty
+            return np.asarray(series.to_numpy() == "", dtype=bool)
+        if all_str:  # (invoice numbers are all distinct: measure them rather than hash them)
+            size = np.fromiter(map(len, series.tolist()), dtype=np.int64, count=len(series))
+            if exact is not None:
+                return size != exact
+            failing = np.zeros(len(series), dtype=bool)
+            if low is not None:
+                failing |= size < low
+            if high is not None:
+                failing |= size > high
+            return failing
+
+        def failing(value) -> bool:
+            if not isinstance(value, str):
+                return True
+            size = len(value)
+            if exact is not None:
+                return size != exact
+            return (low is not None and size < low) or (high is not None and size > high)
+
+        return _by_distinct_value(series, failing)
+    return None
 
 
 _INVOICE_CHECK_REASONS = {
@@ -111,8 +277,9 @@ def _invoice_contract(invoices: pd.DataFrame, problems: _Problems) -> None:
     problems.add(rows["invoice_no"], None, "ci_contract", pd.Series(reasons))
 
 
-def _line_contract(lines: pd.DataFrame, problems: _Problems) -> None:
-    failures = _contract_failures(lines, CISalesInvoiceLines)
+def _line_contract(lines: pd.DataFrame, within: np.ndarray, problems: _Problems) -> None:
+    """The lines of frame[within] against the source contract."""
+    failures = _contract_failures(lines, CISalesInvoiceLines, within)
     if failures.empty:
         return
     failures = failures.assign(index=failures["index"].astype(int))
@@ -143,9 +310,62 @@ def _line_contract(lines: pd.DataFrame, problems: _Problems) -> None:
 
 # -- the documents as a whole ------------------------------------------------------------------
 
-def _document_arithmetic(invoices: pd.DataFrame, lines: pd.DataFrame, problems: _Problems) -> None:
-    sums = lines.groupby("invoice_no", sort=False)[["line_total_incl_cents", "line_gst_cents"]].sum()
-    joined = invoices.join(sums, on="invoice_no")
+@dataclass(frozen=True)
+class _DocumentNumbers:
+    """The invoice numbers of documents and of lines as integer codes (equal numbers, equal codes), so
+    that matching lines to documents hashes each number once."""
+
+    documents: np.ndarray
+    lines: np.ndarray
+    count: int
+
+    @classmethod
+    def of(cls, invoices: pd.DataFrame, lines: pd.DataFrame) -> _DocumentNumbers | None:
+        """None when a number is null (pandas' own matching then decides what matches a null)."""
+        documents, numbers = invoices["invoice_no"].to_numpy(), lines["invoice_no"].to_numpy()
+        # a document's lines come together: the first of each run of equal numbers stands for the run
+        starts = np.arange(len(numbers))
+        if len(numbers) > 1:
+            try:
+                starts = np.flatnonzero(np.concatenate(([True], np.asarray(numbers[1:] != numbers[:-1], dtype=bool))))
+            except (TypeError, ValueError):
+                pass  # numbers that do not compare: every line stands for itself
+        codes, uniques = pd.factorize(np.concatenate([documents, numbers[starts]]), use_na_sentinel=True)
+        if len(codes) and codes.min() < 0:
+            return None
+        runs = np.diff(np.append(starts, len(numbers)))
+        return cls(codes[: len(documents)], np.repeat(codes[len(documents):], runs), len(uniques))
+
+    def lines_of_documents(self) -> np.ndarray:
+        """lines["invoice_no"].isin(invoices["invoice_no"])"""
+        known = np.zeros(self.count, dtype=bool)
+        known[self.documents] = True
+        return known[self.lines]
+
+
+def _document_arithmetic(
+    invoices: pd.DataFrame, lines: pd.DataFrame, problems: _Problems, numbers: _DocumentNumbers | None = None
+) -> None:
+    """Each document's totals against its lines (`lines` may hold other documents' lines too: only the
+    sums of these documents' numbers are looked at)."""
+    amounts = lines[["line_total_incl_cents", "line_gst_cents"]]
+    if numbers is None:
+        sums = amounts.groupby(lines["invoice_no"], sort=False).sum()
+        found = sums.reindex(invoices["invoice_no"].to_numpy())
+    else:  # the same sums, grouped and looked up by code
+        sums = amounts.groupby(numbers.lines, sort=False).sum()
+        found = sums.reindex(numbers.documents)
+    # what invoices.join(sums, on="invoice_no") gives, for the four columns used below only
+    joined = pd.DataFrame(
+        {
+            "invoice_no": invoices["invoice_no"],
+            "total_incl_cents": invoices["total_incl_cents"],
+            "total_gst_cents": invoices["total_gst_cents"],
+            "line_total_incl_cents": found["line_total_incl_cents"].array,
+            "line_gst_cents": found["line_gst_cents"].array,
+        },
+        index=invoices.index,
+    )
     no_lines = joined["line_total_incl_cents"].isna()
     empty = joined[no_lines]
     problems.add(empty["invoice_no"], None, "no_lines", empty["invoice_no"] + ": the document has no lines")
@@ -166,8 +386,11 @@ def _document_arithmetic(invoices: pd.DataFrame, lines: pd.DataFrame, problems: 
 
 # -- the site's mapping ------------------------------------------------------------------------
 
-def _site_mapping(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules, problems: _Problems) -> pd.DataFrame:
-    """Codes the site's settings cannot map; returns the unmapped (kind, code) rows."""
+def _site_mapping(
+    invoices: pd.DataFrame, lines: pd.DataFrame, within: np.ndarray, rules: EretailerRules, problems: _Problems
+) -> pd.DataFrame:
+    """Codes the site's settings cannot map (lines: those of lines[within]); returns the unmapped
+    (kind, code) rows."""
     unmapped: list[pd.DataFrame] = []
 
     def report(rows: pd.DataFrame, kind: str, line: bool, reason: pd.Series) -> None:
@@ -178,11 +401,12 @@ def _site_mapping(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerR
             pd.DataFrame({"business_date": rows["business_date"], "kind": kind, "code": rows[kind].astype(str), "invoice_no": rows["invoice_no"]})
         )
 
-    no_branch = invoices[invoices["branch_code"].isna() | (invoices["branch_code"].astype(str).str.strip() == "")]
+    branch_code = invoices["branch_code"]
+    missing = branch_code.isna().to_numpy(dtype=bool) | _by_distinct_value(branch_code, lambda code: str(code).strip() == "")
+    no_branch = invoices[missing]
     problems.add(no_branch["invoice_no"], None, "missing_branch", no_branch["invoice_no"] + ": the document has no branch_code")
-    has_branch = invoices.drop(no_branch.index)
-    known = has_branch["branch_name"].notna() | has_branch["branch_code"].isin(list(rules.tracking_options))
-    unknown = has_branch[~known]
+    known = invoices["branch_name"].notna().to_numpy(dtype=bool) | branch_code.isin(list(rules.tracking_options)).to_numpy(dtype=bool)
+    unknown = invoices[~missing & ~known]
     report(
         unknown, "branch_code", False,
         unknown["invoice_no"] + ": branch " + unknown["branch_code"].astype(str)
@@ -196,15 +420,15 @@ def _site_mapping(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerR
         + f" is not the organisation's {rules.currency_code}",
     )
 
-    valid_lines = lines[lines["analysis_code"].notna()]
-    no_account = valid_lines[~valid_lines["analysis_code"].isin(list(rules.sales_accounts))]
+    analysis = lines["analysis_code"]
+    no_account = lines[within & analysis.notna().to_numpy(dtype=bool) & ~analysis.isin(list(rules.sales_accounts)).to_numpy(dtype=bool)]
     report(
         no_account, "analysis_code", True,
         _where(no_account, line=True) + ": analysis code " + no_account["analysis_code"].astype(str)
         + " has no Xero sales account (mapping.sales_accounts)",
     )
-    coded = lines[lines["gst_code"].notna()]
-    no_tax = coded[~coded["gst_code"].isin(list(rules.tax_types))]
+    gst = lines["gst_code"]
+    no_tax = lines[within & gst.notna().to_numpy(dtype=bool) & ~gst.isin(list(rules.tax_types)).to_numpy(dtype=bool)]
     report(
         no_tax, "gst_code", True,
         _where(no_tax, line=True) + ": gst_code " + no_tax["gst_code"].astype(str)
@@ -217,29 +441,37 @@ def _site_mapping(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerR
 
 def validate_sales_documents(documents, rules: EretailerRules) -> ValidatedSales:
     """Split the extracted documents into postable FINAL documents, quarantined ones and skipped ones."""
-    invoices = documents.invoices.reset_index(drop=True)
-    lines = documents.lines.reset_index(drop=True)
+    invoices = _numbered(documents.invoices)
+    lines = _numbered(documents.lines)
 
-    not_final = invoices[invoices["status"].isin(["HELD", "VOID"])]
-    skipped = not_final[SKIPPED_COLUMNS].reset_index(drop=True)
-    candidates = invoices.drop(not_final.index)
-    candidate_lines = lines[lines["invoice_no"].isin(candidates["invoice_no"])]
+    held_or_void = invoices["status"].isin(["HELD", "VOID"]).to_numpy(dtype=bool)
+    skipped = _rows(invoices[SKIPPED_COLUMNS], held_or_void)
+    candidates = invoices[~held_or_void]
+    numbers = _DocumentNumbers.of(candidates, lines)
+    # the candidates' lines, lines[candidate_line], are looked at in place rather than copied
+    if numbers is None:
+        candidate_line = lines["invoice_no"].isin(candidates["invoice_no"]).to_numpy(dtype=bool)
+    else:
+        candidate_line = numbers.lines_of_documents()
 
     problems = _Problems()
     _invoice_contract(candidates, problems)
-    _line_contract(candidate_lines, problems)
-    _document_arithmetic(candidates, candidate_lines, problems)
-    unmapped = _site_mapping(candidates, candidate_lines, rules, problems)
+    _line_contract(lines, candidate_line, problems)
+    _document_arithmetic(candidates, lines, problems, numbers)
+    unmapped = _site_mapping(candidates, lines, candidate_line, rules, problems)
 
     found = problems.frame()
     bad = set(found["invoice_no"])
-    header = candidates.drop_duplicates("invoice_no").set_index("invoice_no")
+    has_problem = candidates["invoice_no"].isin(bad).to_numpy(dtype=bool)
+    header = candidates[has_problem].drop_duplicates("invoice_no").set_index("invoice_no")
     quarantine = found.join(header[["business_date", "branch_code", "total_incl_cents"]], on="invoice_no")
     quarantine["line_no"] = quarantine["line_no"].astype("Int64")
     quarantine = quarantine[QUARANTINE_COLUMNS].sort_values(["business_date", "invoice_no", "line_no"], na_position="first")
 
-    postable = candidates[~candidates["invoice_no"].isin(bad)].reset_index(drop=True)
-    postable_lines = candidate_lines[~candidate_lines["invoice_no"].isin(bad)].reset_index(drop=True)
+    postable = _rows(candidates, ~has_problem)
+    if bad:
+        candidate_line = candidate_line & ~lines["invoice_no"].isin(bad).to_numpy(dtype=bool)
+    postable_lines = _rows(lines, candidate_line, own=False)
     return ValidatedSales(
         invoices=postable,
         lines=postable_lines,
@@ -247,3 +479,22 @@ def validate_sales_documents(documents, rules: EretailerRules) -> ValidatedSales
         skipped=skipped,
         unmapped=unmapped.reset_index(drop=True),
     )
+
+
+def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with the index 0..n-1 (as reset_index(drop=True), without copying one that has it)."""
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and index.name is None:
+        return frame
+    return frame.reset_index(drop=True)
+
+
+def _rows(frame: pd.DataFrame, keep: np.ndarray, own: bool = True) -> pd.DataFrame:
+    """frame[keep].reset_index(drop=True), with one copy of the data rather than two, and none when
+    every row of a frame of this module's own (`own`: nothing else holds it) is kept."""
+    if keep.all():
+        kept = frame.copy(deep=not own)
+    else:
+        kept = frame.take(np.flatnonzero(keep))
+    kept.index = pd.RangeIndex(len(kept))
+    return kept

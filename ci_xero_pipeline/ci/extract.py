@@ -7,10 +7,13 @@ strings on every dialect; timestamps naive datetime64.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +94,11 @@ def int64_array(values: np.ndarray) -> pd.arrays.IntegerArray:
     wrong = {type(value).__name__ for value in _first_values(values) if not isinstance(value, (int, np.integer))}
     if wrong:  # the SQL casts to an integer type; anything else would be silently truncated below
         raise TypeError(f"expected integers from the database, got {sorted(wrong)}")
+    nulls = pd.isna(values)
+    if nulls.any() and all(value is None for value in values[nulls].tolist()):  # SQL NULLs (None)
+        filled = values.copy()
+        filled[nulls] = 0
+        return pd.arrays.IntegerArray(filled.astype(np.int64), nulls)
     try:
         return pd.arrays.IntegerArray(values.astype(np.int64), np.zeros(len(values), dtype=bool))
     except TypeError:  # nulls present
@@ -108,6 +116,19 @@ def shared_text_array(values: np.ndarray) -> np.ndarray:
     would otherwise hold a million copies of the same few codes."""
     codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=True)
     return np.append(np.asarray(uniques, dtype=object), None)[codes]  # code -1 (null) takes the None
+
+
+def repeated_text_array(values: np.ndarray) -> np.ndarray:
+    """Like shared_text_array, for text columns whose values repeat (products, customers): equal str
+    values share one object. Only when every value is a str or null (told by the distinct values): a
+    dynamically typed column holding numbers too is copied as it is (factorising would take 1 and 1.0
+    for one value)."""
+    values = np.asarray(values, dtype=object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    uniques = np.asarray(uniques, dtype=object)
+    if len(uniques) and pd.api.types.infer_dtype(uniques, skipna=False) != "string":
+        return text_array(values)
+    return np.append(uniques, None)[codes]  # code -1 (null) takes the None
 
 
 def iso_dates(values: np.ndarray) -> np.ndarray:
@@ -145,6 +166,7 @@ Converter = Callable[[np.ndarray], object]
 INT64: Converter = int64_array
 TEXT: Converter = text_array
 CODE: Converter = shared_text_array
+REPEATED: Converter = repeated_text_array
 DATE: Converter = iso_dates
 TIMESTAMP: Converter = timestamps
 BOOLEAN: Converter = booleans
@@ -194,16 +216,40 @@ def _blocks(connection, statement):
 def _read(connection, statement, converters: dict[str, Converter]) -> pd.DataFrame:
     names = list(converters)
     parts: dict[str, list] = {name: [] for name in names}
-    for rows in _blocks(connection, statement):
-        block = np.array(rows, dtype=object)
-        if block.ndim != 2:  # numpy could not make a 2-D array of these rows; fill one explicitly
-            block = np.empty((len(rows), len(names)), dtype=object)
-            block[:] = rows
-        for column, name in enumerate(names):
-            parts[name].append(converters[name](block[:, column]))
+    with _no_cycle_collection():
+        for rows in _blocks(connection, statement):
+            _convert(rows, names, converters, parts)
     if not parts[names[0]]:
         return empty_frame(converters)
-    return pd.DataFrame({name: _concat(parts[name]) for name in names})
+    # copy=False: the columns as they are, not consolidated into one 2-D block per dtype (a copy of
+    # every text column of a million rows, for nothing)
+    return pd.DataFrame({name: _concat(parts.pop(name)) for name in names}, copy=False)
+
+
+@contextmanager
+def _no_cycle_collection():
+    """Pause Python's cyclic garbage collector while rows are fetched: a million rows are a million
+    new tuples, which set it off every 700 and which it walks for nothing (flat tuples of plain values
+    hold no reference cycles; reference counting frees them as usual)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _convert(rows: list[tuple], names: list[str], converters: dict[str, Converter], parts: dict[str, list]) -> None:
+    """One block of fetched rows into one part of each column."""
+    if len(rows[0]) != len(names):
+        raise ValueError(f"expected rows of {len(names)} columns, got {len(rows[0])}")
+    # the cells in one pass, each stored as the object it is (np.array(rows) would first inspect
+    # every cell to find the shape); a short row makes fromiter raise
+    block = np.fromiter(chain.from_iterable(rows), dtype=object, count=len(rows) * len(names))
+    block = block.reshape(len(rows), len(names))
+    for column, name in enumerate(names):
+        parts[name].append(converters[name](block[:, column]))
 
 
 def read_frame(engine: Engine, statement, converters: dict[str, Converter]) -> pd.DataFrame:
@@ -228,9 +274,9 @@ INVOICE_COLUMNS: dict[str, Converter] = {
     "created_at": TIMESTAMP,
     "updated_at": TIMESTAMP,
     "status": CODE,
-    "customer_code": TEXT,
-    "customer_name": TEXT,
-    "customer_email": TEXT,
+    "customer_code": REPEATED,  # web customers come back: one str per customer, not one per document
+    "customer_name": REPEATED,
+    "customer_email": REPEATED,
     "order_ref": TEXT,
     "original_invoice_no": TEXT,
     "currency_code": CODE,
@@ -242,14 +288,14 @@ LINE_COLUMNS: dict[str, Converter] = {
     "invoice_no": TEXT,
     "line_no": INT64,
     "sku": TEXT,
-    "description": TEXT,
+    "description": REPEATED,
     "quantity_x1000": INT64,
     "unit_price_incl_x10000": INT64,
     "discount_incl_cents": INT64,
     "line_total_incl_cents": INT64,
     "line_gst_cents": INT64,
     "gst_code": TEXT,
-    "analysis_code": TEXT,
+    "analysis_code": REPEATED,
     "unit_cost_excl_x10000": INT64,
 }
 
@@ -358,15 +404,33 @@ def extract_sales_documents(
     # Each line takes its document's business_date (cheaper than a million more strings from SQL). A
     # line whose document is not among the invoices (written between the two reads, SQLite) is left
     # out: the lines are those of the documents returned.
-    document = pd.Index(invoices["invoice_no"]).get_indexer(lines["invoice_no"])
+    document = _documents_of(invoices["invoice_no"], lines["invoice_no"].to_numpy())
     if (document < 0).any():
         lines, document = lines[document >= 0].reset_index(drop=True), document[document >= 0]
+    # the lines' invoice numbers as the very str objects of their documents (equal values; a million
+    # fewer strings to hold)
+    lines["invoice_no"] = invoices["invoice_no"].to_numpy()[document]
     rank_by_number = np.empty(len(invoice_nos), dtype=np.int64)
     rank_by_number[np.argsort(invoice_nos, kind="stable")] = np.arange(len(invoice_nos))
     line_order = np.lexsort((lines["line_no"].to_numpy(dtype=np.int64, na_value=0), rank_by_number[document]))
     lines, document = _reordered(lines, line_order), document[line_order]
     lines.insert(1, "business_date", invoices["business_date"].to_numpy()[document])
     return SalesDocuments(invoices=invoices, lines=lines)
+
+
+def _documents_of(invoice_nos: pd.Series, line_invoice_nos: np.ndarray) -> np.ndarray:
+    """Each line's row among the invoices (-1: none), as Index.get_indexer. The lines of a document
+    arrive together, so only the first line of each run is looked up."""
+    count = len(line_invoice_nos)
+    if count == 0:
+        return np.empty(0, dtype=np.intp)
+    try:
+        changes = np.asarray(line_invoice_nos[1:] != line_invoice_nos[:-1], dtype=bool)
+    except (TypeError, ValueError):  # values that do not compare: look every line up
+        changes = np.ones(count - 1, dtype=bool)
+    starts = np.flatnonzero(np.concatenate(([True], changes)))
+    found = pd.Index(invoice_nos).get_indexer(line_invoice_nos[starts])
+    return np.repeat(found, np.diff(np.append(starts, count)))
 
 
 def _reordered(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
