@@ -9,8 +9,6 @@ CI document, CI's number as Xero's; CI credits become ACCRECCREDIT credit notes.
 
 from __future__ import annotations
 
-import gc
-from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..bulk import cycle_collector_paused
 from .rules import EretailerRules
 
 DOCUMENT_COLUMNS = [
@@ -65,7 +64,7 @@ def build_eretailer_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules
     """The Xero documents for validated FINAL E-Retailer documents, one row each (DOCUMENT_COLUMNS)."""
     if invoices.empty:
         return _empty_documents()
-    with _no_cycle_collection():
+    with cycle_collector_paused(promote_survivors=True):
         if rules.mode == "summary":
             documents = _summary_documents(invoices, lines, rules)
         else:
@@ -73,28 +72,6 @@ def build_eretailer_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules
     if _in_order(documents["business_date"], documents["document_key"]) and list(documents.columns) == DOCUMENT_COLUMNS:
         return documents  # what the sort below would give (Detail documents usually come in this order)
     return documents.sort_values(["business_date", "document_key"]).reset_index(drop=True)[DOCUMENT_COLUMNS]
-
-
-@contextmanager
-def _no_cycle_collection():
-    """Pause Python's cyclic garbage collector while the documents are built.
-
-    A million line items are a million new dicts; every 700 new containers the collector walks the
-    young ones, and every so often all of them, which costs more than building them. The payloads are
-    trees (no reference cycles), so the pause leaves no garbage behind; reference counting frees
-    everything as usual. Afterwards the new containers join the oldest generation directly (freeze
-    then unfreeze, when nothing else uses the permanent generation) rather than being walked once more
-    by the next young collection, only to survive it."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
 
 
 def _in_order(days: pd.Series, keys: pd.Series) -> bool:

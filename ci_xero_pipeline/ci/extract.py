@@ -7,10 +7,8 @@ strings on every dialect; timestamps naive datetime64.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import chain
@@ -22,6 +20,7 @@ from sqlalchemy import BigInteger, String, and_, cast, create_engine, event, fun
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..bulk import cycle_collector_paused
 from .tables import CINames, CITables, build_ci_tables
 
 FETCH_ROWS = 100_000  # rows converted at a time: bounds the Python objects alive during a fetch
@@ -216,7 +215,7 @@ def _blocks(connection, statement):
 def _read(connection, statement, converters: dict[str, Converter]) -> pd.DataFrame:
     names = list(converters)
     parts: dict[str, list] = {name: [] for name in names}
-    with _no_cycle_collection():
+    with cycle_collector_paused():
         for rows in _blocks(connection, statement):
             _convert(rows, names, converters, parts)
     if not parts[names[0]]:
@@ -224,20 +223,6 @@ def _read(connection, statement, converters: dict[str, Converter]) -> pd.DataFra
     # copy=False: the columns as they are, not consolidated into one 2-D block per dtype (a copy of
     # every text column of a million rows, for nothing)
     return pd.DataFrame({name: _concat(parts.pop(name)) for name in names}, copy=False)
-
-
-@contextmanager
-def _no_cycle_collection():
-    """Pause Python's cyclic garbage collector while rows are fetched: a million rows are a million
-    new tuples, which set it off every 700 and which it walks for nothing (flat tuples of plain values
-    hold no reference cycles; reference counting frees them as usual)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _convert(rows: list[tuple], names: list[str], converters: dict[str, Converter], parts: dict[str, list]) -> None:
