@@ -234,13 +234,12 @@ class _Sandbox:
         grant = self.identity.grant_for_access_token(_bearer(headers))
         client_id = grant.client_id if grant else ""
         extra: dict[str, str] = {}
-        fault = None
-        if grant is not None and tenant_id and self.identity.is_connected(grant, tenant_id):
-            fault = self.faults.draw(method, collection, body)
+        connected = grant is not None and bool(tenant_id) and self.identity.is_connected(grant, tenant_id)
+        fault = self.faults.draw(method, collection, body) if connected else None
         if grant is None:
             status, content = 401, encode(problem(401, "Unauthorized", "AuthenticationUnsuccessful"))
             extra["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-        elif not tenant_id or not self.identity.is_connected(grant, tenant_id):
+        elif not connected:
             status, content = 403, encode(problem(403, "Forbidden", "AuthorizationUnsuccessful"))
         elif fault in BEFORE_ACTING:
             status, content, extra = self._refused_by_fault(fault)
@@ -256,8 +255,9 @@ class _Sandbox:
                     status, content = self._answer(tenant_id, method, parts, headers, query, body)
                 finally:
                     self.limiter.release(client_id, tenant_id)
-            if fault == "500":
-                status, content = 500, encode(problem(500, "Internal Server Error", "An error occurred in Xero (fault injected after the request was carried out)"))
+                if fault == "500":  # carried out and saved; the client only hears of an error
+                    status, content = 500, encode(problem(
+                        500, "Internal Server Error", "An error occurred in Xero (fault injected after the request was carried out)"))
         self.store.record_call(tenant_id, client_id, method, collection, status)
         return status, content, extra, fault if fault in ("slow", "drop") else None
 

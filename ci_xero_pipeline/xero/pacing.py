@@ -62,12 +62,15 @@ class TenantPacer:
     def call(self) -> Iterator[None]:
         """Wait for a slot, then hold it for one call."""
         with self._condition:
-            while (wait := self._wait_needed(self._clock())) > 0 or self._clock() < self._day_stop_until:
-                if self._clock() < self._day_stop_until:
+            while True:
+                if self._clock() < self._day_stop_until:  # checked on every wake: another call may have learnt it
                     raise DailyLimitReached(
                         f"Xero's daily call limit for this organisation is nearly used ({self.day_remaining} calls "
                         f"left, {self.limits.day_reserve} kept in reserve)"
                     )
+                wait = self._wait_needed(self._clock())
+                if wait <= 0:
+                    break
                 started = self._clock()
                 self._condition.wait(timeout=wait)
                 self.waited_seconds += self._clock() - started

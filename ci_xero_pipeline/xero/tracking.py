@@ -44,13 +44,13 @@ def ensure_tracking_options(
     was lost is never sent blindly again: the category is read back first, and only what is still
     missing is created.
     """
-    for attempt in range(1, _LOST_ANSWER_ATTEMPTS + 1):
+    wanted = sorted(set(option_names))  # once: option_names may be a one-pass iterator
+    for _attempt in range(_LOST_ANSWER_ATTEMPTS - 1):
         try:
-            return _ensure_once(client, category_name, sorted(set(option_names)), strategy)
+            return _ensure_once(client, category_name, wanted, strategy)
         except XeroOutcomeUnknown:
-            if attempt == _LOST_ANSWER_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")
+            continue
+    return _ensure_once(client, category_name, wanted, strategy)
 
 
 def _ensure_once(
