@@ -32,7 +32,10 @@ class Frames:
 
 
 def ci_line_total(quantity: Decimal, price: Decimal, discount: Decimal) -> Decimal:
-    return (quantity * price - discount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    """The contract's line total: round(quantity × price − discount, 2) on an invoice line; on a credit
+    line (quantity negative) −round(|quantity| × price − discount, 2): the discount reduces the refund."""
+    size = (abs(quantity) * price - discount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return -size if quantity < 0 else size
 
 
 def ci_gst(total: Decimal, gst_code: str) -> Decimal:

@@ -229,16 +229,26 @@ def test_detail_mirrors_each_ci_document():
 
 
 def test_detail_credit_with_a_discount_still_adds_up_without_one():
-    credit_line = line("-3", "9.9900", line_total_incl=Decimal("-30.97"), discount_incl=Decimal("1.00"))
-    credit_line["line_gst"] = ci_gst(credit_line["line_total_incl"], "S")
+    # the clarified contract: on a credit the discount reduces the refund, −round(3 × 9.99 − 1.00, 2)
+    credit_line = line("-3", "9.9900", "1.00")
+    assert credit_line["line_total_incl"] == Decimal("-28.97")
     docs = [document("C1", DAY, [credit_line], doc_type="CREDIT")]
     chosen = rules(mode="detail")
     validated = validate_sales_documents(frames(docs), chosen)
     assert validated.quarantine.empty, validated.quarantine["reason"].tolist()
     payload = build_eretailer_documents(validated.invoices, validated.lines, chosen).iloc[0]["payload"]
     item = payload["LineItems"][0]
-    assert "DiscountAmount" not in item and item["LineAmount"] == Decimal("30.97")
+    assert "DiscountAmount" not in item and item["LineAmount"] == Decimal("28.97")
     _assert_xero_line_rule(payload)
+
+
+def test_a_credit_refunding_more_than_was_paid_is_quarantined():
+    # the old reading, −(3 × 9.99) − 1.00, refunds more than the discounted sale took
+    credit_line = line("-3", "9.9900", "1.00", line_total_incl=Decimal("-30.97"), line_gst=Decimal("-4.04"))
+    validated = validate_sales_documents(frames([document("C1", DAY, [credit_line], doc_type="CREDIT")]), rules())
+    assert validated.invoices.empty
+    (reason,) = validated.quarantine["reason"].tolist()
+    assert "-30.97" in reason and "-28.97" in reason and "reduces the refund" in reason
 
 
 def test_default_contact_strategy_uses_one_contact():

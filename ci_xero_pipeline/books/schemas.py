@@ -7,54 +7,160 @@ The documents model states what the Xero side relies on.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Callable, Mapping
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from .rules import NZ_GST_RATES
+
 DOC_TYPES = ["INVOICE", "CREDIT"]
 STATUSES = ["FINAL", "HELD", "VOID"]
 GST_CODES = ["S", "Z", "E"]
 ISO_DAY = r"^\d{4}-\d{2}-\d{2}$"
+DEFAULT_GST_TOLERANCE_CENTS = 2  # EretailerRules.gst_tolerance_cents' default
 
 # |quantity_x1000| and |unit_price_x10000| below 2**31 keep their product inside int64.
 _SAFE_FACTOR = 2**31
+_INT64_MAX = 2**63 - 1
 
 
 def expected_line_total_cents(quantity_x1000: pd.Series, unit_price_x10000: pd.Series, discount_cents: pd.Series) -> pd.Series:
-    """round_half_up(quantity × unit_price − discount, 2) in cents, computed on integers.
+    """The line total the source contract gives, in cents, computed on integers:
+    round_half_up(quantity × unit_price − discount, 2) for a line of positive (or zero) quantity, and
+    −round_half_up(|quantity| × unit_price − discount, 2) for a line of negative quantity (a credit's):
+    the discount always reduces the line's size, so a refund of a discounted sale gives back what was
+    paid, not more.
 
-    quantity (10⁻³) × price (10⁻⁴) is in 10⁻⁷; a cent is 10⁵ of those. Half-up rounds away from zero
-    on negative (credit) lines, as Decimal's ROUND_HALF_UP does. Rows whose factors could overflow
-    int64 are computed with Python integers.
+    quantity (10⁻³) × price (10⁻⁴) is in 10⁻⁷; a cent is 10⁵ of those. Half-up rounds away from zero,
+    as Decimal's ROUND_HALF_UP does. Rows whose factors could overflow int64 are computed with Python
+    integers.
     """
     q = quantity_x1000.astype("Int64")
     p = unit_price_x10000.astype("Int64")
     d = discount_cents.astype("Int64")
     safe = (q.abs() < _SAFE_FACTOR) & (p.abs() < _SAFE_FACTOR)
     safe = safe.fillna(True)
-    if safe.all():  # the usual case: every row at once, without the masked assignment below
-        units = q * p - d * 100_000
+
+    def rounded(q: pd.Series, p: pd.Series, d: pd.Series):
+        units = q.abs() * p - d * 100_000
         magnitude = (units.abs() + 50_000) // 100_000
-        return pd.Series((np.sign(units) * magnitude).array, index=q.index, dtype="Int64")
+        size = np.sign(units) * magnitude
+        return size.where(q >= 0, -size)
+
+    if safe.all():  # the usual case: every row at once, without the masked assignment below
+        return pd.Series(rounded(q, p, d).array, index=q.index, dtype="Int64")
     result = pd.Series(pd.NA, index=q.index, dtype="Int64")
     if safe.any():
-        units = q[safe] * p[safe] - d[safe] * 100_000
-        magnitude = (units.abs() + 50_000) // 100_000
-        result[safe] = np.sign(units) * magnitude
+        result[safe] = rounded(q[safe], p[safe], d[safe])
     for index in q.index[~safe]:
-        units = int(q[index]) * int(p[index]) - int(d[index]) * 100_000
+        if pd.isna(q[index]) or pd.isna(p[index]) or pd.isna(d[index]):
+            continue
+        quantity = int(q[index])
+        units = abs(quantity) * int(p[index]) - int(d[index]) * 100_000
         magnitude = (abs(units) + 50_000) // 100_000
-        result[index] = magnitude if units >= 0 else -magnitude
+        size = magnitude if units >= 0 else -magnitude
+        result[index] = size if quantity >= 0 else -size
     return result
 
 
-def gst_inclusive(total_cents: pd.Series, rate_percent: int = 15) -> pd.Series:
+# -- GST on integers ---------------------------------------------------------------------------
+
+def rate_ratio(rate: Any) -> tuple[int, int]:
+    """A GST rate in per cent (Decimal, int or exact text) as a fraction (numerator, denominator)."""
+    value = rate if isinstance(rate, Decimal) else Decimal(str(rate))
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"GST rate {rate!r} is not a rate in per cent")
+    return value.as_integer_ratio()
+
+
+def inclusive_tax_cents(amount_cents: np.ndarray, rate: Any) -> np.ndarray:
+    """The tax inside GST-inclusive amounts at `rate` per cent, each rounded half up (away from zero) to
+    the cent: round_half_up(amount × rate / (100 + rate)), the figure Xero computes for a line of
+    LineAmountTypes Inclusive. Integers only (int64, or Python integers where int64 could overflow)."""
+    numerator, denominator = rate_ratio(rate)
+    amount = np.asarray(amount_cents, dtype=np.int64)
+    if numerator == 0:
+        return np.zeros(amount.shape, dtype=np.int64)
+    whole = 100 * denominator + numerator  # amount × n/d / (100 + n/d) = amount × n / (100·d + n)
+    if amount.size and int(np.abs(amount).max()) > (_INT64_MAX - whole) // (2 * numerator):
+        exact = [
+            (1 if value >= 0 else -1) * ((2 * numerator * abs(value) + whole) // (2 * whole))
+            for value in amount.tolist()
+        ]
+        return np.array(exact, dtype=np.int64)
+    magnitude = (2 * numerator * np.abs(amount) + whole) // (2 * whole)
+    return np.where(amount < 0, -magnitude, magnitude)
+
+
+def amounts_for_tax(tax_cents: np.ndarray, rate: Any) -> np.ndarray:
+    """For each tax figure d (cents), a GST-inclusive amount a whose own tax at `rate` is exactly d:
+    inclusive_tax_cents(a, rate) == d. a = round_half_up(d × (100 + rate) / rate) always is one for a
+    rate below 100 % (its tax is within half a cent × rate / (100 + rate) of d); the neighbours are
+    searched should it not be."""
+    numerator, denominator = rate_ratio(rate)
+    tax = np.asarray(tax_cents, dtype=np.int64)
+    if numerator == 0:
+        if np.any(tax != 0):
+            raise ValueError("no amount carries tax at a zero rate")
+        return np.zeros(tax.shape, dtype=np.int64)
+    whole = 100 * denominator + numerator
+    magnitude = (2 * whole * np.abs(tax) + numerator) // (2 * numerator)
+    amount = np.where(tax < 0, -magnitude, magnitude)
+    wrong = inclusive_tax_cents(amount, rate) != tax
+    for offset in (1, -1, 2, -2, 3, -3):
+        if not wrong.any():
+            break
+        trial = amount + offset
+        hit = wrong & (inclusive_tax_cents(trial, rate) == tax)
+        amount = np.where(hit, trial, amount)
+        wrong &= ~hit
+    if wrong.any():
+        raise ValueError(f"no GST-inclusive amount carries exactly the tax {tax[wrong][:5].tolist()} at {rate} %")
+    return amount
+
+
+def tax_cents_by_code(amount_cents: np.ndarray, gst_codes: np.ndarray, rates: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Each amount's tax at the rate of its gst_code (inclusive_tax_cents), and whether the code has a
+    rate in `rates` (a line whose code has none gets 0). Judged once per distinct rate."""
+    tax, known, _ = _tax_by_code(amount_cents, gst_codes, rates)
+    return tax, known
+
+
+def _tax_by_code(amount_cents, gst_codes, rates: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """tax_cents_by_code, and which lines' codes have a non-zero rate."""
+    amount = np.asarray(amount_cents, dtype=np.int64)
+    codes, uniques = pd.factorize(np.asarray(gst_codes, dtype=object), use_na_sentinel=True)
+    ratios = [rate_ratio(rates[code]) if code in rates else None for code in uniques.tolist()]
+    known = np.array([ratio is not None for ratio in ratios] + [False], dtype=bool)[codes]
+    rated = np.array([ratio is not None and ratio[0] != 0 for ratio in ratios] + [False], dtype=bool)[codes]
+    by_rate: dict[tuple[int, int], list[int]] = {}
+    for number, ratio in enumerate(ratios):
+        if ratio is not None and ratio[0] != 0:
+            by_rate.setdefault(ratio, []).append(number)
+    if len(by_rate) == 1 and len(next(iter(by_rate.values()))) == len(uniques) and known.all():
+        (numerator, denominator), = by_rate
+        return inclusive_tax_cents(amount, Decimal(numerator) / Decimal(denominator)), known, rated  # one rate
+    tax = np.zeros(amount.shape, dtype=np.int64)
+    for (numerator, denominator), numbers in by_rate.items():
+        rows = np.flatnonzero(np.isin(codes, numbers))
+        tax[rows] = inclusive_tax_cents(amount[rows], Decimal(numerator) / Decimal(denominator))
+    return tax, known, rated
+
+
+def gst_inclusive(total_cents: pd.Series, rate_percent: Any = 15) -> pd.Series:
     """The GST inside a GST-inclusive amount, half-up to the cent: total × rate / (100 + rate)."""
-    numerator = total_cents.astype("Int64") * rate_percent * 2
-    denominator = (100 + rate_percent) * 2
-    magnitude = (numerator.abs() + (100 + rate_percent)) // denominator
-    return np.sign(total_cents.astype("Int64")) * magnitude
+    totals = total_cents.astype("Int64")
+    present = totals.notna().to_numpy(dtype=bool)
+    values = totals.fillna(0).to_numpy(dtype=np.int64)
+    result = pd.Series(inclusive_tax_cents(values, rate_percent), index=totals.index, dtype="Int64")
+    if not present.all():
+        result[~present] = pd.NA
+    return result
 
 
 # -- the row-wise checks of the CI models ------------------------------------------------------
@@ -77,13 +183,21 @@ def line_total_is_quantity_times_price_less_discount(frame: pd.DataFrame) -> pd.
     return (frame["line_total_incl_cents"] == expected).fillna(False)
 
 
-def gst_matches_gst_code(frame: pd.DataFrame) -> pd.Series:
-    standard = frame["gst_code"] == "S"
-    expected = gst_inclusive(frame["line_total_incl_cents"])
-    # CI may compute GST per unit; two cents either way is rounding, more is a wrong GST code or amount
-    close = (frame["line_gst_cents"] - expected).abs() <= 2
-    zero = frame["line_gst_cents"] == 0
-    return (standard & close | ~standard & zero).fillna(False)
+def gst_matches_gst_code(
+    frame: pd.DataFrame, tolerance_cents: int = DEFAULT_GST_TOLERANCE_CENTS, rates: Mapping[str, Any] | None = None
+) -> pd.Series:
+    """A line's GST fits its gst_code: at a code's non-zero rate, within `tolerance_cents` of the GST
+    inside the line total (CI may compute GST per unit: a few cents either way is rounding, more is a
+    wrong GST code or amount); at a zero rate, none. A code without a rate fails."""
+    rates = NZ_GST_RATES if rates is None else rates
+    totals = frame["line_total_incl_cents"].astype("Int64")
+    gst = frame["line_gst_cents"].astype("Int64")
+    present = (totals.notna() & gst.notna()).to_numpy(dtype=bool)
+    total_values = totals.fillna(0).to_numpy(dtype=np.int64)
+    gst_values = gst.fillna(0).to_numpy(dtype=np.int64)
+    expected, known, rated = _tax_by_code(total_values, frame["gst_code"].to_numpy(), rates)
+    fits = np.where(rated, np.abs(gst_values - expected) <= tolerance_cents, gst_values == 0)
+    return pd.Series(fits & known & present, index=frame.index)
 
 
 # check name -> the function behind it, for the checks above (each row judged on its own)
@@ -144,6 +258,52 @@ class CISalesInvoiceLines(pa.DataFrameModel):
     class Config:
         strict = False
         unique = ["invoice_no", "line_no"]
+
+
+def gst_check_for(tolerance_cents: int, rates: Mapping[str, Any]) -> Callable[[pd.DataFrame], pd.Series]:
+    """gst_matches_gst_code with a site's tolerance and rates."""
+
+    def gst_matches_gst_code_of_site(frame: pd.DataFrame) -> pd.Series:
+        return gst_matches_gst_code(frame, tolerance_cents, rates)
+
+    return gst_matches_gst_code_of_site
+
+
+_ROW_WISE_OF: dict[type, dict[str, Callable[[pd.DataFrame], pd.Series]]] = {}
+
+
+def row_wise_checks_of(model: type[pa.DataFrameModel]) -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
+    """The row-wise functions behind a CI model's frame-level checks (by check name)."""
+    return _ROW_WISE_OF.get(model, ROW_WISE_CHECKS)
+
+
+def ci_lines_model(tolerance_cents: int = DEFAULT_GST_TOLERANCE_CENTS, rates: Mapping[str, Any] | None = None) -> type[pa.DataFrameModel]:
+    """CISalesInvoiceLines with a site's GST tolerance and rates (EretailerRules.gst_tolerance_cents,
+    .gst_rates) in its gst_matches_gst_code check; the model itself for the defaults."""
+    rates = NZ_GST_RATES if rates is None else rates
+    key = tuple(sorted((str(code), Decimal(numerator) / Decimal(denominator))
+                       for code, (numerator, denominator) in ((code, rate_ratio(rate)) for code, rate in rates.items())))
+    return _ci_lines_model(int(tolerance_cents), key)
+
+
+@lru_cache(maxsize=32)
+def _ci_lines_model(tolerance_cents: int, rates: tuple[tuple[str, Decimal], ...]) -> type[pa.DataFrameModel]:
+    default = tuple(sorted((code, Decimal(rate)) for code, rate in NZ_GST_RATES.items()))
+    if tolerance_cents == DEFAULT_GST_TOLERANCE_CENTS and rates == default:
+        return CISalesInvoiceLines
+    check = gst_check_for(tolerance_cents, dict(rates))
+
+    class SiteCISalesInvoiceLines(CISalesInvoiceLines):
+        @pa.dataframe_check(name="gst_matches_gst_code")
+        def _gst(cls, frame: pd.DataFrame) -> pd.Series:
+            return check(frame)
+
+        class Config:
+            strict = False
+            unique = ["invoice_no", "line_no"]
+
+    _ROW_WISE_OF[SiteCISalesInvoiceLines] = {**ROW_WISE_CHECKS, "gst_matches_gst_code": check}
+    return SiteCISalesInvoiceLines
 
 
 class XeroDocuments(pa.DataFrameModel):

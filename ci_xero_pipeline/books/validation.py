@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,9 @@ import pandera.pandas as pa
 
 from ..money import cents_to_decimal
 from .rules import EretailerRules
-from .schemas import ROW_WISE_CHECKS, CISalesInvoiceLines, CISalesInvoices, expected_line_total_cents, gst_inclusive
+from .schemas import (
+    CISalesInvoices, ci_lines_model, expected_line_total_cents, rate_ratio, row_wise_checks_of, tax_cents_by_code,
+)
 
 QUARANTINE_COLUMNS = ["invoice_no", "business_date", "branch_code", "line_no", "total_incl_cents", "check", "reason"]
 SKIPPED_COLUMNS = ["invoice_no", "business_date", "branch_code", "status", "total_incl_cents"]
@@ -115,7 +118,7 @@ def _rows_that_may_fail(frame: pd.DataFrame, model: type[pa.DataFrameModel]) -> 
     the model (a dtype failure is frame-wide, so pandera is handed the same dtypes either way); str
     elements, nulls, uniqueness (all members of a duplicated group are kept, so pandera sees the same
     duplicates), the built-in checks, and the frame-level checks, which are row-wise by contract
-    (schemas.ROW_WISE_CHECKS). Every row outside the mask passes every one of those, so pandera's
+    (schemas.row_wise_checks_of). Every row outside the mask passes every one of those, so pandera's
     failures on the masked rows are its failures on the whole frame."""
     try:
         schema = model.to_schema()
@@ -148,7 +151,7 @@ def _rows_that_may_fail(frame: pd.DataFrame, model: type[pa.DataFrameModel]) -> 
                     return None
                 suspect |= failing
         for check in schema.checks:
-            rule = ROW_WISE_CHECKS.get(check.name)
+            rule = row_wise_checks_of(model).get(check.name)
             if rule is None or check.groupby is not None or check.element_wise:
                 return None
             suspect |= ~_true(rule(frame))
@@ -277,9 +280,9 @@ def _invoice_contract(invoices: pd.DataFrame, problems: _Problems) -> None:
     problems.add(rows["invoice_no"], None, "ci_contract", pd.Series(reasons))
 
 
-def _line_contract(lines: pd.DataFrame, within: np.ndarray, problems: _Problems) -> None:
-    """The lines of frame[within] against the source contract."""
-    failures = _contract_failures(lines, CISalesInvoiceLines, within)
+def _line_contract(lines: pd.DataFrame, within: np.ndarray, rules: EretailerRules, problems: _Problems) -> None:
+    """The lines of frame[within] against the source contract (GST with the site's rates and tolerance)."""
+    failures = _contract_failures(lines, ci_lines_model(rules.gst_tolerance_cents, rules.gst_rates), within)
     if failures.empty:
         return
     failures = failures.assign(index=failures["index"].astype(int))
@@ -290,22 +293,45 @@ def _line_contract(lines: pd.DataFrame, within: np.ndarray, problems: _Problems)
             expected = expected_line_total_cents(
                 rows["quantity_x1000"], rows["unit_price_incl_x10000"], rows["discount_incl_cents"]
             )
+            negative = (rows["quantity_x1000"] < 0).fillna(False)
             reason = (
-                where + ": line total " + _money(rows["line_total_incl_cents"]) + " does not add up: quantity "
-                + _scaled(rows["quantity_x1000"], 3) + " × unit price " + _scaled(rows["unit_price_incl_x10000"], 4)
-                + " − discount " + _money(rows["discount_incl_cents"]) + " = " + _money(expected)
+                where + ": line total " + _money(rows["line_total_incl_cents"]) + " does not add up: "
+                + negative.map({True: "−(|quantity| ", False: "quantity "})
+                + _scaled(rows["quantity_x1000"].abs(), 3).where(negative, _scaled(rows["quantity_x1000"], 3))
+                + " × unit price " + _scaled(rows["unit_price_incl_x10000"], 4)
+                + " − discount " + _money(rows["discount_incl_cents"]) + negative.map({True: ")", False: ""})
+                + " = " + _money(expected)
+                + negative.map({True: " (on a credit line the discount reduces the refund)", False: ""})
             )
         elif check == "gst_matches_gst_code":
-            reason = (
-                where + ": GST " + _money(rows["line_gst_cents"]) + " does not fit gst_code "
-                + rows["gst_code"].astype(str) + " on " + _money(rows["line_total_incl_cents"])
-                + " (15 % would be " + _money(gst_inclusive(rows["line_total_incl_cents"])) + ")"
-            )
+            reason = where + ": GST " + _money(rows["line_gst_cents"]) + " does not fit gst_code " + rows["gst_code"].astype(str) \
+                + " on " + _money(rows["line_total_incl_cents"]) + _gst_expected(rows, rules)
         else:
             column = group["column"].to_numpy()
             value = group["failure_case"].astype(str).to_numpy()
             reason = where + pd.Series([f": {c} {v!r} breaks the CI contract ({check})" for c, v in zip(column, value)], index=rows.index)
         problems.add(rows["invoice_no"], rows["line_no"], "ci_contract", reason)
+
+
+def _gst_expected(rows: pd.DataFrame, rules: EretailerRules) -> pd.Series:
+    """What the GST of each line would be at its gst_code's rate (rules.gst_rates), for a reason."""
+    totals = rows["line_total_incl_cents"].astype("Int64")
+    expected, known = tax_cents_by_code(totals.fillna(0).to_numpy(dtype=np.int64), rows["gst_code"].to_numpy(), rules.gst_rates)
+    texts = []
+    for code, tax, has_rate, total in zip(rows["gst_code"].tolist(), expected.tolist(), known.tolist(), totals.tolist()):
+        if not has_rate:
+            texts.append(f" (gst_code {code} has no GST rate in the site's rules)")
+        elif pd.isna(total):
+            texts.append("")
+        elif rate_ratio(rules.gst_rates[code])[0] == 0:
+            texts.append(f" ({code} carries no GST)")
+        else:
+            rate = format(Decimal(str(rules.gst_rates[code])).normalize(), "f")
+            texts.append(
+                f" ({rate} % would be {cents_to_decimal(tax)}; CI's own rounding may differ from that by at most "
+                f"{cents_to_decimal(rules.gst_tolerance_cents)})"
+            )
+    return pd.Series(texts, index=rows.index)
 
 
 # -- the documents as a whole ------------------------------------------------------------------
@@ -456,7 +482,7 @@ def validate_sales_documents(documents, rules: EretailerRules) -> ValidatedSales
 
     problems = _Problems()
     _invoice_contract(candidates, problems)
-    _line_contract(lines, candidate_line, problems)
+    _line_contract(lines, candidate_line, rules, problems)
     _document_arithmetic(candidates, lines, problems, numbers)
     unmapped = _site_mapping(candidates, lines, candidate_line, rules, problems)
 
