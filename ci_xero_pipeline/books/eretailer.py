@@ -1,16 +1,33 @@
 """E-Retailer invoices as Xero documents, in Summary or Detail mode.
 
-Every line carries CI's own GST-inclusive amount (`LineAmount`) and CI's own GST (`TaxAmount`), so
-the totals and GST that Xero holds are CI's to the cent whatever rounding Xero would have done.
+Every line carries CI's own GST-inclusive amount (`LineAmount`) and, as its `TaxAmount`, exactly the
+tax Xero computes for it (round_half_up(LineAmount × rate / (100 + rate)) at the rate of its gst_code,
+EretailerRules.gst_rates; 0 at a zero rate), never an override that leans on Xero's tolerance. Where
+CI's own GST differs (CI rounds per unit; a Summary line sums CI's per-line GST), the difference goes on
+a labelled pair of GST adjustment lines on the same account and tracking: one at the rated tax type
+whose amount `a` carries exactly the difference as its own tax, one of −a at the exempt tax type
+(rules.exempt_tax_type) with no tax. So each document's Total is CI's total and its TotalTax CI's GST,
+to the cent, and Xero agrees with every line.
+
 Summary: one ACCREC invoice per day (or per branch and day), lines grouped by Xero account × tax type ×
-branch option; a day whose credits outweigh its sales becomes a credit note. Detail: one document per
-CI document, CI's number as Xero's; CI credits become ACCRECCREDIT credit notes.
+branch option; a day whose credits outweigh its sales becomes a credit note; a day whose sales and
+refunds cancel line for line (nothing left to post) gets no document at all (`excluded_by_rule` lists
+it), while a day with lines left but a 0.00 total gets a 0.00 invoice. Detail: one document per CI
+document, CI's number as Xero's; CI credits become ACCRECCREDIT credit notes. A CI document whose lines
+are all 0.00 (a free item) is posted as a 0.00 document with those lines: Xero accepts it (an AUTHORISED
+0.00 invoice becomes PAID at once); only a document with no lines is refused, and validation
+quarantines a CI document without lines before it gets here.
+
+Only accounting content (amounts, tax, accounts, tax types, tracking, quantities and unit amounts)
+goes into the totals: `total_cents`/`tax_cents` come from CI's figures and equal Σ LineAmount and
+Σ TaxAmount of the payload; Description, Reference and DueDate are presentation and compute nothing.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -18,6 +35,7 @@ import pandas as pd
 
 from ..bulk import cycle_collector_paused
 from .rules import EretailerRules
+from .schemas import amounts_for_tax, rate_ratio, tax_cents_by_code
 
 DOCUMENT_COLUMNS = [
     "document_key", "business_date", "branch_code", "endpoint", "document_type", "number", "reference",
@@ -26,7 +44,10 @@ DOCUMENT_COLUMNS = [
 DESCRIPTION_LIMIT = 4000  # Xero's limit on a line description
 NAME_LIMIT = 255  # contact names, references and numbers
 
-GST_LABELS = {"S": "GST 15%", "Z": "zero-rated", "E": "exempt"}
+GST_LABELS = {"Z": "zero-rated", "E": "exempt"}  # a rated code is labelled with its rate: "GST 15%"
+EXCLUDED_COLUMNS = ["business_date", "branch_code", "invoice_nos", "total_cents", "tax_cents", "reason"]
+ZERO_NET_DAY = "the day's E-Retailer sales and refunds net to zero: no document"
+ADJUSTMENT = "GST adjustment to CI's GST"
 
 
 class _Decimals:
@@ -58,6 +79,64 @@ def _empty_documents() -> pd.DataFrame:
     for column in ("total_cents", "tax_cents", "line_count"):
         frame[column] = frame[column].astype("int64")
     return frame
+
+
+def _gst_label(code: str, rules: EretailerRules) -> str:
+    rate = rules.gst_rates.get(code)
+    if rate is not None and rate_ratio(rate)[0] != 0:
+        return f"GST {format(Decimal(str(rate)).normalize(), 'f')}%"
+    return GST_LABELS.get(code, code)
+
+
+def _xero_line_tax(amount_cents: np.ndarray, gst_codes: np.ndarray, rules: EretailerRules) -> np.ndarray:
+    """Xero's own tax of each GST-inclusive line amount, at the rate of the line's gst_code."""
+    tax, known = tax_cents_by_code(amount_cents, gst_codes, rules.gst_rates)
+    if not known.all():
+        missing = sorted({str(code) for code in np.asarray(gst_codes, dtype=object)[~known].tolist()})
+        raise ValueError(f"gst_code(s) {missing} have no GST rate (EretailerRules.gst_rates)")
+    return tax
+
+
+def _gst_adjustments(
+    ci_tax: np.ndarray, line_tax: np.ndarray, gst_codes: list, accounts: list, trackings: list,
+    rules: EretailerRules, number: _Decimals,
+) -> list[list[dict[str, Any]]]:
+    """For each group of lines whose CI GST (ci_tax, cents) differs from the sum of Xero's per-line tax
+    (line_tax), the pair of lines that moves the difference d into the document's tax without touching
+    its total: amount a at the group's rated tax type, whose own tax is exactly d (TaxAmount d), and −a
+    at the exempt tax type (TaxAmount 0), both on the group's account and tracking."""
+    ci_tax = np.asarray(ci_tax, dtype=np.int64)
+    line_tax = np.asarray(line_tax, dtype=np.int64)
+    difference = ci_tax - line_tax
+    amount = np.zeros(len(difference), dtype=np.int64)
+    codes = np.asarray(gst_codes, dtype=object)
+    for code in sorted(set(codes.tolist())):
+        rows = np.flatnonzero(codes == code)
+        rate = rules.gst_rates[code]
+        if rate_ratio(rate)[0] == 0:
+            raise ValueError(f"lines of gst_code {code} (no GST) carry GST in CI: validation lets none through")
+        amount[rows] = amounts_for_tax(difference[rows], rate)
+    if rate_ratio(rules.gst_rates.get("E", 0))[0] != 0:
+        raise ValueError("the exempt gst_code E has a GST rate: a GST adjustment needs a tax type without GST")
+    exempt = rules.exempt_tax_type
+    one, nothing = number(1, 0), number(0)
+    pairs = []
+    for ci, own, size, tax, code, account, tracking in zip(
+        ci_tax.tolist(), line_tax.tolist(), amount.tolist(), difference.tolist(), codes.tolist(), accounts, trackings
+    ):
+        pairs.append([
+            {
+                "Description": f"{ADJUSTMENT} (CI {number(ci)}, per-line {number(own)})",
+                "Quantity": one, "UnitAmount": number(size), "LineAmount": number(size), "TaxAmount": number(tax),
+                "AccountCode": account, "TaxType": rules.tax_types[code], "Tracking": tracking,
+            },
+            {
+                "Description": f"{ADJUSTMENT}: the balancing amount, without GST",
+                "Quantity": one, "UnitAmount": number(-size), "LineAmount": number(-size), "TaxAmount": nothing,
+                "AccountCode": account, "TaxType": exempt, "Tracking": tracking,
+            },
+        ])
+    return pairs
 
 
 def build_eretailer_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules) -> pd.DataFrame:
@@ -124,6 +203,7 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
         invoices=("doc_type", lambda types: int((types == "INVOICE").sum())),
         credits=("doc_type", lambda types: int((types == "CREDIT").sum())),
     )
+    grouped["line_tax"] = _xero_line_tax(grouped["amount"].to_numpy(dtype=np.int64), grouped["gst_code"].to_numpy(), rules)
     number = _Decimals()
     rows = []
     for keys, group in grouped.groupby(document_keys, sort=True):
@@ -136,22 +216,30 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
         compact_day = day.replace("-", "")
         document_number = f"{rules.number_prefix}{compact_day}" + (f"-{branch}" if branch else "")
         items = []
+        differing: list[tuple[int, int, str, str, list]] = []  # (CI tax, Xero's tax, code, account, tracking)
         for line in group.itertuples(index=False):
-            amount, line_tax = sign * int(line.amount), sign * int(line.tax)
-            if amount == 0 and line_tax == 0:
-                continue
-            items.append(
-                {
-                    "Description": f"E-Retailer sales {day}: {line.codes} ({GST_LABELS.get(line.gst_code, line.gst_code)}), {line.option}",
-                    "Quantity": number(1, 0),
-                    "UnitAmount": number(amount),
-                    "LineAmount": number(amount),
-                    "TaxAmount": number(line_tax),
-                    "AccountCode": line.account_code,
-                    "TaxType": line.tax_type,
-                    "Tracking": [{"Name": rules.tracking_category, "Option": line.option}],
-                }
-            )
+            amount, ci_tax, line_tax = sign * int(line.amount), sign * int(line.tax), sign * int(line.line_tax)
+            tracking = [{"Name": rules.tracking_category, "Option": line.option}]
+            if amount != 0:  # (a line of 0.00 has no tax of its own; CI's GST on it, if any, moves below)
+                items.append(
+                    {
+                        "Description": f"E-Retailer sales {day}: {line.codes} ({_gst_label(line.gst_code, rules)}), {line.option}",
+                        "Quantity": number(1, 0),
+                        "UnitAmount": number(amount),
+                        "LineAmount": number(amount),
+                        "TaxAmount": number(line_tax),
+                        "AccountCode": line.account_code,
+                        "TaxType": line.tax_type,
+                        "Tracking": tracking,
+                    }
+                )
+            if ci_tax != line_tax:
+                differing.append((ci_tax, line_tax, line.gst_code, line.account_code, tracking))
+        if differing:
+            ci_taxes, line_taxes, codes, accounts, trackings = (list(column) for column in zip(*differing))
+            items.extend(chain.from_iterable(_gst_adjustments(ci_taxes, line_taxes, codes, accounts, trackings, rules, number)))
+        if not items:
+            continue  # sales and refunds cancel line for line: nothing to post (see excluded_by_rule)
         reference = f"CI E-Retailer {day}: {info.invoices} invoices, {info.credits} credits"
         if branch:
             reference += f", branch {branch}"
@@ -266,12 +354,19 @@ def _cents_of(units_1e7: int) -> int:
 
 
 def _credit_pricing(quantity: int, price: int, discount: int, amount: int) -> tuple[int, int, int]:
-    """Quantity (10⁻³) and unit amount (10⁻⁴) for a credit-note line of `amount` cents. Xero takes no
-    discount on credit notes: CI's own price when there was none, else a price derived from the
-    amount if it adds up exactly, else one unit of the whole amount."""
-    units = -quantity
+    """Quantity (10⁻³) and unit amount (10⁻⁴) for a credit-note line of `amount` cents (the credit's
+    positive amount: |quantity| × price − discount, rounded, under the contract) from CI's quantity
+    (negative on a credit). Xero takes no discount on credit notes, and computes LineAmount as
+    round(Quantity × UnitAmount): CI's own price when there was no discount, else a price derived from
+    the amount if it multiplies back to it exactly, else one unit of the whole amount."""
     if discount == 0:
-        return units, price, amount
+        return -quantity, price, amount
+    return _priced_without_discount(-quantity, amount)
+
+
+def _priced_without_discount(units: int, amount: int) -> tuple[int, int, int]:
+    """Quantity `units` (10⁻³) and a unit amount (10⁻⁴) that Xero multiplies to exactly `amount` cents
+    (round half away from zero), else quantity 1 of the whole amount."""
     if units:
         derived = int((Decimal(amount) * 100_000 / units).to_integral_value())  # 10⁻⁴
         if _cents_of(units * derived) == amount:
@@ -301,8 +396,12 @@ def _mapped(values: pd.Series, mapping: dict[str, Any]) -> list:
     return found[codes].tolist()
 
 
-def _detail_line_items(lines: pd.DataFrame, credit_line: np.ndarray, options: list[str], rules: EretailerRules) -> list[dict[str, Any]]:
-    """The Xero line of every CI line, in order. `options` is each line's tracking option."""
+def _detail_line_items(
+    lines: pd.DataFrame, credit_line: np.ndarray, options: list[str], rules: EretailerRules
+) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """The Xero line of every CI line, in order (`options` is each line's tracking option), with CI's
+    GST of each line and Xero's own tax of it (the line's TaxAmount), in cents as shown (positive on a
+    credit note)."""
     count = len(lines)
     quantity = _integers(lines["quantity_x1000"])
     price = _integers(lines["unit_price_incl_x10000"])
@@ -310,16 +409,21 @@ def _detail_line_items(lines: pd.DataFrame, credit_line: np.ndarray, options: li
     amount = _integers(lines["line_total_incl_cents"])
     tax = _integers(lines["line_gst_cents"])
 
-    # invoices: CI's own figures; credit notes: positive amounts, and no discount (see _credit_pricing)
+    # invoices: CI's own figures; credit notes: positive amounts, and no discount (see _credit_pricing).
+    # A discounted line of negative quantity on an invoice is priced without the discount too: Xero's
+    # Quantity × UnitAmount − DiscountAmount would grow it, where CI's discount shrinks it.
     shown_quantity = np.where(credit_line, -quantity, quantity)
     shown_price = price.copy()
     shown_amount = np.where(credit_line, -amount, amount)
-    shown_tax = np.where(credit_line, -tax, tax)
-    for row in np.flatnonzero(credit_line & (discount != 0)).tolist():
-        shown_quantity[row], shown_price[row], shown_amount[row] = _credit_pricing(
-            int(quantity[row]), int(price[row]), int(discount[row]), -int(amount[row])
+    shown_tax = np.where(credit_line, -tax, tax)  # CI's GST
+    discounted = discount != 0
+    repriced = discounted & (credit_line | (quantity < 0))
+    for row in np.flatnonzero(repriced).tolist():
+        shown_quantity[row], shown_price[row], shown_amount[row] = _priced_without_discount(
+            int(shown_quantity[row]), int(shown_amount[row])
         )
-    shows_discount = ~credit_line & (discount != 0)
+    line_tax = _xero_line_tax(shown_amount, lines["gst_code"].to_numpy(), rules)  # Xero's own, per line
+    shows_discount = discounted & ~repriced
     discounts: list[Decimal | None] = [None] * count
     if shows_discount.any():
         rows = np.flatnonzero(shows_discount)
@@ -349,12 +453,12 @@ def _detail_line_items(lines: pd.DataFrame, credit_line: np.ndarray, options: li
         _decimals(shown_price, 4),
         discounts,
         _decimals(shown_amount, 2),
-        _decimals(shown_tax, 2),
+        _decimals(line_tax, 2),
         _mapped(lines["analysis_code"], dict(rules.sales_accounts)),
         _mapped(lines["gst_code"], dict(rules.tax_types)),
         [tracking_of[option] for option in options],
     )
-    return [
+    items = [
         {
             "Description": text, "Quantity": units, "UnitAmount": unit_amount, "LineAmount": line_amount,
             "TaxAmount": line_tax, "AccountCode": account, "TaxType": tax_type, "Tracking": tracking,
@@ -366,6 +470,7 @@ def _detail_line_items(lines: pd.DataFrame, credit_line: np.ndarray, options: li
         }
         for text, units, unit_amount, discount_amount, line_amount, line_tax, account, tax_type, tracking in zip(*columns)
     ]
+    return items, shown_tax, line_tax
 
 
 def _detail_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules) -> pd.DataFrame:
@@ -384,7 +489,8 @@ def _detail_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Eretai
     else:
         document = np.empty(0, dtype=np.int64)
     line_options = np.array(options, dtype=object)[document].tolist() if len(document) else []
-    items = _detail_line_items(lines, credit[document], line_options, rules)
+    items, ci_tax, line_tax = _detail_line_items(lines, credit[document], line_options, rules)
+    adjustments = _detail_adjustments(lines, document, ci_tax, line_tax, options, rules)
 
     # the lines of each document, in their order
     if len(document) and not np.all(document[1:] >= document[:-1]):
@@ -393,6 +499,8 @@ def _detail_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Eretai
         document = document[order]
     bounds = np.searchsorted(document, np.arange(len(numbers) + 1)).tolist()
     items_of = [items[bounds[row]:bounds[row + 1]] for row in range(len(numbers))]
+    for row, pairs in adjustments.items():
+        items_of[row].extend(chain.from_iterable(pairs))
     if len(position) < len(numbers):
         items_of = [items_of[position[number]] for number in numbers]  # a repeated number shares its lines
 
@@ -451,6 +559,44 @@ def _detail_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Eretai
     )
 
 
+def _detail_adjustments(
+    lines: pd.DataFrame, document: np.ndarray, ci_tax: np.ndarray, line_tax: np.ndarray, options: list[str],
+    rules: EretailerRules,
+) -> dict[int, list[list[dict[str, Any]]]]:
+    """The GST adjustment pairs of each document (by its row) whose CI GST differs from Xero's per-line
+    tax: one pair per Xero account and gst_code of the document (its tracking option is the document's).
+    Only the documents with a difference are looked at (usually none, or few)."""
+    differs = ci_tax != line_tax
+    if not differs.any():
+        return {}
+    affected = np.zeros(len(options), dtype=bool)
+    affected[document[differs]] = True
+    rows = np.flatnonzero(affected[document])
+    accounts = lines["analysis_code"].to_numpy()[rows]
+    found = pd.DataFrame(
+        {
+            "document": document[rows],
+            "account": _mapped(pd.Series(accounts), dict(rules.sales_accounts)),
+            "gst_code": lines["gst_code"].to_numpy()[rows],
+            "ci": ci_tax[rows],
+            "own": line_tax[rows],
+        }
+    )
+    sums = found.groupby(["document", "account", "gst_code"], sort=True).sum().reset_index()
+    sums = sums[sums["ci"] != sums["own"]]
+    if sums.empty:
+        return {}
+    trackings = [[{"Name": rules.tracking_category, "Option": options[row]}] for row in sums["document"].tolist()]
+    pairs = _gst_adjustments(
+        sums["ci"].to_numpy(), sums["own"].to_numpy(), sums["gst_code"].tolist(), sums["account"].tolist(),
+        trackings, rules, _Decimals(),
+    )
+    adjustments: dict[int, list[list[dict[str, Any]]]] = {}
+    for row, pair in zip(sums["document"].tolist(), pairs):
+        adjustments.setdefault(row, []).append(pair)
+    return adjustments
+
+
 def _objects(values: list) -> np.ndarray:
     """A list as a 1-D object array, element by element (pandas would copy a list of a quarter of a
     million objects in a Python loop)."""
@@ -458,6 +604,66 @@ def _objects(values: list) -> np.ndarray:
 
 
 # -- totals for the reconciliation checks ------------------------------------------------------
+
+def excluded_by_rule(invoices: pd.DataFrame, documents: pd.DataFrame, rules: EretailerRules) -> pd.DataFrame:
+    """CI money that the rules turn into no Xero document (EXCLUDED_COLUMNS), so that a per-day
+    reconciliation can count it: Σ CI FINAL = Σ Xero + Σ quarantined + Σ excluded.
+
+    `invoices` are the postable (validated) CI documents and `documents` what build_eretailer_documents
+    made of them. Summary mode: a day (or branch and day) whose sales and refunds cancel line for line
+    gets no document; its CI documents are listed, one row per day (or branch and day), with CI's
+    totals (0.00 and 0.00 GST). Detail mode excludes nothing: every CI document, even one of 0.00, is
+    posted. CI documents that no document covers for any other reason are not listed here (so that the
+    reconciliation shows them as a difference, not as an exclusion)."""
+    if rules.mode != "summary" or invoices.empty:
+        return _empty_excluded()
+    covered = set(chain.from_iterable(documents["ci_invoice_nos"])) if len(documents) else set()
+    left = invoices[~invoices["invoice_no"].isin(covered)]
+    if left.empty:
+        return _empty_excluded()
+    by_branch = rules.summary_grouping == "branch_day"
+    keys = ["business_date", "branch_code"] if by_branch else ["business_date"]
+    groups = (
+        pd.DataFrame(
+            {
+                "business_date": left["business_date"].to_numpy(),
+                "branch_code": left["branch_code"].to_numpy() if by_branch else None,
+                "invoice_no": left["invoice_no"].to_numpy(),
+                "total_cents": left["total_incl_cents"].to_numpy(dtype=np.int64),
+                "tax_cents": left["total_gst_cents"].to_numpy(dtype=np.int64),
+            }
+        )
+        .groupby(keys, sort=True, dropna=False)
+        .agg(
+            invoice_nos=("invoice_no", lambda numbers: tuple(sorted(numbers))),
+            total_cents=("total_cents", "sum"),
+            tax_cents=("tax_cents", "sum"),
+        )
+        .reset_index()
+    )
+    groups = groups[(groups["total_cents"] == 0) & (groups["tax_cents"] == 0)]
+    if groups.empty:
+        return _empty_excluded()
+    excluded = pd.DataFrame(
+        {
+            "business_date": groups["business_date"].to_numpy(dtype=object),
+            "branch_code": groups["branch_code"].to_numpy(dtype=object) if by_branch else np.full(len(groups), None, dtype=object),
+            "invoice_nos": groups["invoice_nos"].to_numpy(dtype=object),
+            "total_cents": groups["total_cents"].to_numpy(dtype=np.int64),
+            "tax_cents": groups["tax_cents"].to_numpy(dtype=np.int64),
+            "reason": np.full(len(groups), ZERO_NET_DAY, dtype=object),
+        },
+        columns=EXCLUDED_COLUMNS,
+    )
+    return excluded.reset_index(drop=True)
+
+
+def _empty_excluded() -> pd.DataFrame:
+    frame = pd.DataFrame({column: pd.Series(dtype=object) for column in EXCLUDED_COLUMNS})
+    for column in ("total_cents", "tax_cents"):
+        frame[column] = frame[column].astype("int64")
+    return frame
+
 
 def document_totals_by_day(documents: pd.DataFrame) -> pd.DataFrame:
     """Σ total and Σ GST per day of the Xero documents, credit notes subtracting."""

@@ -7,7 +7,8 @@ from decimal import Decimal
 from typing import Literal, Mapping
 
 NZ_TAX_TYPES = {"S": "OUTPUT2", "Z": "ZERORATED", "E": "NONE"}
-# GST rate (per cent) behind each CI gst_code; used to check CI's own GST before anything is posted.
+# GST rate (per cent) behind each CI gst_code, i.e. the rate of the Xero tax type it maps to: used to
+# check CI's own GST and to compute each Xero line's tax as Xero does.
 NZ_GST_RATES = {"S": Decimal(15), "Z": Decimal(0), "E": Decimal(0)}
 
 
@@ -28,6 +29,12 @@ class EretailerRules:
     contact_name_format: str = "{customer_name} [{customer_code}]"
     due_days: int = 0
     currency_code: str = "NZD"
-    # CI may compute GST per unit and multiply; Xero accepts a line's own TaxAmount within a small
-    # tolerance of its own figure. Beyond this many cents a line's GST is a data problem, not rounding.
+    # CI may compute GST per unit and multiply, so a line's GST can be a few cents from the GST inside
+    # its total. Up to this many cents it is CI's rounding (the documents carry the difference on GST
+    # adjustment lines, never in a line's TaxAmount); beyond, a line's GST is a data problem.
     gst_tolerance_cents: int = 2
+
+    @property
+    def exempt_tax_type(self) -> str:
+        """The tax type of CI's exempt code E (NONE by default): the no-GST side of a GST adjustment."""
+        return self.tax_types.get("E", "NONE")

@@ -131,10 +131,13 @@ def half_up_divide(numerator: np.ndarray, denominator: int) -> np.ndarray:
 
 
 def line_total_cents(quantity_x1000, price_x10000, discount_cents) -> np.ndarray:
-    """round(quantity × unit price − discount, 2): the product is in 1e-7 units, 1e5 of them a cent."""
+    """The contract's line total: round(quantity × unit price − discount, 2), and on a line of negative
+    quantity (a credit's) −round(|quantity| × unit price − discount, 2): the discount always reduces the
+    line's size, so a refund gives back what was paid. The product is in 1e-7 units, 1e5 of them a cent."""
     quantity_x1000 = np.asarray(quantity_x1000, dtype=np.int64)
-    raw = quantity_x1000 * np.asarray(price_x10000, dtype=np.int64) - np.asarray(discount_cents, dtype=np.int64) * 100_000
-    return half_up_divide(raw, 100_000)
+    raw = np.abs(quantity_x1000) * np.asarray(price_x10000, dtype=np.int64) - np.asarray(discount_cents, dtype=np.int64) * 100_000
+    size = half_up_divide(raw, 100_000)
+    return np.where(quantity_x1000 < 0, -size, size)
 
 
 def gst_cents(total_cents, gst_codes) -> np.ndarray:
@@ -236,7 +239,8 @@ def generate_sales(
     lookback: int = 3000,
 ) -> GeneratedSales:
     """Documents in time order: invoices with fresh lines, credits that return the first lines of an
-    earlier invoice (same branch; negative quantities, no discount)."""
+    earlier invoice (same branch; negative quantities, and the original line's discount, so that a
+    refund of a discounted sale gives back what was paid)."""
     n = len(branch)
     low, high = lines_range
     is_credit = rng.random(n) < credit_rate
@@ -318,8 +322,7 @@ def generate_sales(
         copied = {name: values[source] for name, values in lines.items()}
         copied["doc"] = np.repeat(credit_positions, credit_counts)
         copied["line_no"] = credit_position + 1
-        copied["quantity_x1000"] = -copied["quantity_x1000"]
-        copied["discount_incl_cents"] = np.zeros(len(source), dtype=np.int64)
+        copied["quantity_x1000"] = -copied["quantity_x1000"]  # the discount stays: it reduces the refund
         order = np.lexsort((np.concatenate([lines["line_no"], copied["line_no"]]),
                             np.concatenate([lines["doc"], copied["doc"]])))
         lines = {name: np.concatenate([lines[name], copied[name]])[order] for name in lines}
@@ -856,7 +859,8 @@ def insert_documents(
 ) -> None:
     """Insert handcrafted rows (keys: contract column names; money as Decimal or exact text).
 
-    Conveniences: a line without line_total_incl gets round(quantity × unit price − discount, 2) and
+    Conveniences: a line without line_total_incl gets round(quantity × unit price − discount, 2) (on a
+    line of negative quantity −round(|quantity| × unit price − discount, 2)) and
     without line_gst the GST for its gst_code; an invoice without totals gets the sums of its lines;
     doc_type INVOICE, source ERETAILER, status FINAL, currency NZD and updated_at = created_at by default.
     """
@@ -864,9 +868,11 @@ def insert_documents(
     line_rows = []
     for line in lines:
         row = {"sku": None, "discount_incl": Decimal("0.00"), "gst_code": "S", "unit_cost_excl": None, **line}
-        if "line_total_incl" not in row:
-            gross = _money(row["quantity"]) * _money(row["unit_price_incl"]) - _money(row["discount_incl"])
-            row["line_total_incl"] = gross.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        if "line_total_incl" not in row:  # a credit line (quantity negative): −round(|quantity| × price − discount)
+            quantity = _money(row["quantity"])
+            gross = abs(quantity) * _money(row["unit_price_incl"]) - _money(row["discount_incl"])
+            size = gross.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+            row["line_total_incl"] = -size if quantity < 0 else size
         if "line_gst" not in row:
             total = _money(row["line_total_incl"])
             row["line_gst"] = ((total * 3 / 23).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
