@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
@@ -17,15 +18,20 @@ from .config import SandboxConfig
 from .rules import (
     CENT,
     CREATE_STATUSES,
+    CREDIT_NOTES,
+    INVOICES,
     KINDS,
+    NUMBER_LIMIT,
     TRACKING_OPTION_LIMIT,
     AccountInfo,
     DocumentKind,
     Ledger,
     TaxRateInfo,
     TrackingCategoryInfo,
+    is_uuid,
     check_document,
     merge_update,
+    parse_amount,
     parse_date,
 )
 from .store import SandboxStore
@@ -51,6 +57,7 @@ TRACKING_CATEGORY_LIMIT = 100
 MAX_ACTIVE_CATEGORIES = 2
 MAX_CATEGORIES = 4
 INVALID_FOR_MODIFICATION = "{noun} not of valid status for modification"
+TRACKING_OPTION_FIELDS = frozenset({"TrackingOptionID", "Name", "Status", "TrackingCategoryID"})  # the spec's TrackingOption
 
 
 @dataclass
@@ -58,6 +65,19 @@ class Answer:
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+PAYMENT_TYPES = {"ACCREC": "ACCRECPAYMENT", "ACCPAY": "ACCPAYPAYMENT", "ACCRECCREDIT": "ARCREDITPAYMENT", "ACCPAYCREDIT": "APCREDITPAYMENT"}
+OPEN_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID")  # statuses whose Total less payments is due
+
+
+def live_payments(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The payments applied to a stored document and not deleted ({PaymentID, Date, Amount, Reference})."""
+    return document.get("_payments") or []
+
+
+def amount_paid(document: dict[str, Any]) -> Decimal:
+    return sum((payment["Amount"] for payment in live_payments(document)), Decimal("0.00"))
 
 
 class _Discard(Exception):
@@ -139,6 +159,8 @@ class Accounting:
                 return self.tracking(tenant_id, method, rest, query, payload)
             if collection == "Contacts":
                 return self.contacts(tenant_id, method, rest, query, payload)
+            if collection == "Payments":
+                return self.payments(tenant_id, method, rest, query, payload)
             if collection in KINDS:
                 kind = KINDS[collection]
                 if method == "GET":
@@ -188,6 +210,8 @@ class Accounting:
         }
         if organisation.period_lock_date:
             element["PeriodLockDate"] = ms_date(organisation.period_lock_date)
+        if organisation.end_of_year_lock_date:
+            element["EndOfYearLockDate"] = ms_date(organisation.end_of_year_lock_date)
         return _ok("Organisations", [element])
 
     def _accounts(self, tenant_id: str) -> list[dict[str, Any]]:
@@ -202,7 +226,7 @@ class Accounting:
                 "TaxType": row["tax_type"],
                 "Description": row["description"],
                 "Class": row["class"],
-                "EnablePaymentsToAccount": False,
+                "EnablePaymentsToAccount": bool(row["enable_payments"]),
                 "ShowInExpenseClaims": row["class"] == "EXPENSE",
                 "BankAccountType": "BANK" if row["type"] == "BANK" else "",
                 "ReportingCode": row["class"][:3],
@@ -255,7 +279,7 @@ class Accounting:
         accounts = {
             row["code"]: AccountInfo(
                 row["code"], row["account_id"], row["name"], row["type"], row["class"], row["tax_type"],
-                row["status"], row["system_account"],
+                row["status"], row["system_account"], bool(row["enable_payments"]),
             )
             for row in self.store.accounts(tenant_id)
         }
@@ -277,7 +301,10 @@ class Accounting:
             if row["status"] == "ACTIVE" or row["name"].casefold() not in by_name:
                 by_name[row["name"].casefold()] = info
             by_id[row["category_id"].lower()] = info
-        return Ledger(organisation.base_currency, organisation.period_lock_date, accounts, tax_rates, by_name, by_id)
+        return Ledger(
+            organisation.base_currency, organisation.period_lock_date, accounts, tax_rates, by_name, by_id,
+            organisation.end_of_year_lock_date,
+        )
 
     # -- tracking categories ------------------------------------------------------------------------
     def _categories(self, tenant_id: str, include_archived: bool = True) -> list[dict[str, Any]]:
@@ -376,10 +403,26 @@ class Accounting:
         return _ok("TrackingCategories", [c for c in self._categories(tenant_id) if c["TrackingCategoryID"] == category_id])
 
     def add_options(self, tenant_id: str, category_id: str, payload: Any) -> Answer:
-        if isinstance(payload, dict) and isinstance(payload.get("Options"), list):
-            wanted = payload["Options"]
+        """PUT TrackingCategories/{id}/Options (the spec's createTrackingOptions): the body is one
+        TrackingOption object, `{"Name": "Hamilton"}`, and the answer is `{"Options": [that option]}`.
+        The spec describes no list form, so `{"Options": [...]}` (or any field the TrackingOption schema
+        lacks) is refused with a 400 ValidationException: one option per call, as the spec gives it."""
+        shape_errors = []
+        if not isinstance(payload, dict):
+            shape_errors.append("The request body must be one TrackingOption object, e.g. {\"Name\": \"North\"}.")
         else:
-            wanted = [payload]
+            unknown = sorted(set(payload) - TRACKING_OPTION_FIELDS)
+            if "Options" in payload:
+                shape_errors.append(
+                    "Options cannot be sent as a list: the body must be one TrackingOption object, "
+                    "e.g. {\"Name\": \"North\"}, one request per option."
+                )
+            elif unknown:
+                shape_errors.append(f"{', '.join(unknown)} is not a field of a TrackingOption.")
+        if shape_errors:
+            echo = {"Name": _text(payload.get("Name"))} if isinstance(payload, dict) else {}
+            return self._refused(echo, shape_errors)
+        name = _text(payload.get("Name"))
         with self.store.transaction():
             category = self.store.query_one(
                 "SELECT * FROM tracking_categories WHERE tenant_id = ? AND category_id = ? AND status != 'DELETED'",
@@ -388,32 +431,27 @@ class Accounting:
             if category is None:
                 return _not_found()
             taken = {row["name"].casefold() for row in self.store.tracking_options([category_id])[category_id]}
-            elements, failed = [], False
-            for option in wanted:
-                name = _text(option.get("Name")) if isinstance(option, dict) else ""
-                errors = []
-                if category["status"] != "ACTIVE":
-                    errors.append(f"Options cannot be added to the archived tracking category '{category['name']}'.")
-                if not name:
-                    errors.append("Tracking option name is required.")
-                elif len(name) > TRACKING_OPTION_LIMIT:
-                    errors.append(f"The tracking option name must be {TRACKING_OPTION_LIMIT} characters or fewer.")
-                elif name.casefold() in taken:
-                    errors.append("For each specified tracking option the name must be unique.")
-                taken.add(name.casefold())
-                element: dict[str, Any] = {"Name": name, "Status": "ACTIVE", "TrackingCategoryID": category_id}
-                if errors:
-                    failed = True
-                    element["ValidationErrors"] = [{"Message": message} for message in errors]
-                else:
-                    element["TrackingOptionID"] = self.store.add_tracking_option(category_id, name)
-                    element["ValidationErrors"] = []
-                elements.append(element)
-            if failed:
-                raise _Discard(Answer(400, validation_exception(elements)))
-        for element in elements:
-            element.pop("ValidationErrors", None)
-        return _ok("Options", elements)
+            errors = []
+            if category["status"] != "ACTIVE":
+                errors.append(f"Options cannot be added to the archived tracking category '{category['name']}'.")
+            if not name:
+                errors.append("Tracking option name is required.")
+            elif len(name) > TRACKING_OPTION_LIMIT:
+                errors.append(f"The tracking option name must be {TRACKING_OPTION_LIMIT} characters or fewer.")
+            elif name.casefold() in taken:
+                errors.append("For each specified tracking option the name must be unique.")
+            status = _text(payload.get("Status")).upper() or "ACTIVE"
+            if status != "ACTIVE":
+                errors.append(f"A new tracking option must be ACTIVE, not {status}.")
+            if payload.get("TrackingOptionID") not in (None, ""):
+                errors.append("TrackingOptionID cannot be given for a new tracking option: Xero assigns it.")
+            given_category = _text(payload.get("TrackingCategoryID")).lower()
+            if given_category and given_category != category_id:
+                errors.append("The TrackingCategoryID in the body does not match the one in the URL.")
+            if errors:
+                return self._refused({"Name": name, "Status": "ACTIVE", "TrackingCategoryID": category_id}, errors)
+            option_id = self.store.add_tracking_option(category_id, name)
+        return _ok("Options", [{"TrackingOptionID": option_id, "Name": name, "Status": "ACTIVE", "TrackingCategoryID": category_id}])
 
     def update_option(self, tenant_id: str, category_id: str, option_id: str, payload: Any) -> Answer:
         element = self._single(payload, "Options")
@@ -638,7 +676,9 @@ class Accounting:
         unit_places = Decimal("0.0001") if unitdp == 4 else CENT
         status = document.get("Status")
         total = document.get("Total", Decimal("0.00"))
-        open_amount = total if status in CREATE_STATUSES else Decimal("0.00")
+        payments = live_payments(document)
+        paid = amount_paid(document)
+        open_amount = total - paid if status in OPEN_STATUSES else Decimal("0.00")
         element: dict[str, Any] = {}
         if document.get("Type") in kind.types:
             element["Type"] = document["Type"]
@@ -667,14 +707,17 @@ class Accounting:
         if document.get("Url"):
             element["Url"] = document["Url"]
         element["HasAttachments"] = False
-        element["Payments"] = []
+        element["Payments"] = [self._embedded_payment(payment) for payment in payments]
+        fully_paid_on = parse_date(document.get("_fully_paid_on"))
+        if status == "PAID" and fully_paid_on is not None:
+            element["FullyPaidOnDate"] = ms_date(fully_paid_on)
         if kind.collection == "Invoices":
             element["IsDiscounted"] = bool(document.get("TotalDiscount"))
             element["Prepayments"] = []
             element["Overpayments"] = []
             element["CreditNotes"] = []
             element["AmountDue"] = open_amount
-            element["AmountPaid"] = Decimal("0.00")
+            element["AmountPaid"] = paid
             element["AmountCredited"] = Decimal("0.00")
             element["SentToContact"] = False
         else:
@@ -688,6 +731,19 @@ class Accounting:
         if errors:
             element["ValidationErrors"] = [{"Message": message} for message in errors]
         return element
+
+    @staticmethod
+    def _embedded_payment(payment: dict[str, Any]) -> dict[str, Any]:
+        """A payment as an invoice or credit note lists it (the spec's getPayment example)."""
+        return {
+            "PaymentID": payment["PaymentID"],
+            "Date": ms_date(parse_date(payment["Date"])),
+            "Amount": payment["Amount"],
+            "Reference": payment.get("Reference") or "",
+            "CurrencyRate": Decimal("1.000000"),
+            "HasAccount": False,
+            "HasValidationErrors": False,
+        }
 
     @staticmethod
     def _render_line(line: dict[str, Any], unit_places: Decimal) -> dict[str, Any]:
@@ -742,6 +798,8 @@ class Accounting:
             for document in documents:
                 view = dict(document)
                 view["Contact"] = contacts.get(document.get("ContactID")) or {}
+                view["AmountPaid"] = amount_paid(document)
+                view["AmountDue"] = document["Total"] - view["AmountPaid"] if document["Status"] in OPEN_STATUSES else Decimal("0.00")
                 if where(_lookup(view)):
                     kept.append(document)
             documents = kept
@@ -835,8 +893,21 @@ class Accounting:
             current = existing["Status"]
             wanted = _text(element.get("Status")).upper() or current
             invalid = INVALID_FOR_MODIFICATION.format(noun=kind.noun)
+            verb = {"VOIDED": "voided", "DELETED": "deleted"}.get(wanted, "edited")
+            if live_payments(existing):
+                # xero-facts.md: a document with payments cannot be edited or voided until they are
+                # removed. Xero's words for an edit (XeroAPI/Xero-NetStandard#84), kept for a void or delete.
+                return refused(existing, [f"This document cannot be {verb} as it has a payment or credit note allocated to it."])
             if current not in CREATE_STATUSES:
                 return refused(existing, [invalid])
+            if ledger.locked(parse_date(existing.get("Date"))):
+                # processes.md: nothing is edited, voided or paid on or before a lock date. Xero documents
+                # that lock dates stop approved transactions; refusing to edit or delete a DRAFT or
+                # SUBMITTED document dated there too is the stricter reading.
+                return refused(existing, [
+                    f"This {kind.noun.lower()} is dated on or before {ledger.lock_phrase()} and cannot be {verb}; "
+                    "an adviser must change the lock date first."
+                ])
             if wanted in ("VOIDED", "DELETED"):
                 allowed = ("AUTHORISED",) if wanted == "VOIDED" else ("DRAFT", "SUBMITTED")
                 if current not in allowed:
@@ -865,10 +936,10 @@ class Accounting:
 
         number = document.get(kind.number_field)
         if sales and number:
+            # xero-facts.md: ACCREC numbers are unique in an organisation. Xero's docs do not promise that
+            # a VOIDED or DELETED document frees its number, so the stricter reading holds it too.
             for other in self.store.documents_by_number(kind.collection, tenant_id, [number]):
-                if other["Status"] not in ("DELETED", "VOIDED") and kind.is_sales(other["Type"]) and (
-                    existing is None or other[kind.id_field] != existing[kind.id_field]
-                ):
+                if kind.is_sales(other["Type"]) and (existing is None or other[kind.id_field] != existing[kind.id_field]):
                     errors.append(f"{'Invoice' if kind.collection == 'Invoices' else 'Credit Note'} # must be unique.")
                     break
 
@@ -876,6 +947,11 @@ class Accounting:
             shown = contact or new_contact or ({"ContactID": ZERO_ID, "Name": _text(element.get("Contact", {}).get("Name")) if isinstance(element.get("Contact"), dict) else "", "ContactStatus": "ACTIVE"})
             return refused(document, errors, shown)
 
+        if document["Status"] == "AUTHORISED" and document["Total"] == 0:
+            # Xero marks an approved document with nothing to pay as PAID at once (processes.md, the
+            # zero-balance invoice); a PAID document can no longer be edited or voided
+            document["Status"] = "PAID"
+            document["_fully_paid_on"] = document["Date"]
         if new_contact is not None:
             contact = new_contact
         role = "IsCustomer" if sales else "IsSupplier"
@@ -898,3 +974,350 @@ class Accounting:
             sequence += 1
         return f"{prefix}{sequence:04d}"
 
+
+    # -- payments -------------------------------------------------------------------------------------
+    # Xero's Payments endpoint (the spec's getPayments, createPayments, getPayment, deletePayment; shapes
+    # from its Payment, Payments and PaymentDelete schemas; rules from xero-facts.md, Payments).
+    #   PUT  /Payments           {"Payments": [Payment, …]}, summarizeErrors as for invoices
+    #   GET  /Payments           where (Reference=="…" is an index lookup), order, page/pageSize
+    #   GET  /Payments/{id}
+    #   POST /Payments/{id}      {"Status": "DELETED"}: the only change a payment takes
+    # A payment names one Invoice or CreditNote (by id or number) and an Account (by Code or AccountID).
+    # The PUT answer names a credit note's payment under "CreditNote"; GET and the delete answer name it
+    # under "Invoice" (with the credit note's Type, id and number), as Xero does (the spec's deletePayment
+    # example; XeroAPI/xero-ruby#48): a client must read both. POST /Payments (one payment) is not served.
+    def payments(self, tenant_id: str, method: str, rest: list[str], query: dict[str, str], payload: Any) -> Answer:
+        if method == "GET" and not rest:
+            return self.list_payments(tenant_id, query)
+        if method == "GET" and len(rest) == 1:
+            payment = self.store.payment(tenant_id, rest[0].lower())
+            return _ok("Payments", self._render_payments(tenant_id, [payment])) if payment else _not_found()
+        if method == "PUT" and not rest:
+            return self.create_payments(tenant_id, query, payload)
+        if method == "POST" and len(rest) == 1:
+            return self.delete_payment(tenant_id, rest[0].lower(), payload)
+        return _not_found()
+
+    def _payment_document_summary(
+        self, kind: DocumentKind, document: dict[str, Any], contact: dict[str, Any] | None, as_invoice: bool
+    ) -> dict[str, Any]:
+        """The document a payment names, as a payment shows it (no lines, no payments)."""
+        rendered = self.render_document(kind, document, contact, 2)
+        keep = (
+            "Type", kind.id_field, kind.number_field, "Reference", "Contact", "Date", "DateString", "DueDate",
+            "DueDateString", "Status", "LineAmountTypes", "SubTotal", "TotalTax", "Total", "UpdatedDateUTC",
+            "CurrencyCode", "CurrencyRate", "FullyPaidOnDate", "AmountDue", "AmountPaid", "RemainingCredit",
+            "HasErrors", "IsDiscounted",
+        )
+        summary = {key: rendered[key] for key in keep if key in rendered}
+        summary["LineItems"] = []
+        summary["Payments"] = []
+        if as_invoice and kind is CREDIT_NOTES:
+            summary["InvoiceID"] = summary.pop("CreditNoteID")
+            if "CreditNoteNumber" in summary:
+                summary["InvoiceNumber"] = summary.pop("CreditNoteNumber")
+            summary["AmountDue"] = summary.pop("RemainingCredit")
+            summary["AmountPaid"] = amount_paid(document)
+        return summary
+
+    def render_payment(
+        self,
+        payment: dict[str, Any],
+        document: dict[str, Any] | None,
+        contact: dict[str, Any] | None,
+        account: AccountInfo | None,
+        document_key: str,
+    ) -> dict[str, Any]:
+        """A stored payment in Xero's Payment shape; `document_key` is "Invoice" or "CreditNote"."""
+        kind = KINDS[payment["Collection"]]
+        updated = payment["UpdatedDateUTC"]
+        element: dict[str, Any] = {
+            "PaymentID": payment["PaymentID"],
+            "Date": ms_date(parse_date(payment["Date"])),
+            "BankAmount": payment["Amount"],
+            "Amount": payment["Amount"],
+            "Reference": payment.get("Reference") or "",
+            "CurrencyRate": Decimal("1.000000"),
+            "PaymentType": payment["PaymentType"],
+            "Status": payment["Status"],
+            "UpdatedDateUTC": ms_timestamp(updated),
+            "UpdatedDateUTCString": datetime.fromtimestamp(updated / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "HasAccount": True,
+            "IsReconciled": bool(payment.get("IsReconciled")),
+        }
+        if account is not None:
+            element["Account"] = {"AccountID": account.account_id, "Code": account.code, "Name": account.name}
+        if document is not None:
+            element[document_key] = self._payment_document_summary(kind, document, contact, document_key == "Invoice")
+        element["HasValidationErrors"] = False
+        return element
+
+    def _render_payments(self, tenant_id: str, payments: list[dict[str, Any]], document_key: str | None = "Invoice") -> list[dict[str, Any]]:
+        """Stored payments rendered in bulk (documents, contacts and accounts read once).
+        document_key None: each under its own kind's key (the PUT answer)."""
+        wanted: dict[str, set[str]] = {"Invoices": set(), "CreditNotes": set()}
+        for payment in payments:
+            wanted[payment["Collection"]].add(payment["DocumentID"])
+        documents = {collection: self.store.documents_by_ids(collection, tenant_id, ids) for collection, ids in wanted.items()}
+        contacts = self.store.contacts_by_ids(
+            tenant_id, {d.get("ContactID") or "" for found in documents.values() for d in found.values()}
+        )
+        ledger_accounts = self.ledger(tenant_id).accounts
+        accounts = {account.account_id: account for account in ledger_accounts.values()}
+        elements = []
+        for payment in payments:
+            document = documents[payment["Collection"]].get(payment["DocumentID"])
+            contact = contacts.get(document.get("ContactID")) if document else None
+            key = document_key or ("Invoice" if payment["Collection"] == "Invoices" else "CreditNote")
+            elements.append(self.render_payment(payment, document, contact, accounts.get(payment["AccountID"]), key))
+        return elements
+
+    def list_payments(self, tenant_id: str, query: dict[str, str]) -> Answer:
+        where = _where(query)
+        references = where.equality_values("Reference") if where is not None else None
+        rows = self.store.payment_rows(tenant_id, references=sorted(references) if references is not None else None)
+        payments = [loads_exact(row["payment"]) for row in rows]
+        elements = self._render_payments(tenant_id, payments)
+        pairs = []
+        for payment, element in zip(payments, elements):
+            view = dict(element)
+            view["Date"] = payment["Date"]  # ISO, so DateTime(…) comparisons work
+            if payment["Collection"] == "CreditNotes" and "Invoice" in element:
+                summary = element["Invoice"]
+                view["CreditNote"] = {**summary, "CreditNoteID": summary["InvoiceID"], "CreditNoteNumber": summary.get("InvoiceNumber")}
+            pairs.append((view, element))
+        if where is not None:
+            pairs = [(view, element) for view, element in pairs if where(_lookup(view))]
+        for clause in reversed([c.strip() for c in query.get("order", "").split(",") if c.strip()]):
+            words = clause.split()
+            name, descending = words[0], len(words) > 1 and words[1].upper() == "DESC"
+
+            def sort_key(pair: tuple[dict[str, Any], dict[str, Any]], name: str = name) -> tuple[bool, Any]:
+                value = _lookup(pair[0])(name)
+                return (value is None, value if isinstance(value, Decimal) else str(value if value is not None else "").casefold())
+
+            pairs = sorted(pairs, key=sort_key, reverse=descending)
+        return self._paged("Payments", [element for _, element in pairs], query)
+
+    def create_payments(self, tenant_id: str, query: dict[str, str], payload: Any) -> Answer:
+        """PUT /Payments: the body is the spec's Payments schema, {"Payments": [...]}, and nothing else."""
+        if not (isinstance(payload, dict) and isinstance(payload.get("Payments"), list)):
+            return Answer(400, validation_exception([{"ValidationErrors": [
+                {"Message": 'The request body must be {"Payments": [...]}, a list of Payment objects.'}
+            ]}]))
+        summarize = query.get("summarizeerrors", "true").lower() != "false"
+        ledger = self.ledger(tenant_id)
+        results: list[dict[str, Any]] = []
+        with self.store.transaction():
+            for element in payload["Payments"]:
+                results.append(self._pay_one(tenant_id, element, ledger, not summarize))
+            if summarize and any(r["HasValidationErrors"] for r in results):
+                raise _Discard(Answer(400, validation_exception([r for r in results if r["HasValidationErrors"]])))
+        return _ok("Payments", results)
+
+    def _payment_target(self, tenant_id: str, element: dict[str, Any]) -> tuple[DocumentKind | None, dict[str, Any] | None, dict[str, Any], str | None]:
+        """(kind, document, what the element said of it, error) for the Invoice or CreditNote a payment names."""
+        if any(element.get(name) for name in ("Prepayment", "Overpayment")):
+            return None, None, {}, "The sandbox holds no prepayments or overpayments: a payment must name an Invoice or a CreditNote."
+        named = [name for name in ("Invoice", "CreditNote") if element.get(name) not in (None, {})]
+        if len(named) != 1:
+            return None, None, {}, "A payment must name exactly one Invoice or CreditNote."
+        kind = INVOICES if named[0] == "Invoice" else CREDIT_NOTES
+        spec = element[named[0]]
+        if not isinstance(spec, dict):
+            return kind, None, {}, f"{named[0]} must be an object with its {kind.id_field} or {kind.number_field}."
+        document_id, number = _text(spec.get(kind.id_field)).lower(), _text(spec.get(kind.number_field))
+        echo = {key: value for key, value in ((kind.id_field, document_id), (kind.number_field, number)) if value}
+        if kind.id_field in echo and not is_uuid(document_id):
+            echo.pop(kind.id_field)
+        document = None
+        if document_id and document_id != ZERO_ID:
+            document = self.store.document(kind.collection, tenant_id, document_id)
+        elif number:
+            found = self.store.documents_by_number(kind.collection, tenant_id, [number])
+            live = [d for d in found if d["Status"] not in ("VOIDED", "DELETED")]
+            if len(live) > 1:  # bill numbers need not be unique (xero-facts.md)
+                return kind, None, echo, f"More than one {kind.noun.lower()} has the number {number}; name it by its {kind.id_field}."
+            document = (live or found or [None])[0]
+        else:
+            return kind, None, echo, f"The {kind.noun.lower()} must be named by its {kind.id_field} or {kind.number_field}."
+        if document is None:
+            return kind, None, echo, f"{kind.noun} could not be found"  # Xero's words for an invoice
+        return kind, document, echo, None
+
+    @staticmethod
+    def _payment_account(element: dict[str, Any], ledger: Ledger) -> tuple[AccountInfo | None, dict[str, Any], str | None]:
+        spec = element.get("Account")
+        code = _text(spec.get("Code")) if isinstance(spec, dict) else ""
+        account_id = _text(spec.get("AccountID")).lower() if isinstance(spec, dict) else ""
+        echo = {key: value for key, value in (("AccountID", account_id), ("Code", code)) if value}
+        if "AccountID" in echo and not is_uuid(account_id):
+            echo.pop("AccountID")
+        if not code and not account_id:
+            return None, echo, "You must specify an Account code or Account ID for the payment"  # Xero's words
+        account = ledger.account_by_id(account_id) if account_id else ledger.accounts.get(code)
+        if account is not None and code and account.code != code:
+            return None, echo, f"The Account Code '{code}' and AccountID {account_id} name different accounts."
+        if account is None:
+            return None, echo, f"The account {code or account_id} could not be found."
+        if account.status != "ACTIVE":
+            return None, echo, f"The account {account.code} has been archived and cannot take payments."
+        if not account.takes_payments:
+            return None, echo, (
+                f"Account type is invalid for making a payment to/from account {account.code}: it must be a BANK "
+                "account or have payments enabled (EnablePaymentsToAccount)."
+            )
+        return account, echo, None
+
+    def _pay_one(self, tenant_id: str, element: Any, ledger: Ledger, status_attribute: bool) -> dict[str, Any]:
+        """One payment of a batch: checked, and when good saved and applied to its document."""
+        if not isinstance(element, dict):
+            return self._refused_payment({}, ["Each payment must be a JSON object."])
+        errors: list[str] = []
+        kind, document, document_echo, error = self._payment_target(tenant_id, element)
+        if error:
+            errors.append(error)
+        account, account_echo, error = self._payment_account(element, ledger)
+        if error:
+            errors.append(error)
+
+        raw_date = element.get("Date")
+        day = parse_date(raw_date)
+        if raw_date in (None, ""):
+            errors.append("A payment Date must be specified.")
+        elif day is None:
+            errors.append(f"'{raw_date}' is not a valid date.")
+        elif ledger.locked(day):
+            # processes.md and xero-facts.md: nothing is paid on or before a lock date
+            errors.append(f"The payment date cannot be on or before {ledger.lock_phrase()}; an adviser must change the lock date first.")
+
+        raw_amount = element.get("Amount")
+        amount = parse_amount(raw_amount)
+        if raw_amount is None:
+            errors.append("A payment Amount must be specified.")
+        elif amount is None:
+            errors.append("The payment Amount must be a number.")
+        elif amount <= 0:  # xero-facts.md: Amount > 0; Xero takes no negative payment
+            errors.append("The payment Amount must be greater than zero.")
+        elif amount != amount.quantize(CENT):
+            errors.append("The payment Amount can have at most 2 decimal places.")
+
+        status = _text(element.get("Status")).upper()
+        if status and status != "AUTHORISED":
+            errors.append(f"Payments can only be created with a status of AUTHORISED, not {status}.")
+        reference = element.get("Reference")
+        if reference is not None and not isinstance(reference, str):
+            errors.append("Reference must be text.")
+            reference = str(reference)
+        reference = (reference or "").strip()
+        if len(reference) > NUMBER_LIMIT:
+            errors.append(f"Reference must be {NUMBER_LIMIT} characters or fewer.")
+        reconciled = element.get("IsReconciled", False)
+        if not isinstance(reconciled, bool):
+            errors.append("IsReconciled must be true or false.")
+
+        if kind is not None and document is not None:
+            if document["Status"] != "AUTHORISED":
+                errors.append("Payments can only be made against Authorised documents")  # Xero's words
+            elif amount is not None and amount > 0 and amount > document["Total"] - amount_paid(document):
+                errors.append("Payment amount exceeds the amount outstanding on this document")  # the spec's example
+
+        if errors:
+            echo: dict[str, Any] = {}
+            if day is not None:
+                echo["Date"] = ms_date(day)
+            if amount is not None:
+                echo["Amount"] = amount
+            echo["Reference"] = reference
+            echo["Account"] = (
+                {"AccountID": account.account_id, "Code": account.code, "Name": account.name} if account else account_echo
+            )
+            if kind is not None:
+                key = "Invoice" if kind is INVOICES else "CreditNote"
+                if document is not None:
+                    contact = self.store.contact_by_id(tenant_id, document.get("ContactID") or "")
+                    echo[key] = self._payment_document_summary(kind, document, contact, False)
+                else:
+                    echo[key] = document_echo
+            return self._refused_payment(echo, list(dict.fromkeys(errors)))
+
+        assert kind is not None and document is not None and account is not None and amount is not None and day is not None
+        stamp = now_ms()
+        payment = {
+            "PaymentID": str(uuid.uuid4()),
+            "Collection": kind.collection,
+            "DocumentID": document[kind.id_field],
+            "Date": day.isoformat(),
+            "Amount": amount,
+            "Reference": reference,
+            "AccountID": account.account_id,
+            "AccountCode": account.code,
+            "Status": "AUTHORISED",
+            "PaymentType": PAYMENT_TYPES[document["Type"]],
+            "IsReconciled": reconciled,
+            "UpdatedDateUTC": stamp,
+            "CreatedDateUTC": stamp,
+        }
+        self.store.save_payment(tenant_id, payment)
+        applied = live_payments(document) + [
+            {"PaymentID": payment["PaymentID"], "Date": payment["Date"], "Amount": amount, "Reference": reference}
+        ]
+        document = {**document, "_payments": applied, "UpdatedDateUTC": stamp}
+        if amount_paid(document) == document["Total"]:  # paid in full: PAID (xero-facts.md, Payments)
+            document["Status"] = "PAID"
+            document["_fully_paid_on"] = max(p["Date"] for p in applied)
+        self.store.save_document(kind.collection, tenant_id, document)
+        contact = self.store.contact_by_id(tenant_id, document.get("ContactID") or "")
+        key = "Invoice" if kind is INVOICES else "CreditNote"
+        element_out = self.render_payment(payment, document, contact, account, key)
+        if status_attribute:
+            element_out["StatusAttributeString"] = "OK"
+        return element_out
+
+    @staticmethod
+    def _refused_payment(echo: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+        element = {**echo, "HasValidationErrors": True, "StatusAttributeString": "ERROR"}
+        element["ValidationErrors"] = [{"Message": message} for message in errors]
+        return element
+
+    def delete_payment(self, tenant_id: str, payment_id: str, payload: Any) -> Answer:
+        """POST /Payments/{id} with the spec's PaymentDelete, {"Status": "DELETED"}: the payment is removed,
+        its document returns to AUTHORISED and its amount due rises. Payments take no other change
+        (Xero: "you're not able to update Payments", XeroAPI/xero-php-oauth2#91); the spec's example
+        wraps the body in {"Payments": [...]}, but its schema does not: only the schema's form is taken."""
+        with self.store.transaction():
+            payment = self.store.payment(tenant_id, payment_id)
+            if payment is None:
+                return _not_found()
+            ledger = self.ledger(tenant_id)
+            errors = []
+            if not isinstance(payload, dict) or set(payload) != {"Status"}:
+                errors.append('A payment cannot be changed, only deleted: send {"Status": "DELETED"}.')
+            elif _text(payload["Status"]).upper() != "DELETED":
+                errors.append(f"A payment's Status can only be changed to DELETED, not {payload['Status']}.")
+            if payment["Status"] == "DELETED":
+                errors.append("Payment not of valid status for modification")
+            if payment.get("IsReconciled"):
+                errors.append("A reconciled payment cannot be deleted.")
+            if ledger.locked(parse_date(payment["Date"])):
+                errors.append(
+                    f"The payment is dated on or before {ledger.lock_phrase()} and cannot be deleted; "
+                    "an adviser must change the lock date first."
+                )
+            if errors:
+                element = self._render_payments(tenant_id, [payment])[0]
+                element.update(HasValidationErrors=True, ValidationErrors=[{"Message": m} for m in dict.fromkeys(errors)])
+                return Answer(400, validation_exception([element]))
+            stamp = now_ms()
+            payment = {**payment, "Status": "DELETED", "UpdatedDateUTC": stamp}
+            self.store.save_payment(tenant_id, payment)
+            kind = KINDS[payment["Collection"]]
+            document = self.store.document(kind.collection, tenant_id, payment["DocumentID"])
+            if document is not None:
+                document["_payments"] = [p for p in live_payments(document) if p["PaymentID"] != payment["PaymentID"]]
+                if document["Status"] == "PAID":
+                    document["Status"] = "AUTHORISED"
+                    document.pop("_fully_paid_on", None)
+                document["UpdatedDateUTC"] = stamp
+                self.store.save_document(kind.collection, tenant_id, document)
+        return _ok("Payments", self._render_payments(tenant_id, [payment]))

@@ -17,8 +17,9 @@ class SandboxOrganisation:
     short_code: str
     tenant_id: str | None = None  # None: a uuid5 of the short code, stable across restarts
     base_currency: str = "NZD"
-    period_lock_date: date | None = None  # AUTHORISED documents dated on/before it are rejected
+    period_lock_date: date | None = None  # Xero's PeriodLockDate: see rules.Ledger.lock for what it stops
     tracking_categories: dict[str, list[str]] = field(default_factory=dict)  # category -> option names
+    end_of_year_lock_date: date | None = None  # Xero's EndOfYearLockDate: the later of the two applies
 
     @property
     def resolved_tenant_id(self) -> str:

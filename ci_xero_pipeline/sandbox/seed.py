@@ -1,4 +1,12 @@
-"""What a new sandbox organisation starts with: a realistic New Zealand chart of accounts and GST rates."""
+"""What a new sandbox organisation starts with: a realistic New Zealand chart of accounts and GST rates.
+
+Payments go only to a BANK account or to one with `EnablePaymentsToAccount` (xero-facts.md, Payments;
+the spec's Account.EnablePaymentsToAccount). The chart holds the two bank accounts of Xero's NZ demo
+chart (090, 091), tender clearing accounts 611-617 (CURRENT assets with payments enabled, as
+point-of-sale integrations use them; processes.md, end-of-day takings) and the gift voucher liability
+835 with payments enabled (a GIFT_VOUCHER tender is a payment to it, processes.md section 5). 620
+Prepayments is a CURRENT asset without payments: a payment to it is refused.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ class SeedAccount:
     system_account: str = ""
     description: str = ""
     bank_account_number: str = ""
+    enable_payments: bool = False  # Xero's EnablePaymentsToAccount
 
 
 @dataclass(frozen=True)
@@ -62,12 +71,21 @@ NZ_ACCOUNTS: tuple[SeedAccount, ...] = (
     SeedAccount("469", "Rent", "OVERHEADS", "EXPENSE", "INPUT2"),
     SeedAccount("477", "Wages and Salaries", "EXPENSE", "EXPENSE", "NONE"),
     SeedAccount("610", "Accounts Receivable", "CURRENT", "ASSET", "NONE", system_account="DEBTORS"),
+    SeedAccount("611", "Cash clearing", "CURRENT", "ASSET", "NONE", enable_payments=True,
+                description="Till cash counted, until banked"),
+    SeedAccount("612", "EFTPOS clearing", "CURRENT", "ASSET", "NONE", enable_payments=True),
+    SeedAccount("613", "Credit card clearing", "CURRENT", "ASSET", "NONE", enable_payments=True,
+                description="Visa and Mastercard settlements"),
+    SeedAccount("614", "Amex clearing", "CURRENT", "ASSET", "NONE", enable_payments=True),
+    SeedAccount("615", "Online payments clearing", "CURRENT", "ASSET", "NONE", enable_payments=True),
+    SeedAccount("616", "PayPal clearing", "CURRENT", "ASSET", "NONE", enable_payments=True),
+    SeedAccount("617", "Afterpay clearing", "CURRENT", "ASSET", "NONE", enable_payments=True),
     SeedAccount("620", "Prepayments", "CURRENT", "ASSET", "NONE"),
     SeedAccount("630", "Inventory", "INVENTORY", "ASSET", "NONE"),
     SeedAccount("710", "Office Equipment", "FIXED", "ASSET", "INPUT2"),
     SeedAccount("800", "Accounts Payable", "CURRLIAB", "LIABILITY", "NONE", system_account="CREDITORS"),
     SeedAccount("820", "GST", "CURRLIAB", "LIABILITY", "NONE", system_account="GST"),
-    SeedAccount("835", "Gift voucher liability", "CURRLIAB", "LIABILITY", "NONE",
+    SeedAccount("835", "Gift voucher liability", "CURRLIAB", "LIABILITY", "NONE", enable_payments=True,
                 description="Gift vouchers sold and not yet redeemed"),
     SeedAccount("840", "Historical Adjustment", "CURRLIAB", "LIABILITY", "NONE", system_account="HISTORICAL"),
     SeedAccount("860", "Rounding", "CURRLIAB", "LIABILITY", "NONE", system_account="ROUNDING"),

@@ -26,7 +26,8 @@ from .xerojson import encode_text, now_ms
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS organisations (
     tenant_id TEXT PRIMARY KEY, name TEXT NOT NULL, short_code TEXT NOT NULL,
-    base_currency TEXT NOT NULL, period_lock_date TEXT, created_ms INTEGER NOT NULL);
+    base_currency TEXT NOT NULL, period_lock_date TEXT, created_ms INTEGER NOT NULL,
+    end_of_year_lock_date TEXT);
 CREATE TABLE IF NOT EXISTS clients (
     client_id TEXT PRIMARY KEY, secret_sha256 TEXT, redirect_uris TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS auth_codes (
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS accounts (
     tenant_id TEXT NOT NULL, account_id TEXT NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
     class TEXT NOT NULL, tax_type TEXT NOT NULL, status TEXT NOT NULL, system_account TEXT NOT NULL,
     description TEXT NOT NULL, bank_account_number TEXT NOT NULL, updated_ms INTEGER NOT NULL,
-    PRIMARY KEY (tenant_id, code));
+    enable_payments INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tenant_id, code));
 CREATE TABLE IF NOT EXISTS tax_rates (
     tenant_id TEXT NOT NULL, tax_type TEXT NOT NULL, name TEXT NOT NULL, rate TEXT NOT NULL,
     report_tax_type TEXT NOT NULL, applies_to TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (tenant_id, tax_type));
@@ -79,6 +80,13 @@ CREATE TABLE IF NOT EXISTS credit_notes (
     total TEXT NOT NULL, updated_ms INTEGER NOT NULL, document TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS credit_notes_number ON credit_notes (tenant_id, number);
 CREATE INDEX IF NOT EXISTS credit_notes_date ON credit_notes (tenant_id, date);
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, collection TEXT NOT NULL, document_id TEXT NOT NULL,
+    status TEXT NOT NULL, date TEXT NOT NULL, amount TEXT NOT NULL, reference TEXT COLLATE NOCASE,
+    updated_ms INTEGER NOT NULL, payment TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS payments_tenant ON payments (tenant_id);
+CREATE INDEX IF NOT EXISTS payments_reference ON payments (tenant_id, reference);
+CREATE INDEX IF NOT EXISTS payments_document ON payments (document_id);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     tenant_id TEXT NOT NULL, key TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
     status INTEGER NOT NULL, body BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (tenant_id, key));
@@ -108,6 +116,7 @@ class Organisation:
     base_currency: str
     period_lock_date: date | None
     created_ms: int
+    end_of_year_lock_date: date | None = None
 
 
 class SandboxStore:
@@ -119,7 +128,21 @@ class SandboxStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._depth = 0
+
+    def _migrate(self) -> None:
+        """Bring a file written by an older sandbox up to this schema (new columns only)."""
+        def columns(table: str) -> set[str]:
+            return {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+        if "end_of_year_lock_date" not in columns("organisations"):
+            self._db.execute("ALTER TABLE organisations ADD COLUMN end_of_year_lock_date TEXT")
+        if "enable_payments" not in columns("accounts"):
+            self._db.execute("ALTER TABLE accounts ADD COLUMN enable_payments INTEGER NOT NULL DEFAULT 0")
+            for account in NZ_ACCOUNTS:  # seeded accounts take the seed's flag
+                if account.enable_payments:
+                    self._db.execute("UPDATE accounts SET enable_payments = 1 WHERE code = ?", (account.code,))
 
     def close(self) -> None:
         with self._lock:
@@ -177,6 +200,7 @@ class SandboxStore:
         or name) up to date with the configuration; documents and connections are kept."""
         tenant_id = organisation.resolved_tenant_id
         lock = organisation.period_lock_date.isoformat() if organisation.period_lock_date else None
+        year_lock = organisation.end_of_year_lock_date.isoformat() if organisation.end_of_year_lock_date else None
         with self.transaction() as db:
             existing = db.execute(
                 "SELECT tenant_id FROM organisations WHERE tenant_id = ? OR name = ? ORDER BY tenant_id = ? DESC",
@@ -185,23 +209,27 @@ class SandboxStore:
             if existing:
                 tenant_id = existing["tenant_id"]
                 db.execute(
-                    "UPDATE organisations SET name = ?, short_code = ?, base_currency = ?, period_lock_date = ? "
-                    "WHERE tenant_id = ?",
-                    (organisation.name, organisation.short_code, organisation.base_currency, lock, tenant_id),
+                    "UPDATE organisations SET name = ?, short_code = ?, base_currency = ?, period_lock_date = ?, "
+                    "end_of_year_lock_date = ? WHERE tenant_id = ?",
+                    (organisation.name, organisation.short_code, organisation.base_currency, lock, year_lock, tenant_id),
                 )
             else:
                 db.execute(
-                    "INSERT INTO organisations VALUES (?, ?, ?, ?, ?, ?)",
-                    (tenant_id, organisation.name, organisation.short_code, organisation.base_currency, lock, now_ms()),
+                    "INSERT INTO organisations (tenant_id, name, short_code, base_currency, period_lock_date, created_ms, "
+                    "end_of_year_lock_date) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (tenant_id, organisation.name, organisation.short_code, organisation.base_currency, lock, now_ms(), year_lock),
                 )
             stamp = now_ms()
             for account in NZ_ACCOUNTS:
                 db.execute(
-                    "INSERT OR IGNORE INTO accounts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO accounts (tenant_id, account_id, code, name, type, class, tax_type, status, "
+                    "system_account, description, bank_account_number, updated_ms, enable_payments) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         tenant_id, stable_id(tenant_id, "account", account.code), account.code, account.name,
                         account.type, account.account_class, account.tax_type, account.status,
                         account.system_account, account.description, account.bank_account_number, stamp,
+                        int(account.enable_payments),
                     ),
                 )
             for rate in NZ_TAX_RATES:
@@ -231,7 +259,10 @@ class SandboxStore:
     @staticmethod
     def _organisation(row: sqlite3.Row) -> Organisation:
         lock = date.fromisoformat(row["period_lock_date"]) if row["period_lock_date"] else None
-        return Organisation(row["tenant_id"], row["name"], row["short_code"], row["base_currency"], lock, row["created_ms"])
+        year_lock = date.fromisoformat(row["end_of_year_lock_date"]) if row["end_of_year_lock_date"] else None
+        return Organisation(
+            row["tenant_id"], row["name"], row["short_code"], row["base_currency"], lock, row["created_ms"], year_lock
+        )
 
     def organisations(self) -> list[Organisation]:
         return [self._organisation(r) for r in self.query("SELECT * FROM organisations ORDER BY rowid")]
@@ -379,6 +410,47 @@ class SandboxStore:
                 str(document["Total"]), document["UpdatedDateUTC"], encode_text(document),
             ),
         )
+
+    # -- payments -------------------------------------------------------------------------------
+    def payment_rows(
+        self, tenant_id: str, *, ids: list[str] | None = None, references: Iterable[str] | None = None
+    ) -> list[sqlite3.Row]:
+        """Payments in the order they were made, filtered by id or (case-insensitive) Reference."""
+        sql = "SELECT * FROM payments WHERE tenant_id = ?"
+        parameters: list[Any] = [tenant_id]
+        for column, values in (("payment_id", ids), ("reference", references)):
+            if values is not None:
+                values = list(values)
+                if not values:
+                    return []
+                sql += f" AND {column} IN ({','.join('?' * len(values))})"
+                parameters += values
+        return self.query(sql + " ORDER BY rowid", parameters)
+
+    def payment(self, tenant_id: str, payment_id: str) -> dict[str, Any] | None:
+        rows = self.payment_rows(tenant_id, ids=[payment_id])
+        return loads_exact(rows[0]["payment"]) if rows else None
+
+    def save_payment(self, tenant_id: str, payment: dict[str, Any]) -> None:
+        self.execute(
+            "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (payment_id) DO UPDATE SET "
+            "status = excluded.status, updated_ms = excluded.updated_ms, payment = excluded.payment",
+            (
+                payment["PaymentID"], tenant_id, payment["Collection"], payment["DocumentID"], payment["Status"],
+                payment["Date"], str(payment["Amount"]), payment.get("Reference") or "", payment["UpdatedDateUTC"],
+                encode_text(payment),
+            ),
+        )
+
+    def documents_by_ids(self, collection: str, tenant_id: str, document_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        wanted = sorted(set(document_ids))
+        id_field = "InvoiceID" if collection == "Invoices" else "CreditNoteID"
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 500):
+            for row in self.document_rows(collection, tenant_id, ids=wanted[start : start + 500]):
+                document = loads_exact(row["document"])
+                found[document[id_field]] = document
+        return found
 
     # -- idempotency ----------------------------------------------------------------------------
     def remembered_answer(self, tenant_id: str, key: str, since_ms: int) -> tuple[int, bytes] | None:

@@ -92,14 +92,24 @@ def _ensure_once(
             f"Tracking category {category_name!r} lacks the options {missing}. Add them in Xero, map the "
             "branches to existing options (tracking.branch_options), or set tracking.strategy to 'create'."
         )
-    if missing:
-        client.add_tracking_options(category["TrackingCategoryID"], missing)
+    for name in missing:
+        create_tracking_option(client, category["TrackingCategoryID"], name)
     return TrackingSetup(
         category_name=category["Name"],
         category_id=category["TrackingCategoryID"],
         created_category=created_category,
         created_options=tuple(missing),
     )
+
+
+def create_tracking_option(client: XeroClient, category_id: str, name: str) -> dict:
+    """One option: `PUT TrackingCategories/{id}/Options` with one TrackingOption object, {"Name": …},
+    as the body. That is the requestBody of the spec's createTrackingOptions (xero_accounting.yaml); the
+    spec describes no {"Options": [...]} list form, so options are created one request each. A lost
+    answer raises XeroOutcomeUnknown, and `ensure_tracking_options` reads the category back before
+    creating what is still missing (option names are unique in a category, so none is made twice)."""
+    answer = client.request("PUT", f"TrackingCategories/{category_id}/Options", body={"Name": name})
+    return (answer.get("Options") or [{}])[0]
 
 
 def tracking_options_used(payloads: Iterable[dict], category_name: str) -> list[str]:
