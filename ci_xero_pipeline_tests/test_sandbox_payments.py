@@ -367,3 +367,16 @@ def test_a_retried_payment_batch_replays(api):
     assert first.status_code == second.status_code == 200 and first.content == second.content
     assert len(api.get("Payments", where='Reference=="ER-I1/CASH"')["Payments"]) == 1
     assert fetched(api, saved)["AmountDue"] == D("100.00")
+
+
+# -- fault injection -----------------------------------------------------------------------------------
+
+def test_a_validation_fault_spoils_one_payment_of_a_batch(api):
+    from ci_xero_pipeline.sandbox.faults import INJECTED_ACCOUNT_CODE, FaultPlan
+
+    documents = api.create("Invoices", invoice("ER-F1"), invoice("ER-F2"))
+    api.server.faults.set(FaultPlan(script=("validation",), collections=("Payments",), seed=1))
+    messages = refusals(api, *[payment(d, "15.00") for d in documents])
+    assert sorted(map(len, messages)) == [0, 1]
+    assert [m for m in messages if m] == [[f"The account {INJECTED_ACCOUNT_CODE} could not be found."]]
+    assert len(api.get("Payments")["Payments"]) == 1

@@ -11,8 +11,8 @@ Kinds, and when they strike (some before Xero acts, the treacherous ones after i
 - `slow`     the request is carried out and saved, then the answer is held `slow_seconds` (longer than
              the client waits)
 - `drop`     the request is carried out and saved, then the connection is dropped mid-answer
-- `validation` one document of a write batch is made invalid (an account code Xero does not have), so
-             Xero refuses that one and saves the rest, as with `summarizeErrors=false`
+- `validation` one document (or payment) of a write batch is made invalid (an account code Xero does not
+             have), so Xero refuses that one and saves the rest, as with `summarizeErrors=false`
 """
 
 from __future__ import annotations
@@ -104,12 +104,16 @@ class FaultInjector:
             return kind
 
     def spoil_one_document(self, collection: str, body: bytes) -> bytes:
-        """A `validation` fault: one document of the batch gets a line with an account code Xero lacks."""
+        """A `validation` fault: one document of the batch gets a line with an account code Xero lacks
+        (one payment of a Payments batch: an Account code Xero lacks)."""
         payload = json.loads(body, parse_float=Decimal)  # money stays exact on the way through
-        elements = [e for e in payload.get(collection) or [] if e.get("LineItems")]
+        elements = [e for e in payload.get(collection) or [] if _spoilable(collection, e)]
         with self._lock:
             victim = self._random.choice(elements)
-        victim["LineItems"][0]["AccountCode"] = INJECTED_ACCOUNT_CODE
+        if collection == "Payments":
+            victim["Account"] = {"Code": INJECTED_ACCOUNT_CODE}
+        else:
+            victim["LineItems"][0]["AccountCode"] = INJECTED_ACCOUNT_CODE
         return encode(payload)
 
     def hold(self, delta: int) -> None:
@@ -127,15 +131,21 @@ class FaultInjector:
             }
 
 
+def _spoilable(collection: str, element: Any) -> bool:
+    if not isinstance(element, dict):
+        return False
+    return bool(element.get("Account")) if collection == "Payments" else bool(element.get("LineItems"))
+
+
 def _invalid_able(method: str, collection: str, body: bytes) -> bool:
-    if method not in ("PUT", "POST") or collection not in ("Invoices", "CreditNotes") or not body:
+    if method not in ("PUT", "POST") or collection not in ("Invoices", "CreditNotes", "Payments") or not body:
         return False
     try:
         payload = json.loads(body, parse_float=Decimal)
     except ValueError:
         return False
-    return isinstance(payload, dict) and any(
-        isinstance(e, dict) and e.get("LineItems") for e in payload.get(collection) or []
+    return isinstance(payload, dict) and isinstance(payload.get(collection), list) and any(
+        _spoilable(collection, e) for e in payload[collection]
     )
 
 
