@@ -15,25 +15,31 @@ CODES_MAPPED = "every_code_mapped"
 TOTALS_MATCH_CI = "totals_match_ci_to_the_cent"
 ALL_ACCEPTED = "every_document_in_xero"
 XERO_MATCHES_CI = "xero_matches_ci"
+EVERY_DOLLAR = "every_dollar_accounted_for"
 
 
 def validation_check_specs(asset_name: str) -> list[AssetCheckSpec]:
     return [
-        AssetCheckSpec(NO_QUARANTINE, asset=asset_name, description="No CI document was quarantined (warning)."),
+        AssetCheckSpec(
+            NO_QUARANTINE, asset=asset_name,
+            description="No CI document was quarantined: money held back fails the day (an error unless the site "
+            "set quarantine_check_severity: warn).",
+        ),
         AssetCheckSpec(CODES_MAPPED, asset=asset_name, description="Every CI code in the data has a Xero mapping (warning)."),
     ]
 
 
-def validation_checks(validated: Any) -> list[AssetCheckResult]:
+def validation_checks(validated: Any, severity: str = "error") -> list[AssetCheckResult]:
     quarantine = validated.quarantine
     unmapped = {kind: list(codes) for kind, codes in validated.unmapped_codes.items() if codes}
     return [
         AssetCheckResult(
             check_name=NO_QUARANTINE,
             passed=quarantine.empty,
-            severity=AssetCheckSeverity.WARN,
+            severity=AssetCheckSeverity.WARN if severity == "warn" else AssetCheckSeverity.ERROR,
             metadata={
                 "quarantined_documents": int(quarantine["invoice_no"].nunique()),
+                "quarantined_amount": money(quarantine.drop_duplicates("invoice_no")["total_incl_cents"].sum()),
                 "reasons": table(quarantine, ["business_date", "invoice_no", "line_no", "reason"]),
             },
         ),
@@ -48,7 +54,7 @@ def validation_checks(validated: Any) -> list[AssetCheckResult]:
 
 def totals_check_spec(asset_name: str) -> AssetCheckSpec:
     return AssetCheckSpec(
-        TOTALS_MATCH_CI, asset=asset_name,
+        TOTALS_MATCH_CI, asset=asset_name, blocking=True,  # a wrong builder never reaches Xero
         description="Per day, the Xero documents' totals and GST equal the postable CI documents' to the cent.",
     )
 
@@ -92,6 +98,11 @@ def posting_check_specs(asset_name: str) -> list[AssetCheckSpec]:
             description="Every document is in Xero as CI has it (none failed, locked, or changed after posting).",
         ),
         AssetCheckSpec(
+            EVERY_DOLLAR, asset=asset_name, blocking=True,
+            description="Per day, Σ CI FINAL = Σ in Xero + Σ quarantined + Σ excluded by a rule, totals and GST "
+            "to the cent.",
+        ),
+        AssetCheckSpec(
             XERO_MATCHES_CI, asset=asset_name,
             description="Read back from Xero after posting: each document's total, tax, status and tracking "
             "equal what CI's rows make them.",
@@ -132,5 +143,23 @@ def posting_check(results: pd.DataFrame) -> AssetCheckResult:
             "problems": table(
                 problems, ["business_date", "number", "outcome", "message", "ci_invoice_nos"]
             ),
+        },
+    )
+
+
+def dollars_check(dollars: pd.DataFrame) -> AssetCheckResult:
+    """Every dollar of the day accounted for (books.daybook.dollars_by_day)."""
+    unaccounted = dollars[(dollars["unaccounted_cents"] != 0) | (dollars["unaccounted_gst_cents"] != 0)]
+    money_columns = [c for c in dollars.columns if c.endswith("_cents")]
+    return AssetCheckResult(
+        check_name=EVERY_DOLLAR,
+        passed=unaccounted.empty,
+        metadata={
+            "ci_final": money(dollars["ci_final_cents"].sum()),
+            "in_xero": money(dollars["in_xero_cents"].sum()),
+            "quarantined": money(dollars["quarantined_cents"].sum()),
+            "excluded_by_rule": money(dollars["excluded_cents"].sum()),
+            "unaccounted": money(dollars["unaccounted_cents"].sum()),
+            "unaccounted_days": table(unaccounted, list(dollars.columns), money_columns=money_columns),
         },
     )

@@ -18,6 +18,7 @@ from dagster import (
 from .assets.eretailer import GROUP as ERETAILER_GROUP
 from .assets.eretailer import build_eretailer_assets
 from .io_manager import DailyFrameIOManager
+from .planning import eretailer_plan
 from .resources import CISourceResource, SiteResource, XeroResource
 from .sensors import (
     build_connection_expiry_sensor,
@@ -76,7 +77,7 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
         )
     return Definitions(
         assets=eretailer_assets,
-        jobs=[eretailer_job, xero_keep_alive],
+        jobs=[eretailer_job, eretailer_plan, xero_keep_alive],
         schedules=schedules,
         sensors=[
             build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds),

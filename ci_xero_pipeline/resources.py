@@ -54,7 +54,11 @@ class SiteResource(ConfigurableResource):
         return self._settings
 
     def posting_policy(self) -> PostingPolicy:
-        return PostingPolicy(authorised_changes=self.settings.eretailer.changes_after_posting)
+        er = self.settings.eretailer
+        return PostingPolicy(authorised_changes=er.changes_after_posting, missing_source=er.missing_ci_documents)
+
+    def quarantine_severity(self) -> str:
+        return self.settings.eretailer.quarantine_check_severity
 
     def eretailer_rules(self) -> EretailerRules:
         return eretailer_rules(self.settings)
@@ -182,7 +186,7 @@ class XeroResource(ConfigurableResource):
         )
 
     def ledger(self, tenant_id: str, run_id: str | None = None) -> PostingLedger:
-        return PostingLedger(state_engine(self.state_database_url), tenant_id, run_id)
+        return PostingLedger(state_engine(self.state_database_url), tenant_id, run_id, site=self.site_key)
 
     def ensure_tracking(self, client: XeroClient, option_names: list[str]) -> TrackingSetup:
         return ensure_tracking_options(

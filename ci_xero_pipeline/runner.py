@@ -71,6 +71,7 @@ def run_days(
         if not evaluation.passed
     ]
     results = pd.DataFrame()
-    if outcome.success:
+    posted = [e for e in outcome.all_events if e.is_successful_output and e.step_key == "posted_eretailer"]
+    if posted:  # the step answered (a blocking check may still have failed it afterwards)
         results = stored_asset_days(load_settings(settings_path), "posted_eretailer", first, last)
     return RangeRun(outcome.success, outcome.run_id, results, failed_checks)

@@ -47,6 +47,18 @@ class EretailerSettings(_Strict):
     # as <number>-R1, -R2 …) or credit_note (reverse it with a credit note, then post the new version).
     # A DRAFT is always updated in place; a document with payments applied is reported, never touched.
     changes_after_posting: Literal["void_and_repost", "credit_note"] = "void_and_repost"
+    # A day whose CI read returns fewer documents than the ledger holds as posted (a wrong database,
+    # a view being rebuilt, an old backup): stop that day (nothing sent, changed or taken back), or
+    # take the missing documents as withdrawn from CI and take them back in Xero. Absence is not
+    # evidence: choose withdraw only if CI deletes documents instead of voiding them.
+    missing_ci_documents: Literal["stop", "withdraw"] = "stop"
+    # A CI change to a document dated on or before Xero's lock date: report it (nothing in Xero is
+    # changed; the accountant adjusts it in an open period).
+    locked_changes: Literal["report"] = "report"
+    # A day with any quarantined document posts none of its documents (until the day is clean).
+    all_or_nothing_days: bool = False
+    # Money held in quarantine fails the day's no_quarantined_rows check (error) or only warns.
+    quarantine_check_severity: Literal["error", "warn"] = "error"
 
     @field_validator("schedule_time")
     @classmethod

@@ -19,14 +19,15 @@ from dagster import (
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from .. import checks
-from ..books.eretailer import build_eretailer_documents
+from ..books.daybook import dollars_by_day, postable_rows, source_evidence
+from ..books.eretailer import build_eretailer_documents, excluded_by_rule
 from ..books.schemas import XeroDocuments
 from ..books.validation import ValidatedSales, validate_sales_documents
 from ..ci.extract import SalesDocuments, extract_sales_documents
 from ..resources import CISourceResource, SiteResource, XeroResource
 from ..xero.oauth import ReconnectRequired
 from ..xero.pacing import DailyLimitReached
-from ..xero.posting import FAILED_OUTCOMES, post_documents
+from ..xero.posting import FAILED_OUTCOMES, SourceEvidence, post_documents
 from ..xero.reconcile import read_documents
 from ..xero.tokens import NotConnectedError, TokenStoreError
 from ..xero.tracking import tracking_options_used
@@ -72,10 +73,12 @@ def raise_if_documents_failed(results: pd.DataFrame, upstream: str) -> None:
         return
     days = sorted(failed["business_date"].unique())
     deferred = failed["outcome"].eq("deferred").any()
+    stopped = failed[failed["outcome"] == "stopped"].drop_duplicates("business_date")
     raise Failure(
         description=(
-            f"{len(failed)} document(s) of {len(days)} day(s) are not in Xero"
+            f"{len(failed)} document(s) of {len(days)} day(s) are not in Xero as CI has them"
             + (" (Xero's daily call limit stopped the run; the next run resumes)" if deferred else "")
+            + "".join(f". {message}" for message in stopped["message"])
             + ". Everything else is posted and recorded; fix the cause and re-run: only what is missing is sent."
         ),
         metadata={
@@ -111,7 +114,7 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         """FINAL documents that can be posted; every other FINAL document quarantined with its reason."""
         validated = validate_sales_documents(raw_eretailer, site.eretailer_rules())
         yield Output(validated, metadata=metadata.validated_sales(validated))
-        yield from checks.validation_checks(validated)
+        yield from checks.validation_checks(validated, site.quarantine_severity())
 
     @asset(
         **common,
@@ -122,11 +125,10 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         context: AssetExecutionContext, site: SiteResource, validated_eretailer: ValidatedSales
     ) -> Iterator:
         """The exact Xero invoices and credit notes, in the site's Summary or Detail mode."""
-        documents = build_eretailer_documents(
-            validated_eretailer.invoices, validated_eretailer.lines, site.eretailer_rules()
-        )
+        postable, _withheld = postable_rows(validated_eretailer, site.settings.eretailer.all_or_nothing_days)
+        documents = build_eretailer_documents(postable.invoices, postable.lines, site.eretailer_rules())
         yield Output(documents, metadata=metadata.xero_documents(documents))
-        yield checks.totals_check(validated_eretailer, documents)
+        yield checks.totals_check(postable, documents)
 
     @asset(
         **common,
@@ -135,26 +137,30 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         pool=xero_pool,  # one run at a time talks to the organisation: its rate limits are shared
     )
     def posted_eretailer(
-        context: AssetExecutionContext, site: SiteResource, xero: XeroResource, xero_eretailer_documents: pd.DataFrame
+        context: AssetExecutionContext, site: SiteResource, xero: XeroResource,
+        validated_eretailer: ValidatedSales, xero_eretailer_documents: pd.DataFrame,
     ) -> Iterator:
         """What Xero holds for each document: posted now, already there, taken back, or why not.
         Fails (red) when a document that must be in Xero is not, with the CI rows it came from."""
+        days = trading_days(context)
+        documents = xero_eretailer_documents
         with stop_when_disconnected(), stop_at_daily_limit():
             client = xero.client()
             tracking = None
-            if len(xero_eretailer_documents):
-                options = tracking_options_used(xero_eretailer_documents["payload"], xero.tracking_category)
+            if len(documents):
+                options = tracking_options_used(documents["payload"], xero.tracking_category)
                 tracking = xero.ensure_tracking(client, options)
             ledger = xero.ledger(client.tenant_id, context.run_id)
-            results = post_documents(
-                client, ledger, xero_eretailer_documents, trading_days(context), site.posting_policy()
-            )
+            evidence = SourceEvidence(**source_evidence(validated_eretailer))
+            results = post_documents(client, ledger, documents, days, site.posting_policy(), evidence)
             # before reading Xero back: a failed partition yields no checks, and a spent day has no calls left
             raise_if_documents_failed(results, upstream="raw_eretailer")
-            days = trading_days(context)
             held = read_documents(client, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+        postable, withheld = postable_rows(validated_eretailer, site.settings.eretailer.all_or_nothing_days)
+        excluded = excluded_by_rule(postable.invoices, documents, site.eretailer_rules())
         yield Output(results, metadata=metadata.posted(results, client.calls, tracking))
         yield checks.posting_check(results)
-        yield checks.reconciliation_check(xero_eretailer_documents, results, held)
+        yield checks.reconciliation_check(documents, results, held)
+        yield checks.dollars_check(dollars_by_day(validated_eretailer, withheld, excluded, results, held, days))
 
     return [raw_eretailer, validated_eretailer, xero_eretailer_documents, posted_eretailer]

@@ -1,60 +1,106 @@
-"""Posting documents to Xero exactly once, under any fault.
+"""Posting documents to Xero exactly once, and changing the books only on evidence.
 
-1. The ledger says what was posted before. A document posted with the same payload is done (no call);
-   one posted with another payload was changed in CI after posting and follows the change policy.
-2. Every document whose last attempt failed or ended without an answer is looked up in Xero by its
-   number first: an unknown outcome is resolved before anything is sent again. So is every new credit
-   note. A new invoice is sent without a lookup: Xero refuses a second sales invoice under a number it
-   holds, and such a refusal is resolved by the same lookup (already there, or someone else's: `differs`).
-3. The rest is recorded in the ledger as `intended` (committed) and sent, 50 to a request, several
-   requests in flight under the organisation's pacer. A batch whose answer is lost is looked up
-   again; what Xero does not hold is sent again as the same batch, with the same Idempotency-Key, so a
-   request still in flight at Xero is replayed, not duplicated.
+Two phases. `plan_posting` only reads (the ledger, the organisation's lock date, lookups in Xero) and
+decides for each document what to do and why; `ci-xero plan` prints that plan. `post_documents` carries
+it out; one document's refusal, fault or lost answer is recorded against that document (outcome, Xero's
+words) and everything else goes on.
 
-Changes after posting (policy): a DRAFT is updated in place; an AUTHORISED invoice is voided and posted
-again as the next revision (`<number>-R1`, …) or, with `credit_note`, reversed by a credit note
-(`<number>-CN<revision>`) and posted again; a credit note is always voided and posted again. A document
-with payments applied is never touched: it is reported for a person. A posted document that CI no
-longer has (voided in CI) is deleted (DRAFT), voided or reversed the same way.
+The rules of the plan:
+- The ledger says what was posted before. A document whose accounting content (ledger.accounting_content)
+  is unchanged is done, whatever its wording. A document the ledger knows only as intended or failed is
+  looked up in Xero before anything is sent again; so is every new credit note. A new invoice goes out
+  without a lookup: Xero refuses a second sales invoice under a number it holds, and the refusal is
+  looked up (already there, or someone else's: `differs`, never recorded as ours).
+- Absence is not evidence. A posted document is taken back only when the source positively says so:
+  every source document behind it is withdrawn (VOID in CI). A day for which the source returned fewer
+  of the documents the ledger holds as posted is stopped whole (`stopped`), unless the site set
+  `missing_source: withdraw`. A posted document whose new version the source holds back (quarantined,
+  not final) stays in Xero (`kept`). A source document already in another live Xero document is never
+  posted twice (`conflict`).
+- Nothing dated on or before the organisation's lock date is voided, deleted or edited (`locked`), and
+  nothing is taken back when its replacement could not be posted. A document with payments or credits
+  applied in Xero is never touched (`paid`).
+- Changes: a DRAFT or SUBMITTED document is updated in place; an AUTHORISED one is voided and posted
+  again as the next revision (`<number>-R1`, …) or, with `credit_note`, reversed by a credit note
+  (`<number>-CN<revision>`) and posted again; a credit note is voided and posted again.
+- Sending: each document is recorded `intended` before the call, sent 50 to a request with several
+  requests in flight under the organisation's pacer; a batch whose answer is lost is looked up, and
+  what Xero does not hold is sent again as the same batch with the same Idempotency-Key.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import pandas as pd
 import requests
 
 from ..money import cents_to_decimal, decimal_to_cents
 from .client import DocumentOutcome, XeroApiError, XeroClient, XeroOutcomeUnknown, parse_xero_date
-from .ledger import FAILED, INTENDED, POSTED, WITHDRAWN, Intent, LedgerEntry, PostingLedger, payload_hash
+from .ledger import (
+    FAILED, INTENDED, POSTED, WITHDRAWN, Intent, LedgerEntry, PostingLedger, content_hash, hash_is_current,
+)
+from .oauth import ReconnectRequired
 from .pacing import DailyLimitReached
+from .reconcile import tracking_of
 
 NUMBER_FIELD = {"Invoices": "InvoiceNumber", "CreditNotes": "CreditNoteNumber"}
 ID_FIELD = {"Invoices": "InvoiceID", "CreditNotes": "CreditNoteID"}
+SOURCE_KEYS = "ci_invoice_nos"  # the documents frame's column naming the source documents behind each
+LOOKUP_CHUNK = 50  # numbers per lookup call: one failed lookup leaves only its own documents unknown
 
 RESULT_COLUMNS = [
-    "document_key", "business_date", "branch_code", "endpoint", "number", "revision", "outcome", "xero_id",
-    "xero_status", "total_cents", "tax_cents", "xero_total_cents", "xero_tax_cents", "attempts", "message",
-    "ci_invoice_nos",
+    "document_key", "business_date", "branch_code", "endpoint", "number", "revision", "action", "outcome",
+    "xero_id", "xero_status", "total_cents", "tax_cents", "xero_total_cents", "xero_tax_cents", "attempts",
+    "message", SOURCE_KEYS,
 ]
+PLAN_COLUMNS = ["business_date", "document_key", "number", "action", "outcome", "reason"]
 
 # Xero holds the document as CI has it
 GOOD_OUTCOMES = {"posted", "already_posted", "updated", "reposted", "withdrawn"}
-# not in Xero, and it must be: the posted partition fails, and a re-run posts what is missing
-FAILED_OUTCOMES = {"failed", "unknown", "deferred"}
-# in Xero otherwise than CI, by a rule a person must act on (lock date, payments applied)
-REPORTED_OUTCOMES = {"locked", "differs"}
+# not in Xero as it must be, and a re-run may fix it: the posted partition fails
+FAILED_OUTCOMES = {"failed", "unknown", "deferred", "stopped"}
+# in Xero otherwise than CI, by a rule a person must act on
+REPORTED_OUTCOMES = {"locked", "differs", "paid", "kept", "conflict"}
+# errors that belong to one call, hence to its documents; anything else stops the run
+CALL_ERRORS = (XeroApiError, requests.RequestException)
+
+GONE = ("VOIDED", "DELETED")
 
 
 @dataclass(frozen=True)
 class PostingPolicy:
     authorised_changes: Literal["void_and_repost", "credit_note"] = "void_and_repost"
+    # a day whose source read returned fewer documents than the ledger holds as posted: stop it, or
+    # take the missing ones as withdrawn
+    missing_source: Literal["stop", "withdraw"] = "stop"
     # lookups and resends of batches whose answer was lost, within one run
     unknown_outcome_rounds: int = 5
+
+
+@dataclass(frozen=True)
+class SourceEvidence:
+    """What the source said about the partitions, so a document is taken back only on its word.
+
+    returned: per partition, the keys of every source document the read returned (any status);
+    withdrawn: keys the source positively withdrew (VOID); held_back: key → why the source's current
+    version cannot be posted (quarantined, not final)."""
+
+    returned: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    withdrawn: frozenset[str] = frozenset()
+    held_back: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_documents(cls, documents: pd.DataFrame) -> "SourceEvidence":
+        """Evidence that says no more than the documents do: nothing withdrawn, nothing held back."""
+        returned: dict[str, set[str]] = defaultdict(set)
+        for day, keys in zip(documents["business_date"], documents[SOURCE_KEYS]):
+            returned[day].update(keys)
+        return cls({day: frozenset(keys) for day, keys in returned.items()})
 
 
 def revision_number(number: str, revision: int) -> str:
@@ -75,219 +121,344 @@ def _amounts(xero_document: dict[str, Any]) -> tuple[int | None, int | None]:
     )
 
 
-def _unpaid(xero_document: dict[str, Any]) -> bool:
-    paid = xero_document.get("AmountPaid") or 0
-    credited = xero_document.get("AmountCredited") or 0
-    return decimal_to_cents(paid) == 0 and decimal_to_cents(credited) == 0
+def _present(xero: dict[str, Any] | None) -> bool:
+    """Xero holds the document in the books (a voided or deleted one is not there)."""
+    return xero is not None and xero.get("Status") not in GONE
 
 
-class _Run:
-    """One call of post_documents: the documents, their ledger rows, and the results so far."""
+def _payments_applied(xero: dict[str, Any]) -> bool:
+    paid = decimal_to_cents(xero.get("AmountPaid") or 0)
+    credited = decimal_to_cents(xero.get("AmountCredited") or 0)
+    return paid != 0 or credited != 0 or bool(xero.get("Payments")) or xero.get("Status") == "PAID"
 
-    def __init__(self, client: XeroClient, ledger: PostingLedger, documents: pd.DataFrame, policy: PostingPolicy):
-        self.client, self.ledger, self.policy = client, ledger, policy
-        self.documents = {d.document_key: d for d in documents.itertuples(index=False)}
-        self.hashes = {key: payload_hash(d.payload) for key, d in self.documents.items()}
-        self.entries = ledger.entries(list(self.documents))
-        self.results: dict[str, dict[str, Any]] = {}
-        self.sent: dict[str, int] = {}  # attempts made in this run
-        self.extra_results: list[dict[str, Any]] = []  # withdrawn documents (no longer in CI)
-        self.answer_lost: set[str] = set()  # keys sent in this run whose answer never came
 
-    # -- results --------------------------------------------------------------------------------
-    def result(self, key: str, outcome: str, message: str = "", xero: dict[str, Any] | None = None, revision: int = 0) -> None:
-        document = self.documents[key]
-        xero = xero or {}
-        xero_total, xero_tax = _amounts(xero) if xero else (None, None)
-        entry = self.entries.get(key)
-        self.results[key] = {
-            "document_key": key,
-            "business_date": document.business_date,
-            "branch_code": document.branch_code,
-            "endpoint": document.endpoint,
-            "number": revision_number(document.number, revision),
-            "revision": revision,
-            "outcome": outcome,
-            "xero_id": xero.get(ID_FIELD[document.endpoint]) or (entry.xero_id if entry else None),
-            "xero_status": xero.get("Status") or (entry.xero_status if entry else None),
-            "total_cents": int(document.total_cents),
-            "tax_cents": int(document.tax_cents),
-            "xero_total_cents": xero_total,
-            "xero_tax_cents": xero_tax,
-            "attempts": (entry.attempts if entry else 0) + self.sent.get(key, 0),
-            "message": message,
-            "ci_invoice_nos": document.ci_invoice_nos,
-        }
+def _xero_date(xero: dict[str, Any]) -> date | None:
+    return parse_xero_date(xero.get("Date") or xero.get("DateString"))
+
+
+@dataclass
+class Step:
+    """What the plan does with one document, and why."""
+
+    key: str
+    action: str  # nothing, adopt, rehash, create, update, void/delete/credit (+ _and_repost), mark_withdrawn, report, stop, unknown
+    outcome: str  # the outcome when done as planned
+    reason: str = ""
+    revision: int = 0  # the revision to create, or the one Xero holds
+    xero: dict[str, Any] | None = None
+    entry: LedgerEntry | None = None
+
+
+@dataclass
+class Plan:
+    steps: dict[str, Step]  # the documents given, by key
+    gone: dict[str, Step]  # ledger documents of the partitions the documents no longer include
+    locked_until: date | None
+
+    def frame(self, documents: pd.DataFrame) -> pd.DataFrame:
+        rows = []
+        for document in documents.itertuples(index=False):
+            step = self.steps[document.document_key]
+            rows.append((document.business_date, document.document_key, revision_number(document.number, step.revision),
+                         step.action, step.outcome, step.reason))
+        for step in self.gone.values():
+            rows.append((step.entry.partition_key, step.key, step.entry.number, step.action, step.outcome, step.reason))
+        return pd.DataFrame(rows, columns=PLAN_COLUMNS)
+
+
+class _Documents:
+    """The documents frame by key, with each one's accounting-content hash."""
+
+    def __init__(self, documents: pd.DataFrame):
+        self.rows = {d.document_key: d for d in documents.itertuples(index=False)}
+        self.hashes = {key: content_hash(d.payload) for key, d in self.rows.items()}
 
     def intent(self, key: str, revision: int) -> Intent:
-        document = self.documents[key]
+        document = self.rows[key]
         return Intent(
             document_key=key, endpoint=document.endpoint, number=revision_number(document.number, revision),
-            revision=revision, payload_hash=self.hashes[key], total_cents=int(document.total_cents),
+            revision=revision, content_hash=self.hashes[key], total_cents=int(document.total_cents),
             tax_cents=int(document.tax_cents), partition_key=document.business_date,
+            source_keys=tuple(getattr(document, SOURCE_KEYS)),
         )
 
     def payload(self, key: str, revision: int) -> dict[str, Any]:
-        document = self.documents[key]
+        document = self.rows[key]
         if revision == 0:
             return document.payload
         return {**document.payload, NUMBER_FIELD[document.endpoint]: revision_number(document.number, revision)}
 
     def matches(self, key: str, xero: dict[str, Any]) -> bool:
-        document = self.documents[key]
+        document = self.rows[key]
         return _amounts(xero) == (int(document.total_cents), int(document.tax_cents))
 
-    def differs_message(self, key: str, xero: dict[str, Any]) -> str:
-        document = self.documents[key]
-        return (f"{document.number} is already in Xero with total {xero.get('Total')} and tax {xero.get('TotalTax')}; "
+    def equal_in_xero(self, key: str, xero: dict[str, Any]) -> bool:
+        """Xero's document is this one as the reconciliation sees it: total, tax and tracking."""
+        payload = self.rows[key].payload
+        return self.matches(key, xero) and tracking_of(xero.get("LineItems") or []).casefold() == tracking_of(
+            payload.get("LineItems") or []
+        ).casefold()
+
+    def differs_message(self, key: str, xero: dict[str, Any], number: str) -> str:
+        document = self.rows[key]
+        if xero.get("Status") in GONE:
+            return (f"{number} is held by a {xero.get('Status')} document in Xero; it was not posted again "
+                    "(a voided number is not reused). Decide in Xero whether it should be there.")
+        return (f"{number} is already in Xero with total {xero.get('Total')} and tax {xero.get('TotalTax')}; "
                 f"CI says {cents_to_decimal(document.total_cents)} and {cents_to_decimal(document.tax_cents)}. "
-                "It was not posted by this pipeline's ledger.")
+                "It is not the pipeline's document and was left alone.")
 
-    # -- lookups --------------------------------------------------------------------------------
-    def lookup(self, wanted: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """(endpoint, number) → the document Xero holds, for those it holds."""
-        by_endpoint: dict[str, set[str]] = {}
-        for endpoint, number in wanted:
-            by_endpoint.setdefault(endpoint, set()).add(number)
-        found = {}
-        for endpoint, numbers in sorted(by_endpoint.items()):
-            for number, document in self.client.find_by_number(endpoint, numbers).items():
-                found[(endpoint, number)] = document
-        return found
 
-    # -- sending --------------------------------------------------------------------------------
-    def send(self, pending: list[tuple[str, int]]) -> None:
-        """Create the pending documents, resolving lost answers by lookup, for a bounded number of rounds."""
-        for _round in range(self.policy.unknown_outcome_rounds):
-            if not pending:
-                return
-            self.ledger.intend([self.intent(key, revision) for key, revision in pending])
-            for key, _revision in pending:
-                self.sent[key] = self.sent.get(key, 0) + 1
-            lost = self._send_batches(self._batches(pending))
-            if not lost:
-                return
+def _lookup(
+    client: XeroClient, wanted: Iterable[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], str]]:
+    """(endpoint, number) → the document Xero holds (an active one before a voided one); and the
+    (endpoint, number) pairs whose lookup failed, with why. One failed call costs only its chunk."""
+    by_endpoint: dict[str, set[str]] = defaultdict(set)
+    for endpoint, number in wanted:
+        by_endpoint[endpoint].add(number)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    failed: dict[tuple[str, str], str] = {}
+    for endpoint, numbers in sorted(by_endpoint.items()):
+        ordered = sorted(numbers)
+        for start in range(0, len(ordered), LOOKUP_CHUNK):
+            chunk = ordered[start : start + LOOKUP_CHUNK]
             try:
-                found = self.lookup((self.documents[k].endpoint, revision_number(self.documents[k].number, r)) for k, r in lost)
-            except (XeroApiError, requests.RequestException) as error:
-                # still unknown: the ledger says `intended`, so the next run looks them up before sending
-                for key, revision in lost:
-                    self.result(key, "unknown", f"{revision_number(self.documents[key].number, revision)}: the answer "
-                                f"was lost and the lookup failed too ({error}); the next run looks it up before sending "
-                                "again", revision=revision)
-                return
-            pending, confirmed, not_ours = [], [], []
-            for key, revision in lost:
-                xero = found.get((self.documents[key].endpoint, revision_number(self.documents[key].number, revision)))
-                if xero is None:
-                    pending.append((key, revision))
-                elif not self.matches(key, xero):
-                    not_ours.append(key)  # ours would match: Xero holds someone else's document
-                    self.result(key, "differs", self.differs_message(key, xero), xero, revision)
-                else:
-                    confirmed.append((key, xero.get(ID_FIELD[self.documents[key].endpoint]), xero.get("Status")))
-                    entry = self.entries.get(key)
-                    if key in self.answer_lost or (entry is not None and entry.state == INTENDED):
-                        self.result(key, "posted", "confirmed by lookup after its answer was lost", xero, revision)
-                    else:
-                        self.result(key, "already_posted", "already in Xero: found by its number when Xero "
-                                    "refused it as a duplicate", xero, revision)
-            self.ledger.posted_many(confirmed)
-            self.ledger.forget(not_ours)
-        for key, revision in pending:
-            self.result(key, "unknown", f"{revision_number(self.documents[key].number, revision)}: no answer from Xero after "
-                        f"{self.policy.unknown_outcome_rounds} attempts; the next run looks it up before sending again", revision=revision)
+                held = client.find_by_number(endpoint, chunk)
+            except ReconnectRequired:
+                raise
+            except CALL_ERRORS as error:
+                failed.update({(endpoint, number): f"the lookup in Xero failed: {error}" for number in chunk})
+                continue
+            for number, document in held.items():
+                found[(endpoint, number)] = document
+    return found, failed
 
-    def _batches(self, pending: list[tuple[str, int]]) -> list[tuple[str, list[tuple[str, int]]]]:
-        batches = []
-        by_endpoint: dict[str, list[tuple[str, int]]] = {}
-        for key, revision in pending:
-            by_endpoint.setdefault(self.documents[key].endpoint, []).append((key, revision))
-        for endpoint, items in sorted(by_endpoint.items()):
-            for start in range(0, len(items), self.client.batch_size):
-                batches.append((endpoint, items[start : start + self.client.batch_size]))
-        return batches
 
-    def _send_batches(self, batches: list[tuple[str, list[tuple[str, int]]]]) -> list[tuple[str, int]]:
-        """Send batches, several in flight; record each document's outcome; return those whose answer was lost."""
-        lost: list[tuple[str, int]] = []
-        daily_limit: DailyLimitReached | None = None
-        with ThreadPoolExecutor(max_workers=self.client.max_in_flight) as pool:
-            futures = {
-                pool.submit(self.client.put_batch, endpoint, [(key, self.payload(key, revision)) for key, revision in batch]): batch
-                for endpoint, batch in batches
-            }
-            for future in as_completed(futures):
-                batch = futures[future]
-                revisions = dict(batch)
-                try:
-                    outcomes = future.result()
-                except XeroOutcomeUnknown as error:
-                    self.ledger.unknown_many([key for key, _revision in batch], str(error))
-                    self.answer_lost.update(key for key, _revision in batch)
-                    lost += batch
-                    continue
-                except DailyLimitReached as error:
-                    daily_limit = error
-                    for key, revision in batch:
-                        self.result(key, "deferred", f"not sent: {error}; the next run resumes here", revision=revision)
-                    continue
-                except XeroApiError as error:
-                    self.ledger.failed_many([(key, str(error)) for key, _revision in batch])
-                    for key, revision in batch:
-                        self.result(key, "failed", f"{revision_number(self.documents[key].number, revision)}: {error}", revision=revision)
-                    continue
-                self._record(outcomes, revisions, lost)
-        if daily_limit is not None:
-            raise daily_limit
-        return lost
+def plan_posting(
+    client: XeroClient,
+    ledger: PostingLedger,
+    documents: pd.DataFrame,
+    partitions: Sequence[str] = (),
+    evidence: SourceEvidence | None = None,
+    policy: PostingPolicy = PostingPolicy(),
+) -> Plan:
+    """Decide what to do with each document (and with the partitions' posted documents the source no
+    longer makes), reading only: nothing is written to Xero or to the ledger."""
+    return _plan(client, ledger, _Documents(documents), partitions, evidence or SourceEvidence.from_documents(documents), policy)
 
-    def _record(self, outcomes: Sequence[DocumentOutcome], revisions: dict[str, int], lost: list[tuple[str, int]]) -> None:
-        posted, failed = [], []
-        for outcome in outcomes:
-            key, revision = outcome.key, revisions[outcome.key]
-            number = revision_number(self.documents[key].number, revision)
-            if outcome.ok:
-                posted.append((key, outcome.document.get(ID_FIELD[self.documents[key].endpoint]), outcome.document.get("Status")))
-                self.result(key, "reposted" if revision else "posted", xero=outcome.document, revision=revision)
-            elif any("must be unique" in message for message in outcome.messages):
-                # the number is taken: most likely by our own earlier attempt whose answer was lost
-                lost.append((key, revision))
-            else:
-                reason = "; ".join(outcome.messages) or "Xero reported an error without a message"
-                failed.append((key, reason))
-                self.result(key, "failed", f"{number}: {reason}", revision=revision)
-        self.ledger.posted_many(posted)
-        self.ledger.failed_many(failed)
 
-    # -- changes after posting ----------------------------------------------------------------------
-    def take_back(self, endpoint: str, xero: dict[str, Any], number: str, revision: int) -> str | None:
-        """Remove a posted document from the books the way its status allows. Returns a problem, or None."""
-        status = xero.get("Status")
-        document_id = xero.get(ID_FIELD[endpoint])
-        if status in ("DRAFT", "SUBMITTED"):
-            self._set_status(endpoint, document_id, "DELETED")
-            return None
-        if status != "AUTHORISED" or not _unpaid(xero):
-            return (f"{number} is {status} in Xero with payments or credits applied; CI changed it after posting. "
-                    "A person must adjust it in Xero (a credit note).")
-        if endpoint == "Invoices" and self.policy.authorised_changes == "credit_note":
-            reversal = reversing_credit_note(xero, f"{number}-CN{revision}")
-            outcome = self.client.put_batch("CreditNotes", [(f"{number}-CN", reversal)])[0]
-            if not outcome.ok and not any("must be unique" in m for m in outcome.messages):
-                return f"{number}: the reversing credit note was refused: {'; '.join(outcome.messages)}"
-            return None
-        self._set_status(endpoint, document_id, "VOIDED")
+def _plan(
+    client: XeroClient, ledger: PostingLedger, docs: _Documents, partitions: Sequence[str],
+    evidence: SourceEvidence, policy: PostingPolicy,
+) -> Plan:
+    entries = ledger.entries(list(docs.rows))
+    partition_entries = ledger.entries_for_partitions(list(partitions)) if partitions else {}
+    live = {**partition_entries, **entries}
+    gone_entries = {k: e for k, e in partition_entries.items() if k not in docs.rows and e.state in (POSTED, INTENDED)}
+    locked_until = lock_date(client.organisation()) if docs.rows or gone_entries else None
+    stopped = _days_with_missing_sources(partition_entries, evidence, policy)
+    owner = {source: key for key, entry in live.items() if entry.state in (POSTED, INTENDED)
+             for source in (entry.source_keys or ())}
+    withdrawn = set(evidence.withdrawn)
+    if policy.missing_source == "withdraw":
+        for entry in partition_entries.values():
+            withdrawn.update(k for k in entry.source_keys or () if k not in evidence.returned.get(entry.partition_key, ()))
+
+    steps: dict[str, Step] = {}
+    gone: dict[str, Step] = {}
+    to_look_up: list[tuple[str, str, str, bool]] = []  # (key, endpoint, number, gone?)
+
+    def locked_new(key: str) -> str | None:
+        document = docs.rows[key]
+        if locked_until and document.status == "AUTHORISED" and date.fromisoformat(document.business_date) <= locked_until:
+            return (f"{document.number} is dated {document.business_date}, on or before Xero's lock date {locked_until}; "
+                    "not posted. Post it as DRAFT or ask the accountant to move the lock date.")
         return None
 
-    def _set_status(self, endpoint: str, document_id: str, status: str) -> None:
-        outcome = self.client.put_batch(endpoint, [("status", {ID_FIELD[endpoint]: document_id, "Status": status})], method="POST")[0]
-        if not outcome.ok:
-            raise XeroApiError(400, f"Xero refused to set {status}", outcome.messages)
+    def create(key: str, revision: int) -> Step:
+        problem = locked_new(key)
+        if problem:
+            return Step(key, "report", "locked", problem, revision, entry=entries.get(key))
+        return Step(key, "create", "reposted" if revision else "posted", "new in CI" if revision == 0 and key not in entries
+                    else "not in Xero yet", revision, entry=entries.get(key))
+
+    for key, document in docs.rows.items():
+        entry = entries.get(key)
+        if document.business_date in stopped:
+            steps[key] = Step(key, "stop", "stopped", stopped[document.business_date], entry.revision if entry else 0, entry=entry)
+        elif entry is None:
+            clash = sorted({owner[s] for s in getattr(document, SOURCE_KEYS) if owner.get(s, key) != key})
+            if clash:
+                steps[key] = Step(key, "report", "conflict", f"{document.number}: its CI documents are already in Xero "
+                                  f"as {', '.join(live[k].number for k in clash)}; not posted twice (did a setting such as "
+                                  "mode or summary_grouping change?)")
+            elif document.endpoint == "Invoices":
+                steps[key] = create(key, 0)
+            else:
+                to_look_up.append((key, document.endpoint, document.number, False))
+        elif entry.state == WITHDRAWN:
+            steps[key] = create(key, entry.revision + 1)
+        elif entry.state == POSTED and hash_is_current(entry.content_hash) and entry.content_hash == docs.hashes[key]:
+            steps[key] = Step(key, "nothing", "already_posted", "", entry.revision, entry=entry)
+        elif entry.state == POSTED and hash_is_current(entry.content_hash) and _held(entry, evidence):
+            steps[key] = Step(key, "report", "kept", _kept_message(entry, evidence), entry.revision, entry=entry)
+        else:
+            to_look_up.append((key, entry.endpoint, entry.number, False))
+    for key, entry in gone_entries.items():
+        if entry.partition_key in stopped:
+            gone[key] = Step(key, "stop", "stopped", stopped[entry.partition_key], entry.revision, entry=entry)
+        elif entry.source_keys is None:
+            gone[key] = Step(key, "report", "kept", f"{entry.number}: CI no longer makes it, and the ledger has no record "
+                             "of its CI documents; left in Xero", entry.revision, entry=entry)
+        elif _held(entry, evidence):
+            gone[key] = Step(key, "report", "kept", _kept_message(entry, evidence), entry.revision, entry=entry)
+        elif entry.source_keys and all(k in withdrawn for k in entry.source_keys):
+            to_look_up.append((key, entry.endpoint, entry.number, True))
+        else:
+            gone[key] = Step(key, "report", "kept", f"{entry.number}: CI's documents behind it are final but no longer "
+                             "make this document (a setting changed?); left in Xero", entry.revision, entry=entry)
+
+    found, failed = _lookup(client, ((endpoint, number) for _key, endpoint, number, _gone in to_look_up))
+    for key, endpoint, number, is_gone in to_look_up:
+        entry = entries.get(key) if not is_gone else gone_entries[key]
+        if (endpoint, number) in failed:
+            step = Step(key, "unknown", "unknown", f"{number}: {failed[(endpoint, number)]}; nothing was sent for it",
+                        entry.revision if entry else 0, entry=entry)
+        elif is_gone:
+            step = _plan_take_back(entry, found.get((endpoint, number)), locked_until, policy, repost=False)
+        else:
+            step = _plan_known(key, entry, found.get((endpoint, number)), docs, locked_until, policy, create)
+        (gone if is_gone else steps)[key] = step
+    return Plan(steps, gone, locked_until)
+
+
+def _held(entry: LedgerEntry, evidence: SourceEvidence) -> bool:
+    return any(k in evidence.held_back for k in entry.source_keys or ())
+
+
+def _kept_message(entry: LedgerEntry, evidence: SourceEvidence) -> str:
+    reasons = [f"{k}: {evidence.held_back[k]}" for k in entry.source_keys or () if k in evidence.held_back]
+    return (f"{entry.number} stays in Xero as posted; CI's new version is held back ({'; '.join(reasons[:5])}"
+            + (f"; +{len(reasons) - 5} more" if len(reasons) > 5 else "") + ")")
+
+
+def _days_with_missing_sources(entries: dict[str, LedgerEntry], evidence: SourceEvidence, policy: PostingPolicy) -> dict[str, str]:
+    """Days whose read returned fewer source documents than the ledger holds as (possibly) posted."""
+    if policy.missing_source == "withdraw":
+        return {}
+    held: dict[str, set[str]] = defaultdict(set)
+    documents: dict[str, int] = defaultdict(int)
+    for entry in entries.values():
+        if entry.state in (POSTED, INTENDED):
+            held[entry.partition_key].update(entry.source_keys or ())
+            documents[entry.partition_key] += 1
+    stopped = {}
+    for day, keys in held.items():
+        returned = evidence.returned.get(day, frozenset())
+        missing = sorted(keys - returned)
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            stopped[day] = (
+                f"{day} stopped: CI returned {len(returned)} document(s) for the day, but the ledger holds "
+                f"{documents[day]} Xero document(s) posted from {len(keys)} CI document(s), {len(missing)} of which "
+                f"CI did not return ({shown}). A missing document is not a voided one: nothing of the day was sent, "
+                "changed or taken back. Check the CI database and its views; if CI really no longer has them, "
+                "set missing_source: withdraw for this process and re-run."
+            )
+    return stopped
+
+
+def _plan_known(
+    key: str, entry: LedgerEntry | None, xero: dict[str, Any] | None, docs: _Documents, locked_until: date | None,
+    policy: PostingPolicy, create: Callable[[str, int], Step],
+) -> Step:
+    """A document the ledger knows (or a new credit note), now that Xero's copy is known."""
+    number = entry.number if entry else docs.rows[key].number
+    revision = entry.revision if entry else 0
+    if entry is None or entry.state in (INTENDED, FAILED):
+        if xero is None:
+            return create(key, revision)
+        if _present(xero) and docs.matches(key, xero):
+            confirmed = entry is not None and entry.state == INTENDED
+            return Step(key, "adopt", "posted" if confirmed else "already_posted",
+                        "confirmed by lookup after an earlier answer was lost" if confirmed else "found in Xero as CI has it",
+                        revision, xero, entry)
+        ours_before = entry is not None and _present(xero) and _amounts(xero) == (entry.total_cents, entry.tax_cents)
+        if not ours_before:
+            return Step(key, "report", "differs", docs.differs_message(key, xero, number), revision, xero, entry)
+        # our earlier version (sent, answer lost, then CI changed it): judged as a change below
+    elif entry.state == POSTED and not hash_is_current(entry.content_hash):
+        if _present(xero) and docs.equal_in_xero(key, xero):
+            return Step(key, "rehash", "already_posted", "hashed under an older content version; Xero holds CI's "
+                        "document", revision, xero, entry)
+    return _plan_change(key, entry, xero, docs, locked_until, policy, create)
+
+
+def _plan_change(
+    key: str, entry: LedgerEntry, xero: dict[str, Any] | None, docs: _Documents, locked_until: date | None,
+    policy: PostingPolicy, create: Callable[[str, int], Step],
+) -> Step:
+    """A posted document whose accounting content CI changed."""
+    if not _present(xero):
+        step = create(key, entry.revision + 1)
+        if step.action == "create":
+            step.reason = f"{entry.number} is {xero.get('Status') if xero else 'missing'} in Xero; CI has it"
+        return step
+    if _xero_date(xero) and locked_until and _xero_date(xero) <= locked_until:
+        return Step(key, "report", "locked", f"{entry.number} is dated {_xero_date(xero)}, on or before Xero's lock date "
+                    f"{locked_until}; CI changed it after posting and it was left as it is (site policy: report). Adjust "
+                    "it in an open period.", entry.revision, xero, entry)
+    replacement = create(key, entry.revision + 1)
+    if replacement.action != "create":
+        return Step(key, "report", "locked", replacement.reason + f" {entry.number} was left as it is.", entry.revision, xero, entry)
+    if _payments_applied(xero):
+        return Step(key, "report", "paid", f"{entry.number} has payments or credits applied in Xero ({xero.get('Status')}, "
+                    f"paid {xero.get('AmountPaid', 0)}); CI changed it after posting. It was not touched: a person must "
+                    "adjust it in Xero (a credit note).", entry.revision, xero, entry)
+    status = xero.get("Status")
+    if status in ("DRAFT", "SUBMITTED") and entry.endpoint == docs.rows[key].endpoint:
+        return Step(key, "update", "updated", f"{entry.number} is a {status} in Xero: updated in place", entry.revision, xero, entry)
+    take_back = _plan_take_back(entry, xero, locked_until, policy, repost=True)
+    take_back.key = key
+    return take_back
+
+
+def _plan_take_back(entry: LedgerEntry, xero: dict[str, Any] | None, locked_until: date | None, policy: PostingPolicy, repost: bool) -> Step:
+    """Void, delete or reverse a posted document (and post its next revision when `repost`)."""
+    key, revision = entry.document_key, entry.revision
+    if not _present(xero):
+        return Step(key, "mark_withdrawn", "withdrawn", f"{entry.number} is {xero.get('Status') if xero else 'not'} in Xero",
+                    revision, xero, entry)
+    if _xero_date(xero) and locked_until and _xero_date(xero) <= locked_until:
+        return Step(key, "report", "locked", f"{entry.number} is dated {_xero_date(xero)}, on or before Xero's lock date "
+                    f"{locked_until}; CI voided it, and it was left in Xero (site policy: report). Reverse it in an open "
+                    "period.", revision, xero, entry)
+    if _payments_applied(xero):
+        return Step(key, "report", "paid", f"{entry.number} has payments or credits applied in Xero; CI "
+                    f"{'changed' if repost else 'voided'} it. It was not touched: a person must adjust it in Xero.",
+                    revision, xero, entry)
+    status = xero.get("Status")
+    if status in ("DRAFT", "SUBMITTED"):
+        action = "delete"
+    elif status == "AUTHORISED":
+        action = "credit" if entry.endpoint == "Invoices" and policy.authorised_changes == "credit_note" else "void"
+    else:
+        return Step(key, "report", "differs", f"{entry.number} is {status} in Xero; it was not changed", revision, xero, entry)
+    why = "CI changed it after posting" if repost else "CI voided it"
+    if repost:
+        return Step(key, f"{action}_and_repost", "reposted", f"{why}: {action} {entry.number}, post "
+                    f"{revision_number(_base_number(entry), revision + 1)}", revision + 1, xero, entry)
+    return Step(key, action, "withdrawn", f"{why}: {action} {entry.number}", revision, xero, entry)
+
+
+def _base_number(entry: LedgerEntry) -> str:
+    suffix = f"-R{entry.revision}"
+    return entry.number[: -len(suffix)] if entry.revision and entry.number.endswith(suffix) else entry.number
 
 
 def reversing_credit_note(invoice: dict[str, Any], number: str) -> dict[str, Any]:
-    """A credit note that cancels an AUTHORISED invoice line for line (amounts as Xero holds them)."""
+    """A credit note that cancels an AUTHORISED invoice line for line (amounts and tax as Xero holds them)."""
     lines = []
     for line in invoice.get("LineItems") or []:
         reversed_line = {
@@ -314,135 +485,311 @@ def reversing_credit_note(invoice: dict[str, Any], number: str) -> dict[str, Any
     }
 
 
+# -- carrying the plan out ----------------------------------------------------------------------
+
+class _Run:
+    """One call of post_documents: the plan, and the results so far."""
+
+    def __init__(self, client: XeroClient, ledger: PostingLedger, docs: _Documents, plan: Plan, policy: PostingPolicy):
+        self.client, self.ledger, self.docs, self.plan, self.policy = client, ledger, docs, plan, policy
+        self.results: dict[str, dict[str, Any]] = {}
+        self.sent: dict[str, int] = {}  # attempts made in this run
+        self.answer_lost: set[str] = set()  # keys sent in this run whose answer never came
+
+    def step(self, key: str) -> Step:
+        return self.plan.steps.get(key) or self.plan.gone[key]
+
+    def result(self, key: str, outcome: str, message: str = "", xero: dict[str, Any] | None = None, revision: int | None = None) -> None:
+        step = self.step(key)
+        entry = step.entry
+        document = self.docs.rows.get(key)
+        revision = step.revision if revision is None else revision
+        xero = xero or step.xero or {}
+        endpoint = document.endpoint if document is not None else entry.endpoint
+        xero_total, xero_tax = _amounts(xero) if xero else (None, None)
+        self.results[key] = {
+            "document_key": key,
+            "business_date": document.business_date if document is not None else entry.partition_key,
+            "branch_code": document.branch_code if document is not None else None,
+            "endpoint": endpoint,
+            "number": revision_number(document.number, revision) if document is not None else entry.number,
+            "revision": revision,
+            "action": step.action,
+            "outcome": outcome,
+            "xero_id": xero.get(ID_FIELD[endpoint]) or (entry.xero_id if entry else None),
+            "xero_status": xero.get("Status") or (entry.xero_status if entry else None),
+            "total_cents": int(document.total_cents) if document is not None else 0,
+            "tax_cents": int(document.tax_cents) if document is not None else 0,
+            "xero_total_cents": xero_total,
+            "xero_tax_cents": xero_tax,
+            "attempts": (entry.attempts if entry else 0) + self.sent.get(key, 0),
+            "message": message or step.reason,
+            SOURCE_KEYS: tuple(getattr(document, SOURCE_KEYS)) if document is not None else tuple(entry.source_keys or ()),
+        }
+
+    # -- sending new documents and revisions ---------------------------------------------------
+    def send(self, pending: list[tuple[str, int]]) -> None:
+        """Create the pending documents, resolving lost answers by lookup, for a bounded number of rounds."""
+        docs = self.docs
+        for _round in range(self.policy.unknown_outcome_rounds):
+            if not pending:
+                return
+            self.ledger.intend([docs.intent(key, revision) for key, revision in pending])
+            for key, _revision in pending:
+                self.sent[key] = self.sent.get(key, 0) + 1
+            lost = self._send_batches(self._batches(pending))
+            if not lost:
+                return
+            number_of = {key: revision_number(docs.rows[key].number, revision) for key, revision in lost}
+            found, failed = _lookup(self.client, ((docs.rows[k].endpoint, number_of[k]) for k, _r in lost))
+            pending, confirmed, not_ours = [], [], []
+            for key, revision in lost:
+                where = (docs.rows[key].endpoint, number_of[key])
+                xero = found.get(where)
+                if where in failed:
+                    # still unknown: the ledger says `intended`, so the next run looks it up before sending
+                    self.result(key, "unknown", f"{number_of[key]}: the answer was lost and {failed[where]}; the next "
+                                "run looks it up before sending again", revision=revision)
+                elif xero is None:
+                    pending.append((key, revision))
+                elif not _present(xero) or not docs.matches(key, xero):
+                    message = docs.differs_message(key, xero, number_of[key])
+                    not_ours.append((key, message))
+                    self.result(key, "differs", message, xero, revision)
+                else:
+                    confirmed.append((key, xero.get(ID_FIELD[docs.rows[key].endpoint]), xero.get("Status")))
+                    entry = self.step(key).entry
+                    if key in self.answer_lost or (entry is not None and entry.state == INTENDED):
+                        self.result(key, "reposted" if revision else "posted", "confirmed by lookup after its answer "
+                                    "was lost", xero, revision)
+                    else:
+                        self.result(key, "already_posted", "already in Xero: found by its number when Xero refused "
+                                    "it as a duplicate", xero, revision)
+            self.ledger.posted_many(confirmed)
+            self.ledger.failed_many(not_ours)  # never recorded as ours: the next run says `differs` again
+        for key, revision in pending:
+            self.result(key, "unknown", f"{revision_number(docs.rows[key].number, revision)}: no answer from Xero after "
+                        f"{self.policy.unknown_outcome_rounds} attempts; the next run looks it up before sending again",
+                        revision=revision)
+
+    def _batches(self, pending: list[tuple[str, int]]) -> list[tuple[str, list[tuple[str, int]]]]:
+        batches = []
+        by_endpoint: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for key, revision in pending:
+            by_endpoint[self.docs.rows[key].endpoint].append((key, revision))
+        for endpoint, items in sorted(by_endpoint.items()):
+            for start in range(0, len(items), self.client.batch_size):
+                batches.append((endpoint, items[start : start + self.client.batch_size]))
+        return batches
+
+    def _send_batches(self, batches: list[tuple[str, list[tuple[str, int]]]]) -> list[tuple[str, int]]:
+        """Send batches, several in flight; record each document's outcome; return those whose answer was lost."""
+        lost: list[tuple[str, int]] = []
+        daily_limit: DailyLimitReached | None = None
+        with ThreadPoolExecutor(max_workers=self.client.max_in_flight) as pool:
+            futures = {
+                pool.submit(self.client.put_batch, endpoint, [(key, self.docs.payload(key, revision)) for key, revision in batch]): batch
+                for endpoint, batch in batches
+            }
+            for future in as_completed(futures):
+                batch = futures[future]
+                revisions = dict(batch)
+                try:
+                    outcomes = future.result()
+                except XeroOutcomeUnknown as error:
+                    self.ledger.unknown_many([key for key, _revision in batch], str(error))
+                    self.answer_lost.update(key for key, _revision in batch)
+                    lost += batch
+                    continue
+                except DailyLimitReached as error:
+                    daily_limit = error
+                    for key, revision in batch:
+                        self.result(key, "deferred", f"not sent: {error}; the next run resumes here", revision=revision)
+                    continue
+                except ReconnectRequired:
+                    raise
+                except CALL_ERRORS as error:
+                    self.ledger.failed_many([(key, str(error)) for key, _revision in batch])
+                    for key, revision in batch:
+                        self.result(key, "failed", f"{revision_number(self.docs.rows[key].number, revision)}: {error}", revision=revision)
+                    continue
+                self._record(outcomes, revisions, lost)
+        if daily_limit is not None:
+            raise daily_limit
+        return lost
+
+    def _record(self, outcomes: Sequence[DocumentOutcome], revisions: dict[str, int], lost: list[tuple[str, int]]) -> None:
+        posted, failed = [], []
+        for outcome in outcomes:
+            key, revision = outcome.key, revisions[outcome.key]
+            number = revision_number(self.docs.rows[key].number, revision)
+            if outcome.ok:
+                posted.append((key, outcome.document.get(ID_FIELD[self.docs.rows[key].endpoint]), outcome.document.get("Status")))
+                self.result(key, "reposted" if revision else "posted", _warnings(outcome), outcome.document, revision)
+            elif any("must be unique" in message for message in outcome.messages):
+                # the number is taken: most likely by our own earlier attempt whose answer was lost
+                lost.append((key, revision))
+            else:
+                reason = "; ".join(outcome.messages) or "Xero reported an error without a message"
+                failed.append((key, reason))
+                self.result(key, "failed", f"{number}: {reason}", revision=revision)
+        self.ledger.posted_many(posted)
+        self.ledger.failed_many(failed)
+
+    # -- changes to documents already in Xero ----------------------------------------------------
+    def calls(self, endpoint: str, method: str, items: list[tuple[str, dict[str, Any]]]) -> dict[str, DocumentOutcome | str]:
+        """Send (key, element) pairs in batches; each key's outcome, or why its call gave none (a
+        string starting 'lost:' when the answer was lost)."""
+        answers: dict[str, DocumentOutcome | str] = {}
+        for start in range(0, len(items), self.client.batch_size):
+            batch = items[start : start + self.client.batch_size]
+            try:
+                for outcome in self.client.put_batch(endpoint, batch, method=method):
+                    answers[outcome.key] = outcome
+            except (ReconnectRequired, DailyLimitReached):
+                raise
+            except XeroOutcomeUnknown as error:
+                answers.update({key: f"lost: {error}" for key, _element in batch})
+            except CALL_ERRORS as error:
+                answers.update({key: str(error) for key, _element in batch})
+        return answers
+
+    def take_back(self, steps: list[Step]) -> list[tuple[str, int]]:
+        """Void, delete or reverse documents; those that are out of the books and must be posted again
+        are returned as (key, revision). A failure stays with its document; nothing is reposted for it."""
+        status_changes: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        reversals: list[tuple[str, dict[str, Any]]] = []
+        for step in steps:
+            entry, xero = step.entry, step.xero
+            kind = step.action.removesuffix("_and_repost")
+            if kind == "credit":
+                reversals.append((step.key, reversing_credit_note(xero, f"{_base_number(entry)}-CN{entry.revision + 1}")))
+            else:
+                wanted = "VOIDED" if kind == "void" else "DELETED"
+                status_changes[entry.endpoint].append((step.key, {ID_FIELD[entry.endpoint]: xero[ID_FIELD[entry.endpoint]], "Status": wanted}))
+        answers: dict[str, DocumentOutcome | str] = {}
+        for endpoint, items in sorted(status_changes.items()):
+            answers.update(self.calls(endpoint, "POST", items))
+        answers.update(self.calls("CreditNotes", "PUT", reversals))
+
+        # a lost answer is settled by looking again: out of the books (or the reversal there) is done
+        lost = [step for step in steps if isinstance(answers.get(step.key), str) and answers[step.key].startswith("lost:")]
+        recheck = {}
+        for step in lost:
+            if step.action.startswith("credit"):
+                recheck[step.key] = ("CreditNotes", f"{_base_number(step.entry)}-CN{step.entry.revision + 1}")
+            else:
+                recheck[step.key] = (step.entry.endpoint, step.entry.number)
+        found, failed = _lookup(self.client, recheck.values()) if recheck else ({}, {})
+
+        repost: list[tuple[str, int]] = []
+        for step in steps:
+            entry, answer = step.entry, answers.get(step.key)
+            done, why = False, ""
+            if isinstance(answer, DocumentOutcome):
+                done = answer.ok or (step.action.startswith("credit") and any("must be unique" in m for m in answer.messages))
+                why = "; ".join(answer.messages)
+            elif step.key in recheck:
+                where = recheck[step.key]
+                xero = found.get(where)
+                if where in failed:  # unsettled: neither taken back nor known to be there
+                    why = f"the answer was lost and {failed[where]}"
+                elif step.action.startswith("credit"):
+                    done, why = _present(xero), f"the answer was lost and the credit note {where[1]} is not in Xero"
+                else:  # a lookup that finds nothing under the number: deleted (Xero lists voided ones)
+                    done, why = not _present(xero), f"the answer was lost and {entry.number} is still {xero.get('Status') if xero else ''} in Xero"
+            else:
+                why = answer or "no answer"
+            if not done:
+                outcome = "unknown" if step.key in recheck and recheck[step.key] in failed else "failed"
+                self.result(step.key, outcome, f"{entry.number} could not be taken back ({step.action}): {why}. It is "
+                            "still in Xero as posted; nothing was reposted for it.", revision=entry.revision)
+            elif step.action.endswith("_and_repost"):
+                repost.append((step.key, step.revision))
+            else:
+                status = "VOIDED" if step.action == "void" else "DELETED" if step.action == "delete" else entry.xero_status
+                self.ledger.withdrawn(step.key, status)
+                self.result(step.key, "withdrawn", f"{entry.number} taken back ({step.action}): CI voided it")
+        return repost
+
+    def update(self, steps: list[Step]) -> None:
+        """DRAFT or SUBMITTED documents updated in place. An update sent twice is harmless, so the
+        ledger is written only once Xero has it."""
+        if not steps:
+            return
+        items_by_endpoint: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+        for step in steps:
+            endpoint = step.entry.endpoint
+            payload = {**self.docs.payload(step.key, step.entry.revision), ID_FIELD[endpoint]: step.xero[ID_FIELD[endpoint]]}
+            items_by_endpoint[endpoint].append((step.key, payload))
+        answers: dict[str, DocumentOutcome | str] = {}
+        for endpoint, items in sorted(items_by_endpoint.items()):
+            answers.update(self.calls(endpoint, "POST", items))
+        lost = [s for s in steps if isinstance(answers.get(s.key), str) and answers[s.key].startswith("lost:")]
+        found, failed = _lookup(self.client, ((s.entry.endpoint, s.entry.number) for s in lost)) if lost else ({}, {})
+        for step in steps:
+            entry, answer = step.entry, answers.get(step.key)
+            if isinstance(answer, DocumentOutcome) and answer.ok:
+                xero: dict[str, Any] | None = answer.document
+            elif step in lost and _present(found.get((entry.endpoint, entry.number))) and self.docs.matches(step.key, found[(entry.endpoint, entry.number)]):
+                xero = found[(entry.endpoint, entry.number)]
+            else:
+                why = "; ".join(answer.messages) if isinstance(answer, DocumentOutcome) else (answer or "no answer")
+                self.result(step.key, "unknown" if step in lost else "failed", f"{entry.number} could not be updated: {why}. "
+                            "Xero still holds the earlier version.", revision=entry.revision)
+                continue
+            self.ledger.record_posted(self.docs.intent(step.key, entry.revision), xero.get(ID_FIELD[entry.endpoint]), xero.get("Status"))
+            self.result(step.key, "updated", f"{entry.number} updated in place (it was a {step.xero.get('Status')})", xero, entry.revision)
+
+
+def _warnings(outcome: DocumentOutcome) -> str:
+    warnings = [w.get("Message", "") for w in outcome.document.get("Warnings") or [] if isinstance(w, dict)]
+    return ("Xero warned: " + "; ".join(warnings)) if warnings else ""
+
+
 def post_documents(
     client: XeroClient,
     ledger: PostingLedger,
     documents: pd.DataFrame,
     partitions: Sequence[str] = (),
     policy: PostingPolicy = PostingPolicy(),
+    evidence: SourceEvidence | None = None,
 ) -> pd.DataFrame:
-    """Bring Xero to the documents: one result row per document (plus documents withdrawn from the
-    partitions), in document order. Outcomes: see GOOD_OUTCOMES, FAILED_OUTCOMES, REPORTED_OUTCOMES."""
-    run = _Run(client, ledger, documents, policy)
+    """Bring Xero to the documents as the plan says: one result row per document (plus the partitions'
+    posted documents the source no longer makes), in document order. Outcomes: GOOD_OUTCOMES,
+    FAILED_OUTCOMES, REPORTED_OUTCOMES."""
+    docs = _Documents(documents)
+    plan = _plan(client, ledger, docs, partitions, evidence or SourceEvidence.from_documents(documents), policy)
+    run = _Run(client, ledger, docs, plan, policy)
     try:
-        _post(run, partitions)
+        _carry_out(run)
     except DailyLimitReached as stop:
-        for key in run.documents:
+        for key in list(plan.steps) + list(plan.gone):
             if key not in run.results:
                 run.result(key, "deferred", f"not sent: {stop}; the next run resumes here")
-    rows = [run.results[key] for key in documents["document_key"]] + run.extra_results
+    rows = [run.results[key] for key in documents["document_key"]] + [run.results[key] for key in plan.gone]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-def _post(run: _Run, partitions: Sequence[str]) -> None:
-    client, ledger = run.client, run.ledger
-    locked_until = lock_date(client.organisation()) if run.documents else None
-
-    unsure: list[str] = []  # not known as posted: Xero may hold them anyway
-    changed: list[tuple[str, LedgerEntry]] = []
-    for key, entry in run.entries.items():
-        if entry.state == POSTED and entry.payload_hash == run.hashes[key]:
-            run.result(key, "already_posted", revision=entry.revision)
-        elif entry.state == POSTED:
-            changed.append((key, entry))
-    for key in run.documents:
-        entry = run.entries.get(key)
-        if entry is None or entry.state in (INTENDED, FAILED):
-            unsure.append(key)
-        elif entry.state == WITHDRAWN:
-            changed.append((key, entry))  # back in CI after being withdrawn: a new revision
-
-    def number_of(key: str) -> str:
-        entry = run.entries.get(key)
-        return entry.number if entry else run.documents[key].number
-
-    def needs_lookup(key: str) -> bool:
-        # Xero refuses a second sales invoice under a number it holds, so an invoice the ledger has never
-        # seen goes straight out and a "must be unique" refusal is looked up then: one call saved per
-        # hundred documents. Credit note numbers carry no such promise: they are looked up first.
-        return key in run.entries or run.documents[key].endpoint != "Invoices"
-
-    found = run.lookup((run.documents[k].endpoint, number_of(k)) for k in unsure if needs_lookup(k))
-    pending: list[tuple[str, int]] = []
-    for key in unsure:
-        document, entry = run.documents[key], run.entries.get(key)
-        revision = entry.revision if entry else 0
-        xero = found.get((document.endpoint, number_of(key)))
-        if xero is not None:
-            if run.matches(key, xero):
-                ledger.adopt(run.intent(key, revision), xero.get(ID_FIELD[document.endpoint]), xero.get("Status"))
-                confirmed = entry is not None and entry.state == INTENDED
-                run.result(key, "posted" if confirmed else "already_posted",
-                           "confirmed by lookup after an earlier answer was lost" if confirmed else "", xero, revision)
-            elif entry is not None:
-                ledger.adopt(run.intent(key, revision), xero.get(ID_FIELD[document.endpoint]), xero.get("Status"))
-                changed.append((key, run.ledger.entries([key])[key]))
-            else:
-                run.result(key, "differs", run.differs_message(key, xero), xero)
-            continue
-        if locked_until is not None and document.status == "AUTHORISED" and date.fromisoformat(document.business_date) <= locked_until:
-            run.result(key, "locked", f"{document.number} is dated {document.business_date}, on or before Xero's lock date "
-                       f"{locked_until}; not posted. Post it as DRAFT or ask the accountant to move the lock date.")
-            continue
-        pending.append((key, revision))
-
-    pending += _apply_changes(run, changed)
-    _withdraw(run, partitions)
+def _carry_out(run: _Run) -> None:
+    steps = list(run.plan.steps.values()) + list(run.plan.gone.values())
+    by_action: dict[str, list[Step]] = defaultdict(list)
+    for step in steps:
+        by_action[step.action].append(step)
+    for step in by_action["nothing"] + by_action["report"] + by_action["stop"] + by_action["unknown"]:
+        run.result(step.key, step.outcome, step.reason)
+    for step in by_action["adopt"]:
+        run.ledger.record_posted(run.docs.intent(step.key, step.revision), step.xero.get(ID_FIELD[step.entry.endpoint if step.entry else run.docs.rows[step.key].endpoint]), step.xero.get("Status"))
+        run.result(step.key, step.outcome, step.reason)
+    for step in by_action["rehash"]:
+        document = run.docs.rows[step.key]
+        run.ledger.rehash(step.key, run.docs.hashes[step.key], tuple(getattr(document, SOURCE_KEYS)))
+        run.result(step.key, "already_posted", step.reason)
+    for step in by_action["mark_withdrawn"]:
+        run.ledger.withdrawn(step.key, step.xero.get("Status") if step.xero else None)
+        run.result(step.key, "withdrawn", step.reason)
+    take_backs = [s for s in steps if s.action in ("void", "delete", "credit", "void_and_repost", "delete_and_repost", "credit_and_repost")]
+    pending = [(s.key, s.revision) for s in by_action["create"]]
+    pending += run.take_back(take_backs)
+    run.update(by_action["update"])
     run.send(pending)
-
-
-def _apply_changes(run: _Run, changed: list[tuple[str, LedgerEntry]]) -> list[tuple[str, int]]:
-    """Documents CI changed after posting: update drafts in place; take back and re-post the others."""
-    if not changed:
-        return []
-    current = run.lookup((entry.endpoint, entry.number) for _key, entry in changed)
-    resend: list[tuple[str, int]] = []
-    for key, entry in changed:
-        document = run.documents[key]
-        xero = current.get((entry.endpoint, entry.number))
-        if entry.state == WITHDRAWN or xero is None or xero.get("Status") in ("VOIDED", "DELETED"):
-            resend.append((key, entry.revision + 1))
-            continue
-        if xero.get("Status") in ("DRAFT", "SUBMITTED") and document.status == "DRAFT":
-            update = {**run.payload(key, entry.revision), ID_FIELD[entry.endpoint]: xero[ID_FIELD[entry.endpoint]]}
-            run.ledger.intend([run.intent(key, entry.revision)])
-            outcome = run.client.put_batch(entry.endpoint, [(key, update)], method="POST")[0]
-            if outcome.ok:
-                run.ledger.posted(key, outcome.document.get(ID_FIELD[entry.endpoint]), outcome.document.get("Status"))
-                run.result(key, "updated", f"{entry.number} updated in place (it was a DRAFT)", outcome.document, entry.revision)
-            else:
-                run.ledger.failed(key, "; ".join(outcome.messages))
-                run.result(key, "failed", f"{entry.number}: {'; '.join(outcome.messages)}", revision=entry.revision)
-            continue
-        problem = run.take_back(entry.endpoint, xero, entry.number, entry.revision + 1)
-        if problem:
-            run.result(key, "differs", problem, xero, entry.revision)
-        else:
-            resend.append((key, entry.revision + 1))
-    return resend
-
-
-def _withdraw(run: _Run, partitions: Sequence[str]) -> None:
-    """Posted documents of these partitions that CI no longer has (voided in CI): take them back."""
-    if not partitions:
-        return
-    gone = {key: entry for key, entry in run.ledger.entries_for_partitions(list(partitions)).items()
-            if key not in run.documents and entry.state == POSTED}
-    if not gone:
-        return
-    current = run.lookup((entry.endpoint, entry.number) for entry in gone.values())
-    for key, entry in gone.items():
-        xero = current.get((entry.endpoint, entry.number))
-        problem = None
-        if xero is not None and xero.get("Status") not in ("VOIDED", "DELETED"):
-            problem = run.take_back(entry.endpoint, xero, entry.number, entry.revision + 1)
-        if problem is None:
-            run.ledger.withdrawn(key, "VOIDED" if xero is None else xero.get("Status"))
-        run.extra_results.append({
-            "document_key": key, "business_date": entry.partition_key, "branch_code": None, "endpoint": entry.endpoint,
-            "number": entry.number, "revision": entry.revision, "outcome": "differs" if problem else "withdrawn",
-            "xero_id": entry.xero_id, "xero_status": xero.get("Status") if xero else None,
-            "total_cents": 0, "tax_cents": 0, "xero_total_cents": None, "xero_tax_cents": None,
-            "attempts": entry.attempts, "message": problem or f"{entry.number} taken back: CI no longer has it",
-            "ci_invoice_nos": [],
-        })

@@ -44,6 +44,16 @@ def read_documents(client: XeroClient, first: date, last: date) -> dict[tuple[st
     return held
 
 
+def _same(field: str, wanted: Any, actual: Any) -> bool:
+    """Equal, allowing what Xero legitimately does after posting: an approved document paid (in part or
+    in full) is AUTHORISED or PAID; option names may come back in another case."""
+    if field == "status":
+        return actual == wanted or (wanted == "AUTHORISED" and actual == "PAID")
+    if field == "tracking":
+        return str(actual).casefold() == str(wanted).casefold()
+    return actual == wanted
+
+
 def compare_with_xero(expected: pd.DataFrame, held: dict[tuple[str, str], dict[str, Any]]) -> pd.DataFrame:
     """One row per difference. `expected`: endpoint, number, business_date, total_cents, tax_cents,
     status, tracking (as tracking_of gives it)."""
@@ -61,6 +71,6 @@ def compare_with_xero(expected: pd.DataFrame, held: dict[tuple[str, str], dict[s
         }
         wanted = {"total": int(row.total_cents), "tax": int(row.tax_cents), "status": row.status, "tracking": row.tracking}
         for field, value in wanted.items():
-            if actual[field] != value:
+            if not _same(field, value, actual[field]):
                 differences.append((row.business_date, row.number, field, str(value), str(actual[field])))
     return pd.DataFrame(differences, columns=MISMATCH_COLUMNS)
