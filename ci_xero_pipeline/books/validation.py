@@ -21,7 +21,7 @@ from .schemas import (
     CISalesInvoices, ci_lines_model, expected_line_total_cents, rate_ratio, row_wise_checks_of, tax_cents_by_code,
 )
 
-QUARANTINE_COLUMNS = ["invoice_no", "business_date", "branch_code", "line_no", "total_incl_cents", "check", "reason"]
+QUARANTINE_COLUMNS = ["invoice_no", "business_date", "branch_code", "line_no", "total_incl_cents", "total_gst_cents", "check", "reason"]
 SKIPPED_COLUMNS = ["invoice_no", "business_date", "branch_code", "status", "total_incl_cents"]
 UNMAPPED_COLUMNS = ["business_date", "kind", "code", "invoice_no"]
 
@@ -490,7 +490,7 @@ def validate_sales_documents(documents, rules: EretailerRules) -> ValidatedSales
     bad = set(found["invoice_no"])
     has_problem = candidates["invoice_no"].isin(bad).to_numpy(dtype=bool)
     header = candidates[has_problem].drop_duplicates("invoice_no").set_index("invoice_no")
-    quarantine = found.join(header[["business_date", "branch_code", "total_incl_cents"]], on="invoice_no")
+    quarantine = found.join(header[["business_date", "branch_code", "total_incl_cents", "total_gst_cents"]], on="invoice_no")
     quarantine["line_no"] = quarantine["line_no"].astype("Int64")
     quarantine = quarantine[QUARANTINE_COLUMNS].sort_values(["business_date", "invoice_no", "line_no"], na_position="first")
 
