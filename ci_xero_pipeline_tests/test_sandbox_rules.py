@@ -223,3 +223,23 @@ def test_tracking_option_body_is_one_tracking_option(api):
     assert refused({"Name": ""}) == ["Tracking option name is required."]
     one = api.get(f"TrackingCategories/{category['TrackingCategoryID']}")["TrackingCategories"][0]
     assert sorted(o["Name"] for o in one["Options"]) == ["Hamilton", "Tauranga"]
+
+
+# -- a sandbox file from before payments -------------------------------------------------------------------
+
+def test_an_older_sandbox_file_is_brought_up_to_date(tmp_path):
+    from ci_xero_pipeline.sandbox.store import SandboxStore
+
+    path = str(tmp_path / "old.sqlite")
+    store = SandboxStore(path)
+    tenant = store.ensure_organisation(SandboxOrganisation("Old Ltd", "OLD1"))
+    store.execute("ALTER TABLE accounts DROP COLUMN enable_payments")
+    store.execute("ALTER TABLE organisations DROP COLUMN end_of_year_lock_date")
+    store.close()
+    store = SandboxStore(path)
+    flags = {row["code"]: row["enable_payments"] for row in store.accounts(tenant)}
+    assert flags["835"] == 1 and flags["611"] == 1 and flags["200"] == 0
+    assert store.organisation(tenant).end_of_year_lock_date is None
+    store.ensure_organisation(SandboxOrganisation("Old Ltd", "OLD1", end_of_year_lock_date=date(2026, 3, 31)))
+    assert store.organisation(tenant).end_of_year_lock_date == date(2026, 3, 31)
+    store.close()

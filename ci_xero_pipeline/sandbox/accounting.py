@@ -3,6 +3,12 @@
 Called by the server (already authenticated, rate-limited) with the tenant, method, path below
 `/api.xro/2.0/`, query and body; answers an `Answer`. Writes run in one transaction each, so a
 request that Xero would refuse as a whole leaves nothing behind.
+
+Served: Organisation, Accounts, TaxRates (read); TrackingCategories and their Options; Contacts;
+Invoices and CreditNotes (create, update, void, delete); Payments (create, read, delete). A document's
+applied payments live in its stored JSON (`_payments`), so listing documents stays one read; the
+payments themselves are rows of their own table. Where Xero's behaviour is not documented the
+stricter reading is taken and said so where the rule is applied.
 """
 
 from __future__ import annotations
@@ -67,7 +73,10 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-PAYMENT_TYPES = {"ACCREC": "ACCRECPAYMENT", "ACCPAY": "ACCPAYPAYMENT", "ACCRECCREDIT": "ARCREDITPAYMENT", "ACCPAYCREDIT": "APCREDITPAYMENT"}
+# the spec's Payment.PaymentType, by the Type of the document paid
+PAYMENT_TYPES = {
+    "ACCREC": "ACCRECPAYMENT", "ACCPAY": "ACCPAYPAYMENT", "ACCRECCREDIT": "ARCREDITPAYMENT", "ACCPAYCREDIT": "APCREDITPAYMENT",
+}
 OPEN_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID")  # statuses whose Total less payments is due
 
 
@@ -1052,9 +1061,9 @@ class Accounting:
         element["HasValidationErrors"] = False
         return element
 
-    def _render_payments(self, tenant_id: str, payments: list[dict[str, Any]], document_key: str | None = "Invoice") -> list[dict[str, Any]]:
-        """Stored payments rendered in bulk (documents, contacts and accounts read once).
-        document_key None: each under its own kind's key (the PUT answer)."""
+    def _render_payments(self, tenant_id: str, payments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Stored payments as GET and the delete answer show them (each document under "Invoice"),
+        rendered in bulk: documents, contacts and accounts are read once."""
         wanted: dict[str, set[str]] = {"Invoices": set(), "CreditNotes": set()}
         for payment in payments:
             wanted[payment["Collection"]].add(payment["DocumentID"])
@@ -1068,8 +1077,7 @@ class Accounting:
         for payment in payments:
             document = documents[payment["Collection"]].get(payment["DocumentID"])
             contact = contacts.get(document.get("ContactID")) if document else None
-            key = document_key or ("Invoice" if payment["Collection"] == "Invoices" else "CreditNote")
-            elements.append(self.render_payment(payment, document, contact, accounts.get(payment["AccountID"]), key))
+            elements.append(self.render_payment(payment, document, contact, accounts.get(payment["AccountID"]), "Invoice"))
         return elements
 
     def list_payments(self, tenant_id: str, query: dict[str, str]) -> Answer:
@@ -1115,8 +1123,11 @@ class Accounting:
                 raise _Discard(Answer(400, validation_exception([r for r in results if r["HasValidationErrors"]])))
         return _ok("Payments", results)
 
-    def _payment_target(self, tenant_id: str, element: dict[str, Any]) -> tuple[DocumentKind | None, dict[str, Any] | None, dict[str, Any], str | None]:
-        """(kind, document, what the element said of it, error) for the Invoice or CreditNote a payment names."""
+    def _payment_target(
+        self, tenant_id: str, element: dict[str, Any]
+    ) -> tuple[DocumentKind | None, dict[str, Any] | None, dict[str, Any], str | None]:
+        """(kind, document, what the element said of it, error) for the Invoice or CreditNote a payment
+        names, by id or by number (nested, as the spec's example gives it)."""
         if any(element.get(name) for name in ("Prepayment", "Overpayment")):
             return None, None, {}, "The sandbox holds no prepayments or overpayments: a payment must name an Invoice or a CreditNote."
         named = [name for name in ("Invoice", "CreditNote") if element.get(name) not in (None, {})]
