@@ -358,6 +358,23 @@ def test_a_summary_day_of_zero_total_with_lines_left_is_a_zero_invoice():
     assert excluded_by_rule(frames(docs).invoices, documents, chosen).empty
 
 
+def test_a_summary_day_of_zero_total_but_cis_gst_left_posts_the_gst_alone():
+    # CI's GST on 7 × 0.04 sold (per unit: 0.07) and refunded (Xero's own: 0.04) leaves 0.03 of GST on a
+    # day of 0.00: no sales line is left, but CI's GST is, so the day posts the adjustment pair alone
+    docs = [
+        document("W1", DAY, [ci_line("7", "0.04", per_unit=True)]),
+        document("C1", DAY, [ci_line("-7", "0.04")], doc_type="CREDIT"),
+    ]
+    chosen = rules()
+    documents = build(docs, chosen)
+    row = documents.iloc[0]
+    assert (row["endpoint"], row["total_cents"], row["tax_cents"], row["line_count"]) == ("Invoices", 0, 3, 2)
+    assert [(i["LineAmount"], i["TaxAmount"], i["TaxType"]) for i in row["payload"]["LineItems"]] == [
+        (Decimal("0.23"), Decimal("0.03"), "OUTPUT2"), (Decimal("-0.23"), Decimal("0.00"), "NONE")]
+    assert_exact(documents, docs)
+    assert excluded_by_rule(frames(docs).invoices, documents, chosen).empty
+
+
 def test_detail_posts_a_document_of_zero_lines_as_a_zero_document():
     # a free item (a 100 % discount): Xero accepts a 0.00 invoice (AUTHORISED, it is PAID at once)
     docs = [document("W1", DAY, [line("1", "10.00", "10.00")]), document("W2", DAY, [line("1", "5.00")])]

@@ -120,23 +120,31 @@ def _gst_adjustments(
         raise ValueError("the exempt gst_code E has a GST rate: a GST adjustment needs a tax type without GST")
     exempt = rules.exempt_tax_type
     one, nothing = number(1, 0), number(0)
-    pairs = []
-    for ci, own, size, tax, code, account, tracking in zip(
-        ci_tax.tolist(), line_tax.tolist(), amount.tolist(), difference.tolist(), codes.tolist(), accounts, trackings
-    ):
-        pairs.append([
+    tax_type_of = {code: rules.tax_types[code] for code in set(codes.tolist())}
+    balancing = f"{ADJUSTMENT}: the balancing amount, without GST"
+    if len(difference) == 0:
+        return []
+    # Decimals made once per distinct value (a Detail backfill may carry many pairs)
+    figures = _decimals(np.concatenate([ci_tax, line_tax, amount, -amount, difference]), 2)
+    count = len(difference)
+    ci_d, own_d, size_d, minus_d, tax_d = (figures[start * count:(start + 1) * count] for start in range(5))
+    return [
+        [
             {
-                "Description": f"{ADJUSTMENT} (CI {number(ci)}, per-line {number(own)})",
-                "Quantity": one, "UnitAmount": number(size), "LineAmount": number(size), "TaxAmount": number(tax),
-                "AccountCode": account, "TaxType": rules.tax_types[code], "Tracking": tracking,
+                "Description": f"{ADJUSTMENT} (CI {ci}, per-line {own})",
+                "Quantity": one, "UnitAmount": size, "LineAmount": size, "TaxAmount": tax,
+                "AccountCode": account, "TaxType": tax_type_of[code], "Tracking": tracking,
             },
             {
-                "Description": f"{ADJUSTMENT}: the balancing amount, without GST",
-                "Quantity": one, "UnitAmount": number(-size), "LineAmount": number(-size), "TaxAmount": nothing,
+                "Description": balancing,
+                "Quantity": one, "UnitAmount": minus, "LineAmount": minus, "TaxAmount": nothing,
                 "AccountCode": account, "TaxType": exempt, "Tracking": tracking,
             },
-        ])
-    return pairs
+        ]
+        for ci, own, size, minus, tax, code, account, tracking in zip(
+            ci_d, own_d, size_d, minus_d, tax_d, codes.tolist(), accounts, trackings
+        )
+    ]
 
 
 def build_eretailer_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules) -> pd.DataFrame:
