@@ -416,6 +416,18 @@ def test_a_discounted_credit_note_line_multiplies_to_the_credits_amount(quantity
     assert_exact(documents, docs)
 
 
+def test_credit_pricing_always_multiplies_back_to_the_amount():
+    from ci_xero_pipeline.books.eretailer import _credit_pricing
+
+    rng = random.Random(5)
+    for _ in range(20000):
+        units = rng.choice([1, -1]) * rng.choice([rng.randint(1, 5000), rng.randint(1, 10) * 1000, rng.randint(1, 400_000)])
+        amount = (1 if units > 0 else -1) * rng.randint(0, 5_000_000)
+        quantity, unit_amount, got = _credit_pricing(units, amount)
+        assert got == amount
+        assert half_up(Decimal(quantity).scaleb(-3) * Decimal(unit_amount).scaleb(-4)) == Decimal(amount).scaleb(-2)
+
+
 def test_a_discounted_return_line_on_an_invoice_is_priced_without_the_discount():
     docs = [document("W1", DAY, [line("3", "20.00"), line("-1", "10.00", "1.00")])]
     assert docs[0]["lines"][1]["line_total_incl"] == Decimal("-9.00")

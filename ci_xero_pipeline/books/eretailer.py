@@ -361,20 +361,13 @@ def _cents_of(units_1e7: int) -> int:
     return magnitude if units_1e7 >= 0 else -magnitude
 
 
-def _credit_pricing(quantity: int, price: int, discount: int, amount: int) -> tuple[int, int, int]:
-    """Quantity (10⁻³) and unit amount (10⁻⁴) for a credit-note line of `amount` cents (the credit's
-    positive amount: |quantity| × price − discount, rounded, under the contract) from CI's quantity
-    (negative on a credit). Xero takes no discount on credit notes, and computes LineAmount as
-    round(Quantity × UnitAmount): CI's own price when there was no discount, else a price derived from
-    the amount if it multiplies back to it exactly, else one unit of the whole amount."""
-    if discount == 0:
-        return -quantity, price, amount
-    return _priced_without_discount(-quantity, amount)
-
-
-def _priced_without_discount(units: int, amount: int) -> tuple[int, int, int]:
-    """Quantity `units` (10⁻³) and a unit amount (10⁻⁴) that Xero multiplies to exactly `amount` cents
-    (round half away from zero), else quantity 1 of the whole amount."""
+def _credit_pricing(units: int, amount: int) -> tuple[int, int, int]:
+    """Quantity (10⁻³) and unit amount (10⁻⁴) for a line of `amount` cents that cannot show a discount:
+    a discounted credit-note line (Xero takes no discount on credit notes; the amount is the credit's
+    positive amount, |quantity| × price − discount rounded, under the contract), or a discounted line of
+    negative quantity on an invoice. Xero computes LineAmount as round(Quantity × UnitAmount), half away
+    from zero: the line's own quantity `units` (10⁻³) and a unit amount derived from the amount if it
+    multiplies back to it exactly, else quantity 1 of the whole amount."""
     if units:
         derived = int((Decimal(amount) * 100_000 / units).to_integral_value())  # 10⁻⁴
         if _cents_of(units * derived) == amount:
@@ -417,7 +410,8 @@ def _detail_line_items(
     amount = _integers(lines["line_total_incl_cents"])
     tax = _integers(lines["line_gst_cents"])
 
-    # invoices: CI's own figures; credit notes: positive amounts, and no discount (see _credit_pricing).
+    # invoices: CI's own figures; credit notes: positive amounts, and no discount (see _credit_pricing);
+    # an undiscounted line keeps CI's own price.
     # A discounted line of negative quantity on an invoice is priced without the discount too: Xero's
     # Quantity × UnitAmount − DiscountAmount would grow it, where CI's discount shrinks it.
     shown_quantity = np.where(credit_line, -quantity, quantity)
@@ -427,7 +421,7 @@ def _detail_line_items(
     discounted = discount != 0
     repriced = discounted & (credit_line | (quantity < 0))
     for row in np.flatnonzero(repriced).tolist():
-        shown_quantity[row], shown_price[row], shown_amount[row] = _priced_without_discount(
+        shown_quantity[row], shown_price[row], shown_amount[row] = _credit_pricing(
             int(shown_quantity[row]), int(shown_amount[row])
         )
     line_tax = _xero_line_tax(shown_amount, lines["gst_code"].to_numpy(), rules)  # Xero's own, per line
