@@ -91,16 +91,22 @@ def command_disconnect(args: argparse.Namespace) -> int:
     return 0
 
 
+# `ci-xero status` exit codes: 0 healthy; 1 works but needs attention soon (the refresh token dies within
+# xero.refresh_warning_days); 3 does not work: connect or reconnect (`ci-xero connect`)
+STATUS_HEALTHY, STATUS_WARNING, STATUS_RECONNECT = 0, 1, 3
+
+
 def command_status(args: argparse.Namespace) -> int:
-    from .xero.health import expiry_warning, status_lines
+    from .xero.health import connection_health, status_lines
 
     settings, xero = _xero(args)
+    warn_days = settings.xero.refresh_warning_days
     connection = xero.token_store().load()
-    if connection is None:
-        print("Not connected to Xero. Run `ci-xero connect`.")
-        return 1
-    print("\n".join(status_lines(connection, settings.xero.refresh_warning_days)))
-    return 1 if expiry_warning(connection, settings.xero.refresh_warning_days) else 0
+    healthy, headline, details = connection_health(connection, warn_days)
+    print("\n".join(status_lines(connection, warn_days)) if connection is not None else headline)
+    if healthy:
+        return STATUS_HEALTHY
+    return STATUS_RECONNECT if details["reconnect_required"] else STATUS_WARNING
 
 
 def command_new_token_key(args: argparse.Namespace) -> int:
@@ -168,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     disconnect = commands.add_parser("disconnect", help="revoke the Xero connection and forget its tokens")
     disconnect.set_defaults(handler=command_disconnect)
 
-    status = commands.add_parser("status", help="the connected organisation and when its tokens expire")
+    status = commands.add_parser(
+        "status", help="the connected organisation, when its tokens expire and whether Xero refused them",
+        description="Exit status: 0 healthy; 1 the refresh token expires soon; 3 reconnect (`ci-xero connect`).",
+    )
     status.set_defaults(handler=command_status)
 
     key = commands.add_parser("new-token-key", help="print a new key for CI_XERO_TOKEN_KEY")
@@ -201,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     except Exception as error:  # one clear line for a person; our errors never carry secrets
-        from .xero.oauth import ReconnectRequired
+        from .xero.oauth import DisconnectIncomplete, ReconnectRequired, RefreshRefused, TokenServiceUnavailable
         from .xero.tokens import NotConnectedError, TokenStoreError
 
-        if isinstance(error, (ReconnectRequired, NotConnectedError, TokenStoreError, TimeoutError)):
+        if isinstance(error, (ReconnectRequired, NotConnectedError, TokenStoreError, TimeoutError,
+                              TokenServiceUnavailable, RefreshRefused, DisconnectIncomplete)):
             print(error, file=sys.stderr)
             return 3
         raise

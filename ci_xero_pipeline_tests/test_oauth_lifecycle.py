@@ -296,6 +296,33 @@ def test_disconnect_revokes_at_xero_and_forgets_the_tokens(sandbox, demo_ci_url,
     assert "ci-xero connect" in str(not_connected.value)
 
 
+@pytest.mark.parametrize("store_kind", ["file", "sql"])
+def test_disconnect_works_with_an_expired_access_token(store_kind, sandbox, demo_ci_url, make_site, token_key, tmp_path):
+    """disconnect holds the store's lock and needs a fresh access token; the refresh takes the same lock
+    again (it used to wait for itself for ever). Run as a real command, with a deadline."""
+    changes = {} if store_kind == "file" else {
+        "xero": {"token_store": "sql", "token_database_url": f"sqlite:///{tmp_path / 'connections.sqlite'}"}
+    }
+    site = make_site(sandbox, demo_ci_url, changes)
+    connect_site(site)
+    expire_stored_token(site)
+    expire_access_tokens(sandbox)  # Xero agrees: the access token is dead
+    old = store_of(site).require()
+    command = [sys.executable, "-m", "ci_xero_pipeline.cli", "--settings", str(site), "disconnect"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, env={**os.environ, TOKEN_KEY_VAR: token_key})
+    except subprocess.TimeoutExpired:
+        pytest.fail("`ci-xero disconnect` with an expired access token hung (waiting for its own lock)")
+    assert done.returncode == 0, done.stderr
+    assert "Disconnected from 'Test Retail Ltd'" in done.stdout
+    assert store_of(site).load() is None
+    assert [row["revoked_ms"] is not None for row in sandbox.store.query("SELECT revoked_ms FROM grants")] == [True]
+    assert sandbox.store.query("SELECT COUNT(*) AS n FROM connections")[0]["n"] == 0
+    assert old.token["refresh_token"] not in done.stdout + done.stderr
+    if store_kind == "file":
+        assert not load_settings(site).token_path.exists()
+
+
 def test_status_tells_the_organisation_and_expiry_but_never_a_token(sandbox, demo_ci_url, make_site, capsys):
     from ci_xero_pipeline.cli import main
 

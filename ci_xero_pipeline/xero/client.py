@@ -156,17 +156,21 @@ class XeroClient:
     # -- one request --------------------------------------------------------------------------
     def _session(self) -> OAuth2Session:
         if not hasattr(self._local, "session"):
-            # requests-oauthlib adds the bearer header; only the keeper refreshes (under the store's lock)
-            self._local.session = OAuth2Session(token=self._keeper.token())
+            # requests-oauthlib adds the bearer header; only the keeper refreshes (under the store's lock).
+            # No token yet: _send sets it for each call, after the pacer's wait.
+            self._local.session = OAuth2Session()
         return self._local.session
 
     def _send(self, method: str, url: str, **kwargs: Any) -> tuple[requests.Response, str]:
         session = self._session()
-        session.token = self._keeper.token()
         with self.pacer.call():
+            # the token is taken after the pacer's wait, not before: a wait for a slot or a Retry-After
+            # can outlast the token, and a token that expired while waiting must be refreshed, not sent
+            token = self._keeper.token()
+            session.token = token
             answer = session.request(method, url, timeout=self.timeout, **kwargs)
         self.pacer.observe(answer.status_code, answer.headers)
-        return answer, session.token.get("access_token", "")
+        return answer, token.get("access_token", "")
 
     def request(
         self,
@@ -283,10 +287,14 @@ class XeroClient:
         return answer["TrackingCategories"][0]
 
     def add_tracking_options(self, category_id: str, names: Sequence[str]) -> list[dict[str, Any]]:
-        answer = self.request(
-            "PUT", f"TrackingCategories/{category_id}/Options", body={"Options": [{"Name": n} for n in names]}
-        )
-        return answer.get("Options") or []
+        """Create options, one request each: Xero's createTrackingOptions takes one TrackingOption
+        ({"Name": …}) as its body. A lost answer raises XeroOutcomeUnknown for that option; the caller
+        reads the category back (names are unique, so nothing is created twice)."""
+        created: list[dict[str, Any]] = []
+        for name in names:
+            answer = self.request("PUT", f"TrackingCategories/{category_id}/Options", body={"Name": name})
+            created += answer.get("Options") or []
+        return created
 
     def _batches(self, items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         for start in range(0, len(items), self.batch_size):

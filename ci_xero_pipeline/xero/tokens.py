@@ -7,6 +7,13 @@ the old, still-unspent token in place.
 
 Two stores with the same interface: a file (default; mode 0600, replaced atomically, locked with
 flock) and a SQL table (hosted deployments with many sites; locked with the database's own locks).
+
+The lock is re-entrant within a thread: code that holds it (disconnect) may call code that takes it
+again (a refresh) without waiting for itself. Other threads and processes still wait.
+
+When Xero refuses a refresh (`invalid_grant`), the refusal is stored with the connection (when, and
+Xero's error code and description; never a token), so that `ci-xero status` and the expiry sensor
+can tell the truth about a dead connection without asking Xero.
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 import zlib
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -45,6 +54,9 @@ class StoredConnection:
     grant_type: str = "authorization_code"  # or client_credentials (a custom connection)
     connected_at: float = field(default_factory=time.time)
     refreshed_at: float = field(default_factory=time.time)
+    # Xero's last refusal of a refresh, until a refresh succeeds or the site reconnects:
+    # {"at": epoch seconds, "error": "invalid_grant", "description": Xero's text}; never a token
+    last_refusal: dict[str, Any] | None = None
 
     def __repr__(self) -> str:  # never show token values, even in a debugger or a traceback
         return f"StoredConnection(tenant_name={self.tenant_name!r}, tenant_id={self.tenant_id!r})"
@@ -62,6 +74,14 @@ class StoredConnection:
 
     def access_token_valid_for(self, seconds: float, now: float | None = None) -> bool:
         return self.access_token_expires_at - (now or time.time()) > seconds
+
+    def record_refusal(self, error: str, description: str = "", at: float | None = None) -> None:
+        """Remember that Xero refused to refresh this connection. The description is Xero's text with
+        this connection's tokens blanked out, should Xero ever echo one."""
+        for secret in (self.token.get("refresh_token"), self.token.get("access_token")):
+            if secret:
+                description = description.replace(str(secret), "[token]")
+        self.last_refusal = {"at": at or time.time(), "error": str(error), "description": description[:500]}
 
 
 class TokenCipher:
@@ -118,6 +138,29 @@ def _key_from_file(path: Path) -> bytes:
         with os.fdopen(handle, "w") as stream:
             stream.write(new_key())
     return path.read_text().strip().encode()
+
+
+_HELD = threading.local()  # the locks this thread holds, by name, with their nesting depth
+
+
+@contextlib.contextmanager
+def _reentrant(name: str, acquire: Callable[[], contextlib.AbstractContextManager[None]]) -> Iterator[None]:
+    """Take a cross-process lock once per thread: a nested `locked()` in the thread that holds it
+    goes straight in (flock and the database locks would otherwise wait for their own holder)."""
+    held: Counter = _HELD.__dict__.setdefault("names", Counter())
+    if held[name]:
+        held[name] += 1
+        try:
+            yield
+        finally:
+            held[name] -= 1
+        return
+    with acquire():
+        held[name] += 1
+        try:
+            yield
+        finally:
+            held[name] -= 1
 
 
 @contextlib.contextmanager
@@ -186,8 +229,10 @@ class FileTokenStore(_StoreBase):
         self.path.unlink(missing_ok=True)
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
-        """An exclusive lock across processes on this machine (flock on a sibling lock file)."""
-        return _flocked(self.path.with_name(self.path.name + ".lock"))
+        """An exclusive lock across processes on this machine (flock on a sibling lock file);
+        re-entrant within a thread."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        return _reentrant(f"file:{lock_path.resolve()}", lambda: _flocked(lock_path))
 
 
 class SqlTokenStore(_StoreBase):
@@ -247,8 +292,13 @@ class SqlTokenStore(_StoreBase):
         with self.engine.begin() as connection:
             connection.execute(sa.delete(self.table).where(self.table.c.site_key == self.site_key))
 
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock for this site across machines (the database's own locks); re-entrant
+        within a thread."""
+        return _reentrant(f"sql:{self.engine.url!r}:{self.site_key}", self._database_lock)
+
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def _database_lock(self) -> Iterator[None]:
         import sqlalchemy as sa
 
         dialect = self.engine.dialect.name
