@@ -323,6 +323,29 @@ def test_disconnect_works_with_an_expired_access_token(store_kind, sandbox, demo
         assert not load_settings(site).token_path.exists()
 
 
+def test_disconnect_forgets_a_refused_connection_and_keeps_one_xero_did_not_confirm_revoking(sandbox, demo_ci_url, make_site, capsys):
+    import responses
+
+    from ci_xero_pipeline.cli import main
+
+    site = make_site(sandbox, demo_ci_url)
+    connect_site(site)
+    revoke_url = sandbox.base_url.rstrip("/") + "/identity/connect/revocation"
+    with responses.RequestsMock() as xero:  # Xero's revocation endpoint is down
+        xero.add_passthru(sandbox.base_url)
+        xero.add(responses.POST, revoke_url, status=503, json={"error": "temporarily_unavailable"})
+        assert main(["--settings", str(site), "disconnect"]) == 3
+    assert "did not confirm" in capsys.readouterr().err
+    assert store_of(site).load() is not None  # kept: disconnect can be run again
+
+    revoke_in_xero(sandbox, store_of(site).require().token["refresh_token"])
+    expire_stored_token(site)
+    with pytest.raises(ReconnectRequired):
+        xero_client(site)  # Xero refuses the refresh; the refusal is recorded
+    assert main(["--settings", str(site), "disconnect"]) == 0
+    assert store_of(site).load() is None
+
+
 def test_status_tells_the_organisation_and_expiry_but_never_a_token(sandbox, demo_ci_url, make_site, capsys):
     from ci_xero_pipeline.cli import main
 
