@@ -6,6 +6,8 @@ run again. Each ends with Xero equal to CI exactly: every CI document once, to t
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import secrets
 import signal
 import subprocess
@@ -29,6 +31,7 @@ from ci_xero_pipeline.xero.ledger import INTENDED, LEDGER, POSTED
 
 from .conftest import DEMO_DAYS, DEMO_END_DAY
 from .pipeline_helpers import connect_site, run, xero_client, xero_documents
+from .test_posting_exactly_once import change_a_line, void_in_ci
 
 MONTH_END = date(2026, 10, 31)
 MONTH_START = MONTH_END - timedelta(days=29)
@@ -274,3 +277,62 @@ def test_a_run_killed_in_the_middle_of_a_batch_is_run_again_without_duplicates(
     assert not set(resent["number"]) & saved_before
     assert ledger_states(site)[INTENDED] == 0
     assert_xero_equals_ci_exactly(site, ci)
+
+
+def xero_by_ci_number(site: Path) -> Counter:
+    """(CI number, total, tax) of every live document, a revision (`-R1`, …) counted as its CI number."""
+    held = Counter()
+    for (number, total, tax), count in xero_holds(site).items():
+        held[(re.sub(r"-R\d+$", "", number), total, tax)] += count
+    return held
+
+
+@pytest.mark.parametrize("status", ["AUTHORISED", "DRAFT"])
+def test_voids_reposts_updates_and_lookups_under_faults_end_with_xero_equal_to_ci(status, sandbox_factory, demo_ci_url, make_site, tmp_path):
+    ci_url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
+    shutil.copy(demo_ci_url.removeprefix("sqlite:///"), tmp_path / "ci.sqlite")
+    first, last = DEMO_END_DAY - timedelta(days=2), DEMO_END_DAY
+    sandbox = sandbox_factory(**FAST_XERO)
+    site = make_site(sandbox, ci_url, {
+        "eretailer": {"mode": "detail", "status": status},
+        "xero": {"batch_size": 3, "timeout_seconds": 0.5, **FAST_CLIENT},
+    })
+    connect_site(site)
+    assert run(site, first, last).success
+    # CI changes a fifth of the posted invoices and voids a tenth of them
+    documents = extract_sales_documents(engine_for(ci_url), first, last).invoices
+    invoices = sorted(documents.loc[(documents["doc_type"] == "INVOICE") & (documents["status"] == "FINAL")
+                                    & (documents["total_incl_cents"] > 2000), "invoice_no"])
+    changed, voided = invoices[::5], invoices[2::10]
+    for number in changed:
+        change_a_line(ci_url, number)
+    for number in voided:
+        void_in_ci(ci_url, number)
+    ci = ci_documents(ci_url, first, last)
+    sandbox.faults.set(FaultPlan(probability=0.4, slow_seconds=0.6, retry_after_seconds=0.05, seed=20261201))
+    instance = DagsterInstance.ephemeral()
+
+    for _attempt in range(8):
+        outcome = run(site, first, last, instance)
+        if outcome.success:
+            break
+        plan = sandbox.faults.plan
+        sandbox.faults.clear()
+        reported, error = reported_failure(instance, outcome.run_id)
+        held = {n for n, _t, _x in xero_by_ci_number(site)}
+        wrong = {n for n in ci if (n, *ci[n]) not in xero_by_ci_number(site)} | (set(voided) & held)
+        if error is None:
+            assert wrong <= reported, sorted(wrong - reported)[:5]
+        else:
+            assert error in XERO_TROUBLE, error
+        sandbox.faults.set(plan)
+    stats = sandbox.faults.stats()
+    sandbox.faults.clear()
+    if not outcome.success:
+        assert run(site, first, last, instance).success
+    assert stats["injected_total"] >= 15 and {"drop", "slow", "500"} & set(stats["injected"]), stats
+    held = xero_by_ci_number(site)
+    assert {doc: n for doc, n in held.items() if n > 1} == {}, "0 duplicates"
+    assert set(held) == {(number, total, tax) for number, (total, tax) in ci.items()}, "Xero equals CI to the cent"
+    again = run(site, first, last, instance)
+    assert again.success and set(again.results["outcome"]) == {"already_posted"}

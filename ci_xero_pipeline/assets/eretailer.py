@@ -19,7 +19,7 @@ from dagster import (
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from .. import checks
-from ..books.daybook import dollars_by_day, postable_rows, source_evidence
+from ..books.daybook import dollars_by_day, locked_out, postable_rows, source_evidence
 from ..books.eretailer import build_eretailer_documents, excluded_by_rule
 from ..books.schemas import XeroDocuments
 from ..books.validation import ValidatedSales, validate_sales_documents
@@ -157,7 +157,9 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
             raise_if_documents_failed(results, upstream="raw_eretailer")
             held = read_documents(client, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
         postable, withheld = postable_rows(validated_eretailer, site.settings.eretailer.all_or_nothing_days)
-        excluded = excluded_by_rule(postable.invoices, documents, site.eretailer_rules())
+        excluded = pd.concat(
+            [excluded_by_rule(postable.invoices, documents, site.eretailer_rules()), locked_out(results)], ignore_index=True
+        )
         yield Output(results, metadata=metadata.posted(results, client.calls, tracking))
         yield checks.posting_check(results)
         yield checks.reconciliation_check(documents, results, held)

@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 
 from ..money import decimal_to_cents
+from .eretailer import EXCLUDED_COLUMNS
 from .validation import ValidatedSales
 
-EXCLUDED_COLUMNS = ["business_date", "invoice_nos", "total_cents", "tax_cents", "reason"]
 DOLLAR_COLUMNS = [
     "business_date", "ci_final_cents", "ci_final_gst_cents", "in_xero_cents", "in_xero_gst_cents",
     "quarantined_cents", "quarantined_gst_cents", "excluded_cents", "excluded_gst_cents",
@@ -56,6 +56,7 @@ def hold_back_days(validated: ValidatedSales) -> tuple[ValidatedSales, pd.DataFr
     held_numbers = set(validated.invoices.loc[held, "invoice_no"])
     excluded = pd.DataFrame({
         "business_date": validated.invoices.loc[held, "business_date"],
+        "branch_code": validated.invoices.loc[held, "branch_code"],
         "invoice_nos": [(n,) for n in validated.invoices.loc[held, "invoice_no"]],
         "total_cents": validated.invoices.loc[held, "total_incl_cents"].astype("int64"),
         "tax_cents": validated.invoices.loc[held, "total_gst_cents"].astype("int64"),
@@ -76,13 +77,29 @@ def postable_rows(validated: ValidatedSales, all_or_nothing_days: bool) -> tuple
     return validated, pd.DataFrame(columns=EXCLUDED_COLUMNS)
 
 
+def locked_out(results: pd.DataFrame) -> pd.DataFrame:
+    """New documents Xero's lock date kept out (EXCLUDED_COLUMNS, CI's signs): reported, and excluded by
+    that rule. A locked change (Xero holds the earlier version) is not excluded: it stays a difference."""
+    locked = results[(results["outcome"] == "locked") & results["xero_id"].isna()]
+    sign = locked["endpoint"].map({"Invoices": 1, "CreditNotes": -1}).astype("int64")
+    return pd.DataFrame({
+        "business_date": locked["business_date"],
+        "branch_code": locked["branch_code"],
+        "invoice_nos": locked["ci_invoice_nos"],
+        "total_cents": locked["total_cents"].astype("int64") * sign,
+        "tax_cents": locked["tax_cents"].astype("int64") * sign,
+        "reason": "dated on or before Xero's lock date: not posted",
+    }, columns=EXCLUDED_COLUMNS).reset_index(drop=True)
+
+
 def _signed_xero(results: pd.DataFrame, held: dict[tuple[str, str], dict[str, Any]]) -> dict[str, list[int]]:
-    """Σ Total and Σ TotalTax per day of the documents Xero holds for these results (credit notes subtract)."""
+    """Σ Total and Σ TotalTax per day of the documents Xero holds for these results (credit notes
+    subtract). A withdrawn document is out of the books: voided, deleted, or reversed by a credit note."""
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     seen = set()
-    for day, endpoint, number in zip(results["business_date"], results["endpoint"], results["number"]):
+    for day, endpoint, number, outcome in zip(results["business_date"], results["endpoint"], results["number"], results["outcome"]):
         xero = held.get((endpoint, number))
-        if xero is None or xero.get("Status") in ("VOIDED", "DELETED") or (endpoint, number) in seen:
+        if outcome == "withdrawn" or xero is None or xero.get("Status") in ("VOIDED", "DELETED") or (endpoint, number) in seen:
             continue
         seen.add((endpoint, number))
         sign = -1 if endpoint == "CreditNotes" else 1

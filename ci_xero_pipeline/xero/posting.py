@@ -206,7 +206,7 @@ class _Documents:
                     "(a voided number is not reused). Decide in Xero whether it should be there.")
         return (f"{number} is already in Xero with total {xero.get('Total')} and tax {xero.get('TotalTax')}; "
                 f"CI says {cents_to_decimal(document.total_cents)} and {cents_to_decimal(document.tax_cents)}. "
-                "It is not the pipeline's document and was left alone.")
+                "It was not posted by this pipeline, and was left alone.")
 
 
 def _lookup(
