@@ -130,6 +130,20 @@ def command_run(args: argparse.Namespace) -> int:
     return 0 if run.success else 1
 
 
+def command_plan(args: argparse.Namespace) -> int:
+    from .code_location import build_definitions
+    from .planning import format_plan, plan_days
+    from .runner import nz_yesterday
+
+    path = _settings_path(args)
+    last = date.fromisoformat(args.last) if args.last else nz_yesterday()
+    first = date.fromisoformat(args.first) if args.first else last
+    resources = build_definitions(path).resources
+    rows = plan_days(resources["site"], resources["ci"], resources["xero"], first, last)
+    print(format_plan(rows, first, last))
+    return 0
+
+
 def command_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -188,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--last", help="last trading day, YYYY-MM-DD (default: yesterday, NZ time)")
     run.add_argument("--log-level", default="INFO", help="what the console prints (the UI keeps every event)")
     run.set_defaults(handler=command_run)
+
+    plan = commands.add_parser("plan", help="print what a run of a range of days would do in Xero, writing nothing")
+    plan.add_argument("--first", help="first NZ trading day (YYYY-MM-DD); default: --last")
+    plan.add_argument("--last", help="last NZ trading day (YYYY-MM-DD); default: yesterday in NZ")
+    plan.set_defaults(handler=command_plan)
     return parser
 
 

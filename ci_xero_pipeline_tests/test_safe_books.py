@@ -308,3 +308,25 @@ def test_all_or_nothing_days_post_nothing_of_a_day_with_quarantine(sandbox, ci, 
     assert not [d for d in by_number(site).values() if d["Status"] != "DELETED"]
     dollars = check_evaluation(instance, outcome.run_id, "every_dollar_accounted_for")
     assert dollars.passed and Decimal(dollars.metadata["excluded_by_rule"].value) > 0
+
+
+def test_plan_shows_what_a_run_would_do_and_writes_nothing(sandbox, ci, make_site, capsys):
+    from ci_xero_pipeline.cli import main
+
+    site = make_site(sandbox, ci, {"eretailer": {"mode": "detail", "status": "AUTHORISED"}})
+    connect_site(site)
+    assert run(site, DAY_BEFORE, DAY_BEFORE).success
+    edited, voided = two_invoices_of(ci, DAY_BEFORE)
+    change_a_line(ci, edited)
+    void_in_ci(ci, voided)
+    writes_before, ledger_before = writes(sandbox, site), state_rows(site)
+
+    assert main(["--settings", str(site), "plan", "--first", DAY_BEFORE.isoformat(), "--last", DAY.isoformat()]) == 0
+
+    printed = capsys.readouterr().out
+    assert writes(sandbox, site) == writes_before and state_rows(site) == ledger_before
+    assert "nothing has been written" in printed
+    lines = printed.splitlines()
+    assert any(line.split()[:3] == ["void", "+", "repost"] and f"{edited}-R1" in line for line in lines)
+    assert any(line.split()[:1] == ["void"] and voided in line and "CI voided it" in line for line in lines)
+    assert any(line.startswith(f"{DAY}:") and "create" in line for line in lines)

@@ -25,7 +25,7 @@ from ..books.schemas import XeroDocuments
 from ..books.validation import ValidatedSales, validate_sales_documents
 from ..ci.extract import SalesDocuments, extract_sales_documents
 from ..resources import CISourceResource, SiteResource, XeroResource
-from ..xero.oauth import ReconnectRequired
+from ..xero.oauth import ReconnectRequired, RefreshRefused
 from ..xero.pacing import DailyLimitReached
 from ..xero.posting import FAILED_OUTCOMES, SourceEvidence, post_documents
 from ..xero.reconcile import read_documents
@@ -44,7 +44,7 @@ def stop_when_disconnected() -> Iterator[None]:
     retrying a revoked or expired grant cannot succeed."""
     try:
         yield
-    except (ReconnectRequired, NotConnectedError, TokenStoreError) as error:
+    except (ReconnectRequired, RefreshRefused, NotConnectedError, TokenStoreError) as error:
         raise Failure(description=str(error), allow_retries=False) from None
 
 
