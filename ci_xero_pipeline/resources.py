@@ -30,6 +30,8 @@ def eretailer_rules(settings: SiteSettings) -> EretailerRules:
         status=er.status,
         sales_accounts=dict(settings.mapping.sales_accounts),
         tax_types=dict(settings.mapping.tax_types),
+        gst_rates=dict(settings.mapping.gst_rates),
+        gst_tolerance_cents=settings.mapping.gst_tolerance_cents,
         tracking_category=settings.tracking.category_name,
         tracking_options=dict(settings.tracking.branch_options),
         number_prefix=er.number_prefix,

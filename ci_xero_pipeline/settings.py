@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -92,6 +93,19 @@ class MappingSettings(_Strict):
     tax_types: dict[str, str] = Field(
         default_factory=lambda: {"S": "OUTPUT2", "Z": "ZERORATED", "E": "NONE"}
     )
+    # The GST rate (per cent) behind each CI gst_code, used to check CI's GST and to compute each
+    # line's tax as Xero does.
+    gst_rates: dict[str, Decimal] = Field(default_factory=lambda: {"S": Decimal(15), "Z": Decimal(0), "E": Decimal(0)})
+    # How far CI's GST on a line may be from rate × amount before the document is quarantined (CI
+    # rounds GST per unit, so a line of many units can be a few cents away).
+    gst_tolerance_cents: int = Field(default=2, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _rates_for_every_code(self) -> "MappingSettings":
+        missing = sorted(set(self.tax_types) - set(self.gst_rates))
+        if missing:
+            raise ValueError(f"gst_rates has no rate for gst_code(s) {missing}")
+        return self
 
     @field_validator("sales_accounts")
     @classmethod

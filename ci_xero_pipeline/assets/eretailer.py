@@ -127,7 +127,13 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         """The exact Xero invoices and credit notes, in the site's Summary or Detail mode."""
         postable, _withheld = postable_rows(validated_eretailer, site.settings.eretailer.all_or_nothing_days)
         documents = build_eretailer_documents(postable.invoices, postable.lines, site.eretailer_rules())
-        yield Output(documents, metadata=metadata.xero_documents(documents))
+        excluded = excluded_by_rule(postable.invoices, documents, site.eretailer_rules())
+        for row in excluded.itertuples(index=False):
+            context.log.info(f"{row.business_date}: {row.reason} ({len(row.invoice_nos)} CI documents)")
+        yield Output(documents, metadata={
+            **metadata.xero_documents(documents),
+            "days_without_document": MetadataValue.json(sorted(set(excluded["business_date"]))),
+        })
         yield checks.totals_check(postable, documents)
 
     @asset(
