@@ -104,7 +104,7 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         documents = extract_sales_documents(
             ci.engine(), date.fromisoformat(days[0]), date.fromisoformat(days[-1]), source="ERETAILER"
         )
-        context.add_output_metadata(metadata.raw_sales(documents, days))
+        metadata.add_per_day(context, documents, days, lambda part, day: metadata.raw_sales(part, [day]))
         return documents
 
     @asset(**common, check_specs=checks.validation_check_specs("validated_eretailer"))
@@ -113,7 +113,8 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
     ) -> Iterator:
         """FINAL documents that can be posted; every other FINAL document quarantined with its reason."""
         validated = validate_sales_documents(raw_eretailer, site.eretailer_rules())
-        yield Output(validated, metadata=metadata.validated_sales(validated))
+        metadata.add_per_day(context, validated, trading_days(context), lambda part, _day: metadata.validated_sales(part))
+        yield Output(validated)
         yield from checks.validation_checks(validated, site.quarantine_severity())
 
     @asset(
@@ -130,10 +131,11 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         excluded = excluded_by_rule(postable.invoices, documents, site.eretailer_rules())
         for row in excluded.itertuples(index=False):
             context.log.info(f"{row.business_date}: {row.reason} ({len(row.invoice_nos)} CI documents)")
-        yield Output(documents, metadata={
-            **metadata.xero_documents(documents),
-            "days_without_document": MetadataValue.json(sorted(set(excluded["business_date"]))),
+        without_document = set(excluded["business_date"])
+        metadata.add_per_day(context, documents, trading_days(context), lambda part, day: {
+            **metadata.xero_documents(part), "days_without_document": MetadataValue.json([day] if day in without_document else []),
         })
+        yield Output(documents, metadata={"days_without_document_in_run": MetadataValue.json(sorted(without_document))})
         yield checks.totals_check(postable, documents)
 
     @asset(
@@ -166,7 +168,8 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         excluded = pd.concat(
             [excluded_by_rule(postable.invoices, documents, site.eretailer_rules()), locked_out(results)], ignore_index=True
         )
-        yield Output(results, metadata=metadata.posted(results, client.calls, tracking))
+        metadata.add_per_day(context, results, days, lambda part, _day: metadata.posted(part, client.calls, tracking))
+        yield Output(results)
         yield checks.posting_check(results)
         yield checks.reconciliation_check(documents, results, held)
         yield checks.dollars_check(dollars_by_day(validated_eretailer, withheld, excluded, results, held, days))

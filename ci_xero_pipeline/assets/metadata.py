@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
+from ..io_manager import split_by_day
 from ..money import cents_to_decimal
 
 TABLE_ROW_LIMIT = 200
@@ -31,7 +32,8 @@ def _cell(value: Any) -> str | int | bool | None:
 
 
 def table(frame: pd.DataFrame, columns: Iterable[str], money_columns: Iterable[str] = ()) -> MetadataValue:
-    """A UI table of the first rows; money columns shown as exact decimals."""
+    """A UI table of the first rows; money columns shown as exact decimals. A longer table says how
+    many rows are not shown, in a last row (never cut silently); the asset's stored value has them all."""
     columns, money_columns = list(columns), set(money_columns)
     shown = frame.head(TABLE_ROW_LIMIT)
     records = []
@@ -40,10 +42,21 @@ def table(frame: pd.DataFrame, columns: Iterable[str], money_columns: Iterable[s
         for name, value in zip(columns, row):
             record[name] = money(value) if name in money_columns else _cell(value)
         records.append(TableRecord(record))
+    if len(frame) > TABLE_ROW_LIMIT:
+        more = {name: None for name in columns}
+        more[columns[0]] = f"… and {len(frame) - TABLE_ROW_LIMIT} more rows, not shown here (all are in the stored asset value)"
+        records.append(TableRecord(more))
     schema = TableSchema(
         columns=[TableColumn(name, "string" if name in money_columns else "string") for name in columns]
     )
     return MetadataValue.table(records=records, schema=schema)
+
+
+def add_per_day(context: Any, value: Any, days: list[str], describe: Callable[[Any, str], dict[str, Any]]) -> None:
+    """Each partition's metadata from that day's part of the value (a backfill of many days is one
+    run; without this every partition would show the whole range)."""
+    for day, part in split_by_day(value, days).items():
+        context.add_asset_metadata(describe(part, day), partition_key=day)
 
 
 def day_range(days: list[str]) -> str:
