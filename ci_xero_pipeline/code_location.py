@@ -86,7 +86,7 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
         ],
         resources={
             "site": SiteResource(settings_file=str(path)),
-            "ci": CISourceResource(database_url=settings.resolved_ci_database_url),
+            "ci": CISourceResource(database_url=settings.ci_database_url_template),
             "xero": XeroResource.from_settings(settings),
             "daily_io_manager": DailyFrameIOManager(base_dir=str(settings.data_path / "assets")),
         },

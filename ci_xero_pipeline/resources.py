@@ -81,14 +81,15 @@ def state_engine(url: str) -> Engine:
 
 
 class CISourceResource(ConfigurableResource):
-    """The CI database (any SQLAlchemy URL); the password, if any, belongs in an environment variable."""
+    """The CI database (any SQLAlchemy URL). The URL is kept as written, with its password as a
+    ${VARIABLE} reference: the UI's resource page shows the reference, and it is expanded only here."""
 
     database_url: str
     _engine: Engine | None = PrivateAttr(default=None)
 
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = engine_for(self.database_url)
+            self._engine = engine_for(os.path.expandvars(self.database_url))
         return self._engine
 
 
@@ -137,7 +138,7 @@ class XeroResource(ConfigurableResource):
             scopes=list(xero.scopes),
             token_file=str(settings.token_path),
             token_store_kind=xero.token_store,
-            token_database_url=os.path.expandvars(xero.token_database_url) if xero.token_database_url else None,
+            token_database_url=xero.token_database_url,  # expanded on use: the UI shows ${VAR}, not the password
             token_key_env_var=xero.token_key_env_var,
             token_key_file=str(settings.token_key_path),
             site_key=settings.site_name,
@@ -147,7 +148,7 @@ class XeroResource(ConfigurableResource):
             max_in_flight=xero.max_in_flight,
             day_call_reserve=xero.day_call_reserve,
             rate_window_seconds=xero.rate_window_seconds,
-            state_database_url=settings.resolved_state_database_url,
+            state_database_url=settings.state_database_url_template,
             tracking_category=settings.tracking.category_name,
             tracking_strategy=settings.tracking.strategy,
         )
@@ -172,7 +173,7 @@ class XeroResource(ConfigurableResource):
             self.token_key_env_var, Path(self.token_key_file) if self.token_key_file else None
         )
         if self.token_store_kind == "sql" and self.token_database_url:
-            return SqlTokenStore(self.token_database_url, self.site_key, cipher)
+            return SqlTokenStore(os.path.expandvars(self.token_database_url), self.site_key, cipher)
         return FileTokenStore(self.token_file, cipher)
 
     def keeper(self) -> TokenKeeper:
@@ -188,7 +189,7 @@ class XeroResource(ConfigurableResource):
         )
 
     def ledger(self, tenant_id: str, run_id: str | None = None) -> PostingLedger:
-        return PostingLedger(state_engine(self.state_database_url), tenant_id, run_id, site=self.site_key)
+        return PostingLedger(state_engine(os.path.expandvars(self.state_database_url)), tenant_id, run_id, site=self.site_key)
 
     def ensure_tracking(self, client: XeroClient, option_names: list[str]) -> TrackingSetup:
         return ensure_tracking_options(

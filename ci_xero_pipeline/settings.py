@@ -209,17 +209,33 @@ class SiteSettings(_Strict):
     def data_path(self) -> Path:
         return self.path(self.data_dir)
 
+    @model_validator(mode="after")
+    def _no_password_in_the_file(self) -> "SiteSettings":
+        for name, url in (("ci_database_url", self.ci_database_url), ("state_database_url", self.state_database_url),
+                          ("xero.token_database_url", self.xero.token_database_url)):
+            if url and literal_password(url):
+                raise ValueError(
+                    f"{name} holds a password: write it as an environment variable reference instead, e.g. "
+                    "postgresql://user:${CI_DB_PASSWORD}@host/db, and set the variable where the pipeline runs"
+                )
+        return self
+
+    @property
+    def ci_database_url_template(self) -> str:
+        """The CI database URL as written, ${VAR} references unexpanded (safe to show)."""
+        return self.ci_database_url or f"sqlite:///{self.data_path / 'ci_demo.sqlite'}"
+
+    @property
+    def state_database_url_template(self) -> str:
+        return self.state_database_url or f"sqlite:///{self.data_path / 'state.sqlite'}"
+
     @property
     def resolved_ci_database_url(self) -> str:
-        if self.ci_database_url:
-            return os.path.expandvars(self.ci_database_url)
-        return f"sqlite:///{self.data_path / 'ci_demo.sqlite'}"
+        return os.path.expandvars(self.ci_database_url_template)
 
     @property
     def resolved_state_database_url(self) -> str:
-        if self.state_database_url:
-            return os.path.expandvars(self.state_database_url)
-        return f"sqlite:///{self.data_path / 'state.sqlite'}"
+        return os.path.expandvars(self.state_database_url_template)
 
     @property
     def token_path(self) -> Path:
@@ -228,6 +244,12 @@ class SiteSettings(_Strict):
     @property
     def token_key_path(self) -> Path:
         return self.token_path.with_suffix(".key")
+
+
+def literal_password(url: str) -> bool:
+    """Whether a database URL spells out a password (rather than naming an environment variable)."""
+    match = re.match(r"^[^:/]+://[^:@/]*:([^@/]*)@", url)
+    return bool(match and match.group(1) and "${" not in match.group(1))
 
 
 def settings_file() -> Path:
