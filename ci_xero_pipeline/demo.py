@@ -18,7 +18,7 @@ from .ci.extract import engine_for, extract_sales_documents
 from .ci.tables import build_ci_tables
 from .money import cents_to_decimal
 from .resources import XeroResource
-from .runner import dagster_instance, nz_yesterday, run_days
+from .runner import dagster_home, dagster_instance, nz_yesterday, run_days
 from .settings import SiteSettings, load_settings
 from .xero.oauth import ReconnectRequired, connect
 from .xero.tokens import NotConnectedError, TokenStoreError
@@ -127,9 +127,14 @@ def run_demo(settings_path: Path, days: int = 30) -> int:
         for mode, path in (("summary", settings_path), ("detail", detail_mode_settings(settings))):
             mode_settings = load_settings(path)
             _ensure_connected(mode_settings)
-            # the UI (DAGSTER_HOME) shows the site as configured; the detail copy keeps its own instance
+            # the UI shows the site as configured (its instance: DAGSTER_HOME, else .dagster_home beside
+            # site.yaml, as for `ci-xero run`); the Detail copy posts to another organisation, so it keeps
+            # its own instance (data/demo-detail/.dagster_home) and never mixes into the site's asset history
             instance = dagster_instance(mode_settings, prefer_dagster_home=(mode == "summary"))
-            run = run_days(path, first, last, instance)
+            try:
+                run = run_days(path, first, last, instance)
+            finally:
+                instance.dispose()
             if not run.success:
                 print(f"  {mode}: the Dagster run {run.run_id} FAILED; open the UI to see why.")
                 all_good = False
@@ -138,4 +143,7 @@ def run_demo(settings_path: Path, days: int = 30) -> int:
             for check in run.failed_checks:
                 print(f"    check failed: {check}")
     print("CI = Xero to the cent in both modes." if all_good else "Something did not reconcile: see above.")
+    home = dagster_home(settings)
+    print(f"The runs are in the Dagster instance {home}; to see them in the UI:")
+    print(f"  DAGSTER_HOME={home} .venv/bin/dagster dev   # then open http://localhost:3000")
     return 0 if all_good else 1

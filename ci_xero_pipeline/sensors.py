@@ -1,85 +1,293 @@
 """Sensors: E-Retailer documents that changed in CI after their day was posted; a Xero connection
-about to expire; a run that left documents out of Xero. And the optional keep-alive job that
-refreshes an idle connection."""
+about to expire or refused; a run that left documents out of Xero. And the optional keep-alive job that
+refreshes an idle connection.
+
+The change sensor misses nothing:
+- which days are posted comes from the posting ledger (what this site holds in Xero, whichever run put it
+  there, even one that failed on another day), not from Dagster's materialisations;
+- a day is re-run when CI changed it after the newest run that posted it *started* (a run reads CI after
+  it starts, so a change made while it ran is never taken for one it saw);
+- the sensor reads CI from a little before the time it last read CI (CHANGE_OVERLAP_SECONDS), so a CI
+  transaction stamped before a tick and committed after it is still seen, and never from later than the
+  start of a posting run still going; a change seen twice asks for its run once (run keys, kept in the
+  cursor and in the run records);
+- CI's `updated_at` is NZ wall time: a wall time the DST night shows twice is taken as its later instant,
+  one it skips as the instant after the jump, and the window is widened by the repeated hour, so the
+  night the clocks go back neither raises nor hides a change;
+- a run it asked for that failed is asked for again (MAX_ATTEMPTS in all, further and further apart),
+  unless a later run of that day succeeded.
+"""
 
 import json
-from datetime import datetime
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 from dagster import (
-    AssetKey,
-    AssetRecordsFilter,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultSensorStatus,
     JobDefinition,
-    RunRequest,
-    SensorEvaluationContext,
-    SensorResult,
     OpExecutionContext,
     RunFailureSensorContext,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     job,
     op,
     run_failure_sensor,
     sensor,
 )
+from dagster._core.storage.tags import PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from .ci.extract import changed_documents_since
 from .resources import CISourceResource, XeroResource
-from .xero.health import expiry_warning
 from .settings import NZ_TIMEZONE
+from .xero.health import connection_health
+from .xero.ledger import PostingLedger
+from .xero.tokens import TokenStoreError
 
 NZ = ZoneInfo(NZ_TIMEZONE)
+CHANGE_SENSOR_NAME = "eretailer_changes_after_posting"
+# CI stamps a change when its transaction writes it and shows it when the transaction commits: each read
+# of CI starts this long before the previous one, and run keys keep a change seen twice to one run
+CHANGE_OVERLAP_SECONDS = 15 * 60
+CHANGE_TAG = "ci-xero/change"  # on every run the sensor asks for: the change it is for (its first run key)
+MAX_ATTEMPTS = 4  # runs asked for one change, the first included
+RETRY_AFTER_SECONDS = 5 * 60  # after the 1st failure; then 10, 20 minutes (a Xero outage has time to pass)
+RETRY_LOOKBACK_SECONDS = 7 * 86_400
+# a posting run shown running longer than this (dead, before run monitoring failed it) stops holding back
+# the window the sensor reads
+RUNNING_PIN_LIMIT_SECONDS = 86_400
+clock = time.time  # the sensor's "now" (tests move it to the DST night)
 
 
-def days_changed_after_posting(
-    changes: pd.DataFrame, posted_at: dict[str, float]
-) -> dict[str, pd.Timestamp]:
-    """Days whose newest CI change (NZ local time) is later than that day's posting (epoch seconds)."""
-    stale: dict[str, pd.Timestamp] = {}
+def nz_instant(value) -> float:
+    """Epoch seconds of a CI `updated_at` (NZ wall time without a zone; a zoned value is taken as it is).
+
+    DST-safe and never earlier than the change: a wall time the clocks show twice (02:00–02:59 on the first
+    Sunday of April) is its later instant, one they skip (02:00–02:59 on the last Sunday of September) the
+    instant the clock shows it after the jump."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        return float(stamp.timestamp())
+    wall = stamp.to_pydatetime(warn=False)
+    return max(wall.replace(tzinfo=NZ, fold=0).timestamp(), wall.replace(tzinfo=NZ, fold=1).timestamp())
+
+
+def nz_wall(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, NZ).replace(tzinfo=None)
+
+
+def wall_time_window_start(since: float) -> datetime:
+    """The earliest NZ wall time a change made at or after `since` can be stamped with: the wall time at
+    `since`, an hour less when the clocks go back within the hour after it (the repeated hour)."""
+    return min(nz_wall(since), nz_wall(since + 3600) - timedelta(hours=1))
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class ChangeCursor:
+    """The change sensor's cursor: when it last read CI, and the run keys it asked for that a later read
+    may see again (key → the change's instant, forgotten once older than any read can reach)."""
+
+    read_at: float | None = None
+    requested: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str | None) -> "ChangeCursor":
+        if not text:
+            return cls()
+        try:
+            values = json.loads(text)
+        except ValueError:
+            values = None
+        if isinstance(values, dict):
+            return cls(values.get("read_at"), {str(k): float(v) for k, v in (values.get("requested") or {}).items()})
+        try:  # an earlier version's cursor: the newest updated_at it had seen, NZ wall time
+            return cls(nz_instant(text))
+        except (ValueError, TypeError):
+            return cls()
+
+    def dumps(self) -> str:
+        return json.dumps({"read_at": self.read_at, "requested": self.requested}, sort_keys=True)
+
+
+def days_changed_after_posting(changes: pd.DataFrame, posted_since: dict[str, float]) -> dict[str, float]:
+    """Days whose newest CI change (an instant, DST-safe) is later than that day's reference: when the
+    newest run that posted the day started. Days not in `posted_since` were never posted: the schedule or a
+    backfill will take them."""
+    stale: dict[str, float] = {}
     if changes.empty:
         return stale
-    newest = changes.groupby("business_date")["updated_at"].max()
-    for day, updated_at in newest.items():
-        if day not in posted_at:
-            continue  # never posted: the schedule or a backfill will take it
-        changed = pd.Timestamp(updated_at).tz_localize(NZ).timestamp()
-        if changed > posted_at[day]:
-            stale[str(day)] = pd.Timestamp(updated_at)
+    instants = changes.assign(_instant=[nz_instant(value) for value in changes["updated_at"]])
+    newest = instants.groupby("business_date")["_instant"].max()
+    for day, changed in newest.items():
+        day = str(day)
+        if day in posted_since and changed > posted_since[day]:
+            stale[day] = float(changed)
     return stale
 
 
-def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
-    posted_key = AssetKey("posted_eretailer")
+def _started(record) -> float:
+    return float(record.start_time or record.create_timestamp.timestamp())
 
+
+def posting_references(
+    instance: DagsterInstance, ledger: PostingLedger, days: list[str], job_name: str
+) -> dict[str, float]:
+    """Per day, when the newest run that posted it started (it read CI after that, never before): the runs
+    of the day's ledger rows, and the newest successful run of the day. A run this instance does not hold
+    counts from its ledger row's time less the overlap."""
+    entries = ledger.entries_for_partitions(days)
+    run_ids = sorted({entry.run_id for entry in entries.values() if entry.run_id})
+    starts = {r.dagster_run.run_id: _started(r) for r in instance.get_run_records(RunsFilter(run_ids=run_ids))} if run_ids else {}
+    reference: dict[str, float] = {}
+    for entry in entries.values():
+        when = starts.get(entry.run_id or "", entry.updated_at - CHANGE_OVERLAP_SECONDS)
+        reference[entry.partition_key] = max(reference.get(entry.partition_key, -math.inf), when)
+    for day in days:
+        latest = instance.get_run_records(
+            RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.SUCCESS], tags={PARTITION_NAME_TAG: day}), limit=1
+        )
+        if latest:
+            reference[day] = max(reference.get(day, -math.inf), _started(latest[0]))
+    return reference
+
+
+def _has_run(instance: DagsterInstance, run_key: str) -> bool:
+    return instance.get_runs_count(RunsFilter(tags={SENSOR_NAME_TAG: CHANGE_SENSOR_NAME, RUN_KEY_TAG: run_key})) > 0
+
+
+def _attempts(instance: DagsterInstance, job_name: str, change: str) -> list:
+    records = {}
+    for tags in ({CHANGE_TAG: change}, {RUN_KEY_TAG: change}):
+        for record in instance.get_run_records(RunsFilter(job_name=job_name, tags=tags), limit=100):
+            records[record.dagster_run.run_id] = record
+    return list(records.values())
+
+
+def retries_due(instance: DagsterInstance, job_name: str, now: float) -> tuple[list[RunRequest], list[str]]:
+    """Run requests for changes whose last run (asked for by this sensor) failed; and what was given up."""
+    failed = instance.get_run_records(
+        RunsFilter(
+            job_name=job_name, statuses=[DagsterRunStatus.FAILURE], tags={SENSOR_NAME_TAG: CHANGE_SENSOR_NAME},
+            updated_after=datetime.fromtimestamp(now - RETRY_LOOKBACK_SECONDS, timezone.utc),
+        ),
+        limit=200,
+    )
+    requests: list[RunRequest] = []
+    given_up: list[str] = []
+    seen: set[str] = set()
+    for record in failed:
+        tags = record.dagster_run.tags
+        change, day = tags.get(CHANGE_TAG) or tags.get(RUN_KEY_TAG), tags.get(PARTITION_NAME_TAG)
+        if not change or not day or change in seen:
+            continue
+        seen.add(change)
+        attempts = _attempts(instance, job_name, change)
+        if any(a.dagster_run.status not in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED) for a in attempts):
+            continue  # one succeeded, or one is on its way
+        newest_attempt = max(attempts, key=lambda a: a.create_timestamp)
+        later_success = instance.get_run_records(
+            RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.SUCCESS], tags={PARTITION_NAME_TAG: day},
+                       created_after=newest_attempt.create_timestamp),
+            limit=1,
+        )
+        if later_success:
+            continue  # the day was posted since (by the schedule, a person or another change)
+        if len(attempts) >= MAX_ATTEMPTS:
+            given_up.append(f"{day} ({change}: {len(attempts)} runs failed, the last {newest_attempt.dagster_run.run_id})")
+            continue
+        ended = max(float(a.end_time or _started(a)) for a in attempts)
+        if now < ended + RETRY_AFTER_SECONDS * 2 ** (len(attempts) - 1):
+            continue
+        key = f"{change}#attempt{len(attempts) + 1}"
+        if _has_run(instance, key):
+            continue
+        requests.append(RunRequest(partition_key=day, run_key=key, tags={CHANGE_TAG: change}))
+    return requests, given_up
+
+
+def _window_pin(instance: DagsterInstance, job_name: str, now: float) -> float:
+    """The next read's reference: now, or the start of a posting run still going (it read CI before the
+    changes since, and the days it posts are not in the ledger yet)."""
+    running = instance.get_run_records(
+        RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]), limit=100
+    )
+    starts = [s for s in (_started(r) for r in running) if s >= now - RUNNING_PIN_LIMIT_SECONDS]
+    return min([now, *starts])
+
+
+def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
     @sensor(
+        name=CHANGE_SENSOR_NAME,
         job=job,
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.STOPPED,
         description="Re-runs a posted day when CI E-Retailer documents of that day are added, edited "
-        "or voided after it was posted.",
+        "or voided after it was posted (posted: the posting ledger says so), and runs it again when such "
+        "a run failed.",
     )
-    def eretailer_changes_after_posting(context: SensorEvaluationContext, ci: CISourceResource):
-        since = datetime.fromisoformat(context.cursor) if context.cursor else None
-        changes = changed_documents_since(ci.engine(), since, source="ERETAILER")
-        if changes.empty:
-            return SkipReason("No E-Retailer document changed in CI since the last look.")
-        days = sorted(changes["business_date"].unique())
-        records = context.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=posted_key, asset_partitions=list(days)), limit=10_000
-        ).records
-        posted_at: dict[str, float] = {}
-        for record in records:
-            day = record.partition_key
-            posted_at[day] = max(posted_at.get(day, 0.0), record.timestamp)
-        stale = days_changed_after_posting(changes, posted_at)
-        newest = pd.Timestamp(changes["updated_at"].max()).isoformat()
-        requests = [
-            RunRequest(partition_key=day, run_key=f"eretailer-changed:{day}:{changed.isoformat()}")
-            for day, changed in sorted(stale.items())
-        ]
-        return SensorResult(run_requests=requests, cursor=newest)
+    def eretailer_changes_after_posting(context: SensorEvaluationContext, ci: CISourceResource, xero: XeroResource):
+        now = clock()  # when CI is read: the reference of the next read
+        cursor = ChangeCursor.parse(context.cursor)
+        try:
+            connection = xero.token_store().load()
+        except TokenStoreError as error:
+            return SkipReason(f"The stored Xero connection cannot be read, so the posted days are unknown: {error}")
+        if connection is None:
+            return SkipReason("The site is not connected to Xero (`ci-xero connect`): no day is posted yet.")
+        ledger = xero.ledger(connection.tenant_id)
+        instance = context.instance
+
+        since = None if cursor.read_at is None else float(cursor.read_at) - CHANGE_OVERLAP_SECONDS
+        changes = changed_documents_since(
+            ci.engine(), wall_time_window_start(since) if since is not None else None, source="ERETAILER"
+        )
+        posted = set(ledger.posted_partitions())
+        changed_posted = sorted({str(day) for day in changes["business_date"].unique()} & posted) if not changes.empty else []
+        references = posting_references(instance, ledger, changed_posted, job.name) if changed_posted else {}
+        stale = days_changed_after_posting(changes, references)
+
+        requested = dict(cursor.requested)
+        requests: list[RunRequest] = []
+        for day, changed in sorted(stale.items()):
+            key = f"eretailer-changed:{day}:{_utc(changed)}:after:{_utc(references[day])}"
+            if key not in requested and not _has_run(instance, key):
+                requests.append(RunRequest(partition_key=day, run_key=key, tags={CHANGE_TAG: key}))
+                context.log.info(f"{day}: CI changed it at {nz_wall(changed)} NZ, after it was posted; run requested.")
+            requested[key] = changed
+        retries, given_up = retries_due(instance, job.name, now)
+        for request in retries:
+            if request.run_key not in requested:
+                requests.append(request)
+                requested[request.run_key] = now
+                context.log.warning(f"{request.partition_key}: the run asked for {request.tags[CHANGE_TAG]} failed; "
+                                    f"asked again ({request.run_key}).")
+        for message in given_up:
+            context.log.error(f"Not asked again after {MAX_ATTEMPTS} failed runs: {message}. Look at the failed run, "
+                              "fix the cause, then run the day again.")
+
+        read_at = _window_pin(instance, job.name, now)
+        oldest_needed = read_at - CHANGE_OVERLAP_SECONDS - 3600  # the next read's earliest instant, DST hour included
+        kept = {key: when for key, when in requested.items() if when >= oldest_needed}
+        new_cursor = ChangeCursor(read_at, kept).dumps()
+        if requests:
+            return SensorResult(run_requests=requests, cursor=new_cursor)
+        what = "no E-Retailer document changed in CI" if changes.empty else (
+            f"{len(changes)} E-Retailer document change(s) in CI, none after its day was posted")
+        return SensorResult(skip_reason=SkipReason(f"Since {nz_wall(since) if since else 'the start'} NZ: {what}."),
+                            cursor=new_cursor)
 
     return eretailer_changes_after_posting
 
@@ -88,20 +296,20 @@ def build_connection_expiry_sensor(warn_days: int):
     @sensor(
         minimum_interval_seconds=6 * 3600,
         default_status=DefaultSensorStatus.RUNNING,
-        description=f"Warns {warn_days} days before the Xero refresh token's 60-day expiry when nothing "
-        "has refreshed it (any posting run or the keep-alive does).",
+        description=f"Says when the Xero connection does not work (Xero refused it: reconnect) or its refresh "
+        f"token dies within {warn_days} days unless something refreshes it (any posting run or the keep-alive).",
     )
     def xero_connection_expiry(context: SensorEvaluationContext, xero: XeroResource):
-        connection = xero.token_store().load()
-        if connection is None:
-            message = "WARNING: the site is not connected to Xero. Run `ci-xero connect`."
-            context.log.warning(message)
+        try:
+            connection = xero.token_store().load()
+        except TokenStoreError as error:
+            message = f"RECONNECT NEEDED? The stored Xero connection cannot be read: {error}"
+            context.log.error(message)
             return SkipReason(message)
-        warning = expiry_warning(connection, warn_days)
-        if warning:
-            context.log.warning(warning)
-            return SkipReason(f"WARNING: {warning}")
-        return SkipReason(f"The Xero connection to {connection.tenant_name!r} is healthy.")
+        healthy, headline, _details = connection_health(connection, warn_days)
+        if not healthy:
+            context.log.warning(headline)
+        return SkipReason(headline)
 
     return xero_connection_expiry
 
