@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from datetime import date
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +38,14 @@ def demo_ci_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{path}"
     create_demo_database(url, days=DEMO_DAYS, end_day=DEMO_END_DAY, branches=5, invoices_per_day=(40, 80))
     return url
+
+
+@pytest.fixture
+def ci_copy(demo_ci_url: str, tmp_path: Path) -> str:
+    """A copy of the demo CI database that a test may change."""
+    copy = tmp_path / "ci_copy.sqlite"
+    shutil.copy(demo_ci_url.removeprefix("sqlite:///"), copy)
+    return f"sqlite:///{copy}"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from ci_xero_pipeline.ci.demo import create_ci_tables, insert_documents
 from ci_xero_pipeline.money import decimal_to_cents
 
 from .pipeline_helpers import ci_final_totals_by_day, connect_site, outcome_counts, run, xero_client, xero_documents, xero_totals_by_day
-from .test_posting_exactly_once import check_evaluation, change_a_line
+from .test_posting_exactly_once import change_a_line, check_evaluation, two_invoices
 
 TRAPS, ZERO_NET, ZERO_TOTAL = date(2026, 10, 20), date(2026, 10, 21), date(2026, 10, 22)
 BRANCH = {"branch_code": "AKL01", "branch_name": "Auckland Queen Street", "active": True}
@@ -112,19 +112,13 @@ def test_rounding_traps_and_zero_days_post_exactly_with_xeros_own_per_line_tax(m
     assert set(run(site, TRAPS, ZERO_TOTAL).results["outcome"]) == {"already_posted"}
 
 
-def test_a_paid_document_is_never_touched_when_ci_changes_it(sandbox, demo_ci_url, make_site, tmp_path):
-    import shutil
-
+def test_a_paid_document_is_never_touched_when_ci_changes_it(sandbox, ci_copy, make_site):
     from .conftest import DEMO_END_DAY
-    from .test_safe_books import two_invoices_of, writes
+    from .test_safe_books import posted_day, writes
 
-    copy = tmp_path / "ci.sqlite"
-    shutil.copy(demo_ci_url.removeprefix("sqlite:///"), copy)
-    ci = f"sqlite:///{copy}"
-    site = make_site(sandbox, ci, {"eretailer": {"mode": "detail", "status": "AUTHORISED"}})
-    connect_site(site)
-    assert run(site, DEMO_END_DAY, DEMO_END_DAY).success
-    edited, _other = two_invoices_of(ci, DEMO_END_DAY)
+    ci = ci_copy
+    site = posted_day(sandbox, ci, make_site, "detail")
+    edited, _other = two_invoices(ci)
     client = xero_client(site)
     held = client.find_by_number("Invoices", [edited])[edited]
     paid = client.put_batch("Payments", [("pay", {"Invoice": {"InvoiceID": held["InvoiceID"]}, "Account": {"Code": "090"},

@@ -3,11 +3,9 @@ Xero's own SDK: each through a real Dagster run against the sandbox."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,14 +26,6 @@ from .pipeline_helpers import ci_final_totals_by_day, connect_site, outcome_coun
 
 FIRST_DAY = DEMO_END_DAY - timedelta(days=DEMO_DAYS - 1)
 NZ = ZoneInfo("Pacific/Auckland")
-
-
-@pytest.fixture
-def ci_copy(demo_ci_url: str, tmp_path: Path) -> str:
-    """A private copy of the demo CI database that a test may change."""
-    copy = tmp_path / "ci_copy.sqlite"
-    shutil.copy(demo_ci_url.removeprefix("sqlite:///"), copy)
-    return f"sqlite:///{copy}"
 
 
 def add_bad_documents(ci_url: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ re-run that sends only what is missing, CI changes after posting (each policy), 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -29,13 +28,6 @@ from .pipeline_helpers import (
 FIRST_DAY = DEMO_END_DAY - timedelta(days=DEMO_DAYS - 1)
 NZ = ZoneInfo("Pacific/Auckland")
 TABLES = build_ci_tables()
-
-
-@pytest.fixture
-def ci_copy(demo_ci_url: str, tmp_path: Path) -> str:
-    copy = tmp_path / "ci_copy.sqlite"
-    shutil.copy(demo_ci_url.removeprefix("sqlite:///"), copy)
-    return f"sqlite:///{copy}"
 
 
 def puts(sandbox, site: Path) -> int:
@@ -126,12 +118,13 @@ def void_in_ci(ci_url: str, number: str) -> None:
             status="VOID", updated_at=datetime.now(NZ).replace(tzinfo=None)))
 
 
-def two_invoices(ci_url: str) -> tuple[str, str]:
+def two_invoices(ci_url: str, day=DEMO_END_DAY) -> tuple[str, str]:
+    """Two FINAL E-Retailer invoices of the day, over $20."""
     invoices = TABLES.sales_invoices
     with engine_for(ci_url).connect() as connection:
         numbers = connection.execute(
             sa.select(invoices.c.invoice_no).where(
-                invoices.c.business_date == DEMO_END_DAY, invoices.c.status == "FINAL",
+                invoices.c.business_date == day, invoices.c.status == "FINAL",
                 invoices.c.doc_type == "INVOICE", invoices.c.source == "ERETAILER", invoices.c.total_incl > 20,
             ).order_by(invoices.c.invoice_no).limit(2)
         ).scalars().all()

@@ -4,7 +4,6 @@ on a void, a number Xero holds with other amounts, presentation changes, and eve
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +20,7 @@ from ci_xero_pipeline.settings import load_settings
 from ci_xero_pipeline.xero.ledger import LEDGER, POSTED
 
 from .conftest import DEMO_END_DAY
-from .pipeline_helpers import ci_final_totals_by_day, connect_site, outcome_counts, run, xero_client, xero_documents, xero_totals_by_day
+from .pipeline_helpers import ci_final_totals_by_day, connect_site, outcome_counts, run, xero_client, xero_totals_by_day
 from .test_posting_exactly_once import (
     by_number, change_a_line, check_evaluation, step_failure, two_invoices, void_in_ci,
 )
@@ -32,10 +31,16 @@ DAY_BEFORE = DEMO_END_DAY - timedelta(days=1)
 
 
 @pytest.fixture
-def ci(demo_ci_url: str, tmp_path: Path) -> str:
-    copy = tmp_path / "ci_copy.sqlite"
-    shutil.copy(demo_ci_url.removeprefix("sqlite:///"), copy)
-    return f"sqlite:///{copy}"
+def ci(ci_copy: str) -> str:
+    return ci_copy
+
+
+def posted_day(sandbox, ci: str, make_site, mode: str, day=DAY) -> Path:
+    """A site whose documents of `day` are posted AUTHORISED."""
+    site = make_site(sandbox, ci, {"eretailer": {"mode": mode, "status": "AUTHORISED"}})
+    connect_site(site)
+    assert run(site, day, day).success
+    return site
 
 
 def writes(sandbox, site: Path) -> int:
@@ -100,9 +105,7 @@ def test_a_day_ci_returns_short_or_empty_is_stopped_and_nothing_in_xero_is_taken
 
 
 def test_a_posted_document_that_later_fails_validation_stays_in_xero_and_is_reported(sandbox, ci, make_site):
-    site = make_site(sandbox, ci, {"eretailer": {"mode": "detail", "status": "AUTHORISED"}})
-    connect_site(site)
-    assert run(site, DAY, DAY).success
+    site = posted_day(sandbox, ci, make_site, "detail")
     before = live_documents(site)
     # a mapping typo: one analysis code now maps to nothing
     settings = yaml.safe_load(site.read_text())
@@ -122,9 +125,7 @@ def test_a_posted_document_that_later_fails_validation_stays_in_xero_and_is_repo
 
 
 def test_a_summary_day_whose_invoice_is_quarantined_after_posting_is_not_reposted_without_it(sandbox, ci, make_site):
-    site = make_site(sandbox, ci, {"eretailer": {"mode": "summary", "status": "AUTHORISED"}})
-    connect_site(site)
-    assert run(site, DAY, DAY).success
+    site = posted_day(sandbox, ci, make_site, "summary")
     before = live_documents(site)
     edited, _other = two_invoices(ci)
     with engine_for(ci).begin() as connection:  # one bad CI edit: a line's total no longer adds up
@@ -146,9 +147,7 @@ def set_lock_date(sandbox, site: Path, day) -> None:
 
 
 def test_a_ci_change_to_a_locked_day_is_reported_and_xero_keeps_the_original(sandbox, ci, make_site):
-    site = make_site(sandbox, ci, {"eretailer": {"mode": "detail", "status": "AUTHORISED"}})
-    connect_site(site)
-    assert run(site, DAY, DAY).success
+    site = posted_day(sandbox, ci, make_site, "detail")
     before = live_documents(site)
     edited, voided = two_invoices(ci)
     change_a_line(ci, edited)
@@ -171,10 +170,8 @@ def test_a_ci_change_to_a_locked_day_is_reported_and_xero_keeps_the_original(san
 
 
 def test_a_lost_answer_or_a_refusal_on_a_void_stays_with_that_document_and_the_rest_posts(sandbox, ci, make_site):
-    site = make_site(sandbox, ci, {"eretailer": {"mode": "detail", "status": "AUTHORISED"}})
-    connect_site(site)
-    assert run(site, DAY_BEFORE, DAY_BEFORE).success
-    edited, voided = two_invoices_of(ci, DAY_BEFORE)
+    site = posted_day(sandbox, ci, make_site, "detail", DAY_BEFORE)
+    edited, voided = two_invoices(ci, DAY_BEFORE)
     change_a_line(ci, edited)
     void_in_ci(ci, voided)
     # the plan's lookup goes through; the void/repost call is carried out but its answer is dropped, and
@@ -190,7 +187,6 @@ def test_a_lost_answer_or_a_refusal_on_a_void_stays_with_that_document_and_the_r
     assert sorted(row["ci_invoice_nos"] for row in rows) == sorted([edited, voided])
     assert all(row["outcome"] == "unknown" and "lookup" in row["reason"] for row in rows)
     held = by_number(site)
-    new_day = [n for n in eretailer_numbers(ci, DAY)]
     final_new = {n for n, t in ci_final_totals_by_number(ci, DAY).items()}
     assert final_new and final_new <= set(held)  # the new day went in, whatever happened to the voids
     assert f"{edited}-R1" not in held  # nothing reposted while its void is unsettled
@@ -206,15 +202,6 @@ def ci_final_totals_by_number(ci_url: str, day) -> dict[str, Decimal]:
     with engine_for(ci_url).connect() as connection:
         return dict(connection.execute(sa.select(invoices.c.invoice_no, invoices.c.total_incl).where(
             invoices.c.business_date == day, invoices.c.source == "ERETAILER", invoices.c.status == "FINAL")).all())
-
-
-def two_invoices_of(ci_url: str, day) -> tuple[str, str]:
-    invoices = TABLES.sales_invoices
-    with engine_for(ci_url).connect() as connection:
-        numbers = connection.execute(sa.select(invoices.c.invoice_no).where(
-            invoices.c.business_date == day, invoices.c.status == "FINAL", invoices.c.doc_type == "INVOICE",
-            invoices.c.source == "ERETAILER", invoices.c.total_incl > 20).order_by(invoices.c.invoice_no).limit(2)).scalars().all()
-    return numbers[0], numbers[1]
 
 
 def test_a_number_xero_holds_with_other_amounts_is_never_recorded_as_posted(sandbox, ci, make_site):
@@ -313,10 +300,8 @@ def test_all_or_nothing_days_post_nothing_of_a_day_with_quarantine(sandbox, ci, 
 def test_plan_shows_what_a_run_would_do_and_writes_nothing(sandbox, ci, make_site, capsys):
     from ci_xero_pipeline.cli import main
 
-    site = make_site(sandbox, ci, {"eretailer": {"mode": "detail", "status": "AUTHORISED"}})
-    connect_site(site)
-    assert run(site, DAY_BEFORE, DAY_BEFORE).success
-    edited, voided = two_invoices_of(ci, DAY_BEFORE)
+    site = posted_day(sandbox, ci, make_site, "detail", DAY_BEFORE)
+    edited, voided = two_invoices(ci, DAY_BEFORE)
     change_a_line(ci, edited)
     void_in_ci(ci, voided)
     writes_before, ledger_before = writes(sandbox, site), state_rows(site)

@@ -4,7 +4,6 @@ show) holds the ${VARIABLE} reference, never its value; a password written into 
 from __future__ import annotations
 
 import pytest
-import yaml
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 
