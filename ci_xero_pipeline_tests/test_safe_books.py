@@ -315,3 +315,26 @@ def test_plan_shows_what_a_run_would_do_and_writes_nothing(sandbox, ci, make_sit
     assert any(line.split()[:3] == ["void", "+", "repost"] and f"{edited}-R1" in line for line in lines)
     assert any(line.split()[:1] == ["void"] and voided in line and "CI voided it" in line for line in lines)
     assert any(line.startswith(f"{DAY}:") and "create" in line for line in lines)
+
+
+def test_two_sites_posting_to_one_organisation_through_one_state_database_keep_their_own_ledgers(sandbox, ci, make_site, tmp_path, demo_ci_url):
+    shared_state = f"sqlite:///{tmp_path / 'shared_state.sqlite'}"
+    first = make_site(sandbox, ci, {"site_name": "Site A", "state_database_url": shared_state,
+                                    "eretailer": {"mode": "summary", "status": "AUTHORISED", "number_prefix": "A-"}})
+    second = make_site(sandbox, demo_ci_url, {"site_name": "Site B", "state_database_url": shared_state,
+                                              "eretailer": {"mode": "summary", "status": "AUTHORISED", "number_prefix": "B-"}})
+    connect_site(first)
+    connect_site(second)
+    assert run(first, DAY, DAY).success
+    change_a_line(ci, two_invoices(ci)[0])  # site A's CI changes; site B's does not
+
+    b = run(second, DAY, DAY)
+    a = run(first, DAY, DAY)
+
+    assert set(b.results["outcome"]) == {"posted"}  # B's day is B's own, not A's changed one
+    assert set(a.results["outcome"]) == {"reposted"}
+    engine = sa.create_engine(shared_state)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(LEDGER.c.site, LEDGER.c.document_key, LEDGER.c.number)).all()
+    assert sorted((site, number) for site, _key, number in rows) == [
+        ("Site A", f"A-{DAY:%Y%m%d}-R1"), ("Site B", f"B-{DAY:%Y%m%d}")]
