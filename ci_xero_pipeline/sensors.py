@@ -27,6 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import sqlalchemy as sa
 from dagster import (
     DagsterInstance,
     DagsterRunStatus,
@@ -50,7 +51,7 @@ from .ci.extract import changed_documents_since
 from .resources import CISourceResource, XeroResource
 from .settings import NZ_TIMEZONE
 from .xero.health import connection_health
-from .xero.ledger import PostingLedger
+from .xero.ledger import LEDGER, PostingLedger
 from .xero.tokens import TokenStoreError
 
 NZ = ZoneInfo(NZ_TIMEZONE)
@@ -142,19 +143,31 @@ def _started(record) -> float:
     return float(record.start_time or record.create_timestamp.timestamp())
 
 
+def _ledger_runs(ledger: PostingLedger, days: list[str]) -> list[tuple[str, str | None, float]]:
+    """(day, run id, when that run last wrote a row of the day) for the ledger rows of the days."""
+    with ledger.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(LEDGER.c.partition_key, LEDGER.c.run_id, sa.func.max(LEDGER.c.updated_at))
+            .where((LEDGER.c.site == ledger.site) & (LEDGER.c.tenant_id == ledger.tenant_id)
+                   & LEDGER.c.partition_key.in_(days))
+            .group_by(LEDGER.c.partition_key, LEDGER.c.run_id)
+        )
+        return [(str(day), run_id, float(updated)) for day, run_id, updated in rows]
+
+
 def posting_references(
     instance: DagsterInstance, ledger: PostingLedger, days: list[str], job_name: str
 ) -> dict[str, float]:
     """Per day, when the newest run that posted it started (it read CI after that, never before): the runs
     of the day's ledger rows, and the newest successful run of the day. A run this instance does not hold
-    counts from its ledger row's time less the overlap."""
-    entries = ledger.entries_for_partitions(days)
-    run_ids = sorted({entry.run_id for entry in entries.values() if entry.run_id})
+    counts from the time it wrote the day's rows, less the overlap."""
+    rows = _ledger_runs(ledger, days)
+    run_ids = sorted({run_id for _day, run_id, _when in rows if run_id})
     starts = {r.dagster_run.run_id: _started(r) for r in instance.get_run_records(RunsFilter(run_ids=run_ids))} if run_ids else {}
     reference: dict[str, float] = {}
-    for entry in entries.values():
-        when = starts.get(entry.run_id or "", entry.updated_at - CHANGE_OVERLAP_SECONDS)
-        reference[entry.partition_key] = max(reference.get(entry.partition_key, -math.inf), when)
+    for day, run_id, written in rows:
+        when = starts.get(run_id or "", written - CHANGE_OVERLAP_SECONDS)
+        reference[day] = max(reference.get(day, -math.inf), when)
     for day in days:
         latest = instance.get_run_records(
             RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.SUCCESS], tags={PARTITION_NAME_TAG: day}), limit=1
