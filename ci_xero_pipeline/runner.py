@@ -296,6 +296,13 @@ class PoolWatch:
             instance = DagsterInstance.from_ref(self.instance.get_ref())  # its own connections
         except Exception:  # noqa: BLE001
             instance = self.instance
+        try:
+            self._watch_with(instance)
+        finally:
+            if instance is not self.instance:
+                instance.dispose()
+
+    def _watch_with(self, instance: DagsterInstance) -> None:
         waiting_since: float | None = None
         warned_at = 0.0
         while not self._stop.wait(WATCH_SECONDS):

@@ -57,7 +57,7 @@ def site(sandbox, ci_copy, make_site) -> Path:
 class ChangeSensor:
     def __init__(self, site: Path, instance: DagsterInstance):
         self.definitions = build_definitions(site)
-        self.sensor = self.definitions.get_sensor_def(sensors.CHANGE_SENSOR_NAME)
+        self.sensor = self.definitions.resolve_sensor_def(sensors.CHANGE_SENSOR_NAME)
         self.instance = instance
         self.cursor: str | None = None
         self.ci_url = load_settings(site).resolved_ci_database_url
@@ -221,7 +221,7 @@ def revoke_and_refuse(sandbox, site: Path) -> None:
 
 
 def test_the_expiry_sensor_says_reconnect_after_xero_refused_the_connection(sandbox, site):
-    sensor = build_definitions(site).get_sensor_def("xero_connection_expiry")
+    sensor = build_definitions(site).resolve_sensor_def("xero_connection_expiry")
     xero = XeroResource.from_settings(load_settings(site))
 
     def tick() -> SkipReason:
