@@ -144,6 +144,7 @@ def run_demo(settings_path: Path, days: int = 30) -> int:
                 print(f"    check failed: {check}")
     print("CI = Xero to the cent in both modes." if all_good else "Something did not reconcile: see above.")
     home = dagster_home(settings)
-    print(f"The runs are in the Dagster instance {home}; to see them in the UI:")
-    print(f"  DAGSTER_HOME={home} .venv/bin/dagster dev   # then open http://localhost:3000")
+    site = "" if Path(settings_path).resolve() == (Path.cwd() / "site.yaml").resolve() else f"CI_XERO_SITE={settings_path} "
+    print(f"The runs are in the Dagster instance {home}; to see them in the UI (from the repository's folder):")
+    print(f"  DAGSTER_HOME={home} {site}.venv/bin/dagster dev   # then open http://localhost:3000")
     return 0 if all_good else 1
