@@ -181,6 +181,30 @@ class XeroSettings(_Strict):
         return value
 
 
+class CINamesSettings(_Strict):
+    """How the site's views and columns are named where they differ from the CI source contract
+    (docs/design/ci-source-contract.md); anything not listed keeps its contract name.
+
+        ci_names:
+          views: {ci_sales_invoices: dbo.v_ci_invoices}        # 'schema.view' or 'view'
+          columns: {ci_sales_invoices: {total_incl: grand_total}}
+    """
+
+    views: dict[str, str] = Field(default_factory=dict)
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _contract_names(self) -> "CINamesSettings":
+        self.names()  # unknown views or columns, empty or repeated site names: a ValueError naming them
+        return self
+
+    def names(self):
+        """The names as ci.tables.CINames, for extraction (extract_sales_documents(..., names=...))."""
+        from .ci.tables import CINames
+
+        return CINames(views=dict(self.views), columns={view: dict(columns) for view, columns in self.columns.items()})
+
+
 class SiteSettings(_Strict):
     site_name: str = Field(min_length=1)
     data_dir: str = "data"
@@ -192,6 +216,8 @@ class SiteSettings(_Strict):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     mapping: MappingSettings
     xero: XeroSettings
+    # CI view and column names where the site's differ from the contract's
+    ci_names: CINamesSettings = Field(default_factory=CINamesSettings)
     # where relative paths start: the folder of the settings file (set by load_settings)
     base_dir: str = Field(default=".", exclude=True)
 

@@ -1,6 +1,7 @@
-"""The CI source contract as SQLAlchemy tables (see docs and shared/design/ci-source-contract.md).
+"""The CI source contract as SQLAlchemy tables (docs/design/ci-source-contract.md).
 
-A site's views may carry other names; `CINames` maps contract names to the site's names. Every Column
+A site's views may carry other names; `CINames` maps contract names to the site's names (the
+`ci_names` section of site.yaml, settings.CINamesSettings). Every Column
 keeps the contract name as its `.key`, so the rest of the code always says `table.c.total_incl` while
 the SQL says whatever the site calls it.
 """
@@ -144,11 +145,26 @@ class CINames:
         unknown_views = (set(self.views) | set(self.columns)) - set(CONTRACT)
         if unknown_views:
             raise ValueError(f"not views of the CI contract: {sorted(unknown_views)}; known: {sorted(CONTRACT)}")
+        blank = [view for view, name in self.views.items() if not isinstance(name, str) or not name.strip()]
+        if blank:
+            raise ValueError(f"the site name of view(s) {sorted(blank)} is empty")
         for view, renamed in self.columns.items():
             known = {spec[0] for spec in CONTRACT[view][1]}
             unknown = set(renamed) - known
             if unknown:
-                raise ValueError(f"not columns of {view} in the CI contract: {sorted(unknown)}")
+                raise ValueError(f"not columns of {view} in the CI contract: {sorted(unknown)}; known: {sorted(known)}")
+            blank = [column for column, name in renamed.items() if not isinstance(name, str) or not name.strip()]
+            if blank:
+                raise ValueError(f"the site name of column(s) {sorted(blank)} of {view} is empty")
+            # two contract columns read from one site column would silently stand for each other
+            site_columns = [self.column(view, spec[0]) for spec in CONTRACT[view][1]]
+            repeated = sorted({name for name in site_columns if site_columns.count(name) > 1})
+            if repeated:
+                raise ValueError(f"{view}: site column(s) {repeated} would stand for more than one contract column")
+        site_views = [self.view(view) for view in CONTRACT]
+        repeated = sorted({name for name in site_views if site_views.count(name) > 1})
+        if repeated:
+            raise ValueError(f"site view(s) {repeated} would stand for more than one view of the CI contract")
 
     def view(self, contract_view: str) -> str:
         return self.views.get(contract_view, contract_view)
@@ -172,19 +188,26 @@ class CITables:
         return [getattr(self, attribute) for attribute, _ in CONTRACT.values()]
 
 
+def split_view_name(name: str) -> tuple[str | None, str]:
+    """'schema.view' as (schema, view); a name without a dot is (None, name): the connection's default
+    schema. (A view whose own name holds a dot cannot be named through the settings.)"""
+    schema, dot, view = name.rpartition(".")
+    return (schema or None, view) if dot else (None, name)
+
+
 def build_ci_tables(names: CINames | None = None, metadata: MetaData | None = None) -> CITables:
     """The contract's views as Tables named as the site names them (column keys stay contract names)."""
     names = names or CINames()
     metadata = metadata if metadata is not None else MetaData()
     tables: dict[str, Table] = {}
     for view, (attribute, specs) in CONTRACT.items():
-        site_view = names.view(view)
+        schema, site_view = split_view_name(names.view(view))
         columns = [
             Column(names.column(view, column), type_, key=column, primary_key=primary, nullable=nullable)
             for column, type_, primary, nullable in specs
         ]
         # SQLite: keep rows in key order (a line table is read in invoice order, one lookup per line)
-        table = Table(site_view, metadata, *columns, sqlite_with_rowid=False)
+        table = Table(site_view, metadata, *columns, schema=schema, sqlite_with_rowid=False)
         for keys in DATE_INDEXES.get(view, []):
             Index(f"ix_{site_view}_{'_'.join(keys)}", *(table.c[key] for key in keys))
         tables[attribute] = table
