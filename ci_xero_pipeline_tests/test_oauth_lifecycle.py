@@ -362,7 +362,7 @@ def test_expiry_sensor_warns_before_the_refresh_token_dies_and_keep_alive_refres
     site = make_site(sandbox, demo_ci_url, {"xero": {"refresh_warning_days": 14, "keep_alive_time": "03:30"}})
     connect_site(site)
     definitions = build_definitions(site)
-    sensor = definitions.get_sensor_def("xero_connection_expiry")
+    sensor = definitions.resolve_sensor_def("xero_connection_expiry")
     resource = XeroResource.from_settings(load_settings(site))
 
     def tick():

@@ -71,7 +71,7 @@ def test_a_failed_document_fails_its_partition_with_lineage_and_a_rerun_sends_on
     assert posted and not posted & failed_numbers  # the rest of the days went in
 
     # the run-failure sensor turns it into a report a person can act on
-    sensor = build_definitions(site).get_sensor_def("report_failed_posting")
+    sensor = build_definitions(site).resolve_sensor_def("report_failed_posting")
     context = build_run_status_sensor_context(
         sensor_name=sensor.name, dagster_instance=instance, dagster_run=instance.get_run_by_id(first.run_id),
         dagster_event=instance.get_records_for_run(first.run_id).records[-1].event_log_entry.dagster_event,

@@ -158,7 +158,7 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
             if len(documents):
                 options = tracking_options_used(documents["payload"], xero.tracking_category)
                 tracking = xero.ensure_tracking(client, options)
-            ledger = xero.ledger(client.tenant_id, context.run_id)
+            ledger = xero.ledger(client.tenant_id, context.run.run_id)
             evidence = SourceEvidence(**source_evidence(validated_eretailer))
             results = post_documents(client, ledger, documents, days, site.posting_policy(), evidence)
             # before reading Xero back: a failed partition yields no checks, and a spent day has no calls left
