@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 from dagster import (
@@ -52,6 +53,8 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
         "eretailer_to_xero",
         selection=AssetSelection.groups(ERETAILER_GROUP),
         description="E-Retailer invoices from CI to Xero for the chosen NZ trading days.",
+        # the machine a run started on, so a later `ci-xero run` can tell whether its process died
+        tags={"ci-xero/host": socket.gethostname()},
     )
     hour, minute = settings.eretailer.schedule_hour_minute
     eretailer_schedule = build_schedule_from_partitioned_job(

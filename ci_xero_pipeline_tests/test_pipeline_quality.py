@@ -107,11 +107,11 @@ def test_sensor_reruns_a_posted_day_when_ci_changes_it(sandbox, ci_copy, make_si
     connect_site(site)
     instance = DagsterInstance.ephemeral()
     assert run(site, FIRST_DAY, DEMO_END_DAY, instance).success
-    sensor = build_definitions(site).get_sensor_def("eretailer_changes_after_posting")
+    sensor = build_definitions(site).resolve_sensor_def("eretailer_changes_after_posting")
     ci = CISourceResource(database_url=ci_copy)
 
     def tick(cursor: str | None):
-        return sensor(build_sensor_context(instance=instance, cursor=cursor, resources={"ci": ci}))
+        return sensor(build_sensor_context(instance=instance, cursor=cursor, resources={"ci": ci, "xero": XeroResource.from_settings(load_settings(site))}))
 
     settled = tick(None)
     assert settled.run_requests == []  # nothing changed after posting
