@@ -205,6 +205,75 @@ class CINamesSettings(_Strict):
         return CINames(views=dict(self.views), columns={view: dict(columns) for view, columns in self.columns.items()})
 
 
+_ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_var_name(value: str | None) -> str | None:
+    # the value itself is never echoed: a secret pasted here by mistake must not reach an error message
+    if value is not None and not _ENV_VAR_NAME.match(value):
+        raise ValueError("must be the NAME of an environment variable (letters, digits, _), never the secret itself")
+    return value
+
+
+class EmailAlertSettings(_Strict):
+    """E-mail over SMTP, sent with Dagster's own e-mail helpers. The password is never stored here: it is
+    read from the environment variable `password_env_var` when a message is sent."""
+
+    smtp_host: str = Field(min_length=1)
+    # starttls (port 587), ssl (465) or plain (25: a relay on the local network, no TLS)
+    security: Literal["starttls", "ssl", "plain"] = "starttls"
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_user: str | None = None  # unset: the from address
+    password_env_var: str | None = "CI_XERO_SMTP_PASSWORD"
+    from_address: str = Field(min_length=3)
+    to: list[str] = Field(min_length=1)
+
+    @field_validator("password_env_var")
+    @classmethod
+    def _password_variable(cls, value: str | None) -> str | None:
+        return _env_var_name(value)
+
+    @model_validator(mode="after")
+    def _password_for_tls(self) -> "EmailAlertSettings":
+        if self.security != "plain" and not self.password_env_var:
+            raise ValueError(f"security {self.security!r} logs in to the SMTP server: set password_env_var")
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.smtp_port or {"ssl": 465, "starttls": 587, "plain": 25}[self.security]
+
+
+class WebhookAlertSettings(_Strict):
+    """A JSON POST to a URL (Slack-style {"text": ...} plus the details). The URL usually carries a
+    token, so it is never stored here: it is read from the environment variable `url_env_var`."""
+
+    url_env_var: str = "CI_XERO_ALERT_WEBHOOK_URL"
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+    @field_validator("url_env_var")
+    @classmethod
+    def _url_variable(cls, value: str) -> str:
+        return _env_var_name(value)
+
+
+class AlertSettings(_Strict):
+    """Who is told when a run fails, money is left in quarantine, Xero's daily call limit stops a run or
+    the Xero connection is about to expire or must be reconnected (through Dagster sensors)."""
+
+    enabled: bool = False
+    email: EmailAlertSettings | None = None
+    webhook: WebhookAlertSettings | None = None
+    # the Dagster UI's address, for links to the failed run (e.g. http://dagster.example:3000)
+    webserver_base_url: str | None = None
+
+    @model_validator(mode="after")
+    def _a_channel(self) -> "AlertSettings":
+        if self.enabled and self.email is None and self.webhook is None:
+            raise ValueError("alerts are enabled but no channel is set: add email, webhook or both")
+        return self
+
+
 class SiteSettings(_Strict):
     site_name: str = Field(min_length=1)
     data_dir: str = "data"
@@ -218,6 +287,8 @@ class SiteSettings(_Strict):
     xero: XeroSettings
     # CI view and column names where the site's differ from the contract's
     ci_names: CINamesSettings = Field(default_factory=CINamesSettings)
+    # who is told when something needs a person (off unless alerts.enabled)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     # where relative paths start: the folder of the settings file (set by load_settings)
     base_dir: str = Field(default=".", exclude=True)
 
