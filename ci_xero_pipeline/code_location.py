@@ -16,6 +16,7 @@ from dagster import (
     define_asset_job,
 )
 
+from .alerts import alerter_for
 from .assets.eretailer import GROUP as ERETAILER_GROUP
 from .assets.eretailer import build_eretailer_assets
 from .io_manager import DailyFrameIOManager
@@ -25,6 +26,7 @@ from .sensors import (
     build_connection_expiry_sensor,
     build_eretailer_change_sensor,
     build_failed_posting_sensor,
+    build_quarantine_sensor,
     xero_keep_alive,
 )
 from .settings import NZ_TIMEZONE, SiteSettings, load_settings, settings_file
@@ -78,15 +80,20 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
                 description=f"Refreshes the Xero connection daily at {settings.xero.keep_alive_time} NZ time.",
             )
         )
+    # alerts (site.yaml `alerts:`): a failed run of any job, money left in quarantine, the connection's state
+    alerter = alerter_for(settings)
+    sensor_defs = [
+        build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds),
+        build_connection_expiry_sensor(settings.xero.refresh_warning_days, alerter),
+        build_failed_posting_sensor(None, settings.data_path / "reports", alerter),
+    ]
+    if alerter is not None:
+        sensor_defs.append(build_quarantine_sensor(alerter))
     return Definitions(
         assets=eretailer_assets,
         jobs=[eretailer_job, eretailer_plan, xero_keep_alive],
         schedules=schedules,
-        sensors=[
-            build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds),
-            build_connection_expiry_sensor(settings.xero.refresh_warning_days),
-            build_failed_posting_sensor([eretailer_job], settings.data_path / "reports"),
-        ],
+        sensors=sensor_defs,
         resources={
             "site": SiteResource(settings_file=str(path)),
             "ci": CISourceResource(database_url=settings.ci_database_url_template),

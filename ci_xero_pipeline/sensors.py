@@ -1,6 +1,11 @@
 """Sensors: E-Retailer documents that changed in CI after their day was posted; a Xero connection
-about to expire or refused; a run that left documents out of Xero. And the optional keep-alive job that
-refreshes an idle connection.
+about to expire or refused; a run that left documents out of Xero; money a successful run left in
+quarantine. And the optional keep-alive job that refreshes an idle connection.
+
+With `alerts:` on in site.yaml the site is told (alerts.py: e-mail through Dagster's run-failure e-mail
+sensor and helpers, a webhook): a failed run with its documents' reasons (the subject says so plainly when
+Xero's daily call limit stopped it), money left in quarantine, and each change of the connection's state
+(once per change: the expiry sensor keeps the state it last told in its cursor).
 
 The change sensor misses nothing:
 - which days are posted comes from the posting ledger (what this site holds in Xero, whichever run put it
@@ -36,6 +41,7 @@ from dagster import (
     OpExecutionContext,
     RunFailureSensorContext,
     RunRequest,
+    RunStatusSensorContext,
     RunsFilter,
     SensorEvaluationContext,
     SensorResult,
@@ -43,10 +49,12 @@ from dagster import (
     job,
     op,
     run_failure_sensor,
+    run_status_sensor,
     sensor,
 )
 from dagster._core.storage.tags import PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
 
+from .alerts import Alerter, connection_notice, failure_notice, quarantine_left, quarantine_notice
 from .ci.extract import changed_documents_since
 from .resources import CISourceResource, XeroResource
 from .settings import NZ_TIMEZONE
@@ -305,23 +313,47 @@ def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
     return eretailer_changes_after_posting
 
 
-def build_connection_expiry_sensor(warn_days: int):
+UNREADABLE = "unreadable"  # the expiry sensor's state when the stored connection cannot be read
+
+
+def _told_state(cursor: str | None) -> str | None:
+    """The connection state the expiry sensor last told the site about (its cursor)."""
+    if not cursor:
+        return None
+    try:
+        return json.loads(cursor).get("told")
+    except (ValueError, AttributeError):
+        return None
+
+
+def build_connection_expiry_sensor(warn_days: int, alerter: Alerter | None = None):
+    told = f" Tells the site ({alerter.describe()}) once each time the state changes." if alerter else ""
     @sensor(
         minimum_interval_seconds=6 * 3600,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Says when the Xero connection does not work (Xero refused it: reconnect) or its refresh "
-        f"token dies within {warn_days} days unless something refreshes it (any posting run or the keep-alive).",
+        f"token dies within {warn_days} days unless something refreshes it (any posting run or the keep-alive)." + told,
     )
     def xero_connection_expiry(context: SensorEvaluationContext, xero: XeroResource):
+        details: dict = {}
         try:
             connection = xero.token_store().load()
         except TokenStoreError as error:
-            message = f"RECONNECT NEEDED? The stored Xero connection cannot be read: {error}"
-            context.log.error(message)
-            return SkipReason(message)
-        healthy, headline, _details = connection_health(connection, warn_days)
-        if not healthy:
-            context.log.warning(headline)
+            healthy, state = False, UNREADABLE
+            headline = f"RECONNECT NEEDED? The stored Xero connection cannot be read: {error}"
+            context.log.error(headline)
+        else:
+            healthy, headline, details = connection_health(connection, warn_days)
+            state = details["state"]
+            if not healthy:
+                context.log.warning(headline)
+        if alerter is not None:
+            previous = _told_state(context.cursor)
+            # once per change of state: a bad state when it starts, and the all-clear after one was told
+            if state != previous and (not healthy or previous not in (None, "healthy")):
+                alerter.send(connection_notice(state, headline, healthy, alerter.site_name, details), context.log)
+            if state != previous:  # only once it was told (a send that failed raises: told next tick)
+                context.update_cursor(json.dumps({"told": state}))
         return SkipReason(headline)
 
     return xero_connection_expiry
@@ -354,28 +386,63 @@ def failure_report(context: RunFailureSensorContext) -> dict:
             "documents": documents,
         })
     return {"run_id": context.dagster_run.run_id, "job": context.dagster_run.job_name,
+            "message": context.failure_event.message if context.failure_event else None,
             "partition_range": [context.dagster_run.tags.get("dagster/asset_partition_range_start"),
                                 context.dagster_run.tags.get("dagster/asset_partition_range_end")],
             "steps": steps}
 
 
-def build_failed_posting_sensor(jobs: list, report_dir: Path):
+def build_failed_posting_sensor(jobs: list | None, report_dir: Path, alerter: Alerter | None = None):
+    """`jobs` None: every job of the code location."""
+    told = (f" With alerts on, the same summary is sent ({alerter.describe()}): the e-mail by Dagster's "
+            "run-failure e-mail sensor.") if alerter else ""
     @run_failure_sensor(
         monitored_jobs=jobs,
         default_status=DefaultSensorStatus.RUNNING,
-        description="Reports a failed posting run: a summary in the sensor's log and a JSON report with "
-        "every document left out of Xero and where its CI rows are.",
+        description="Reports a failed run: a summary in the sensor's log and a JSON report with "
+        "every document left out of Xero and where its CI rows are." + told,
     )
     def report_failed_posting(context: RunFailureSensorContext):
         report = failure_report(context)
-        report_dir.mkdir(parents=True, exist_ok=True)
         path = report_dir / f"failed-run-{report['run_id']}.json"
-        path.write_text(json.dumps(report, indent=2, default=str))
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(report, indent=2, default=str))
+            report["report_file"] = str(path)
+        except OSError as error:  # the notice still goes: the report is not on this disk alone
+            context.log.error(f"The failure report could not be written to {path}: {error}")
         left_out = sum(len(step["documents"]) for step in report["steps"])
-        context.log.error(
-            f"Run {report['run_id']} of {report['job']} failed: "
-            + "; ".join(f"{step['step']}: {step['reason']}" for step in report["steps"])
-            + (f" ({left_out} document(s) not in Xero; report: {path})" if left_out else f" (report: {path})")
-        )
+        if alerter is None:
+            context.log.error(
+                f"Run {report['run_id']} of {report['job']} failed: "
+                + "; ".join(f"{step['step']}: {step['reason']}" for step in report["steps"])
+                + (f" ({left_out} document(s) not in Xero; report: {path})" if left_out else f" (report: {path})")
+            )
+            return
+        held = quarantine_left(context.instance, report["run_id"])
+        notice = failure_notice(report, alerter.site_name, held or None, alerter.run_link(report["run_id"]))
+        alerter.send(notice, context.log, failure_context=context)  # the summary goes into the log too
 
     return report_failed_posting
+
+
+def build_quarantine_sensor(alerter: Alerter, jobs: list | None = None):
+    """Tells the site when a run that succeeded left money in quarantine (its no_quarantined_rows checks
+    failed: the day's other documents went to Xero, these did not)."""
+    @run_status_sensor(
+        run_status=DagsterRunStatus.SUCCESS,
+        name="tell_money_left_in_quarantine",
+        monitored_jobs=jobs,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"After a successful run whose no_quarantined_rows check failed, tells the site "
+        f"({alerter.describe()}) how many documents and how much money are held back from Xero.",
+    )
+    def tell_money_left_in_quarantine(context: RunStatusSensorContext):
+        run = context.dagster_run
+        held = quarantine_left(context.instance, run.run_id)
+        if not held:
+            context.log.info(f"Run {run.run_id} left nothing in quarantine.")
+            return
+        alerter.send(quarantine_notice(run, held, alerter.site_name, alerter.run_link(run.run_id)), context.log)
+
+    return tell_money_left_in_quarantine
