@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 from dagster import DagsterInstance, SkipReason, build_sensor_context
+from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 
 from ci_xero_pipeline.code_location import build_definitions
@@ -430,6 +431,11 @@ def test_no_secret_or_token_reaches_logs_metadata_or_output(mode, sandbox_factor
         "python logs": caplog.text,
         "error": str(dead.value) + repr(dead.value),
         "resource config": json.dumps(serialize_value(instance.get_run_by_id(result.run_id))),
+        "repository snapshot": serialize_value(RepositorySnap.from_def(build_definitions(site).get_repository_def())),
+        # every file the pipeline wrote: the (encrypted) token store, the ledger, asset values, reports
+        "files under data/": "\n".join(
+            path.read_bytes().decode("latin-1") for path in load_settings(site).data_path.rglob("*") if path.is_file()
+        ),
     }
     assert len(haystacks["event log"]) > 10_000
     for name, text in haystacks.items():
