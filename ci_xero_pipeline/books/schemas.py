@@ -24,6 +24,44 @@ GST_CODES = ["S", "Z", "E"]
 ISO_DAY = r"^\d{4}-\d{2}-\d{2}$"
 DEFAULT_GST_TOLERANCE_CENTS = 2  # EretailerRules.gst_tolerance_cents' default
 
+# What a step reports without holding a document back (a cut description, a renamed tracking option, a
+# repeated row of a document that is not posted anyway): one row each, dated, for the asset to show.
+NOTICE_COLUMNS = ["business_date", "invoice_no", "line_no", "kind", "message"]
+
+
+def notices_frame(business_date, invoice_no, line_no, kind, message) -> pd.DataFrame:
+    """NOTICE_COLUMNS from equal-length sequences (or one value for every row: invoice_no / line_no
+    None, kind)."""
+    days = list(business_date)
+    count = len(days)
+
+    def column(values) -> list:
+        if isinstance(values, str) or values is None:
+            return [values] * count
+        return list(values)
+
+    return pd.DataFrame({
+        "business_date": pd.Series(days, dtype=object),
+        "invoice_no": pd.Series(column(invoice_no), dtype=object),
+        "line_no": pd.Series(pd.array(column(line_no), dtype="Int64")),
+        "kind": pd.Series(column(kind), dtype=object),
+        "message": pd.Series(column(message), dtype=object),
+    }, columns=NOTICE_COLUMNS)
+
+
+def empty_notices() -> pd.DataFrame:
+    return notices_frame([], None, None, None, [])
+
+
+def combined_notices(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return empty_notices()
+    found = pd.concat(parts, ignore_index=True)[NOTICE_COLUMNS]
+    found["line_no"] = found["line_no"].astype("Int64")
+    return found.sort_values(["business_date", "invoice_no", "line_no", "kind"], na_position="first", kind="stable").reset_index(drop=True)
+
+
 # |quantity_x1000| and |unit_price_x10000| below 2**31 keep their product inside int64.
 _SAFE_FACTOR = 2**31
 _INT64_MAX = 2**63 - 1

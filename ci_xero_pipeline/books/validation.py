@@ -3,6 +3,11 @@
 A document with any problem is quarantined whole, with one row per problem naming the CI document,
 the line and the reason; half an invoice is never posted, and the rest of the day still posts.
 Documents that are not FINAL (HELD, VOID) are skipped, not errors.
+
+Nothing is dropped without a word: a document the header view returns more than once is quarantined
+(check `duplicate_header`); a value with more decimals than the contract gives it (extraction's
+excess_decimals) quarantines its document (`excess_decimals`); lines without their document are listed
+in `orphan_lines`; what needs saying but holds nothing back is in `notices` (NOTICE_COLUMNS).
 """
 
 from __future__ import annotations
@@ -18,12 +23,23 @@ import pandera.pandas as pa
 from ..money import cents_to_decimal
 from .rules import EretailerRules
 from .schemas import (
-    CISalesInvoices, ci_lines_model, expected_line_total_cents, rate_ratio, row_wise_checks_of, tax_cents_by_code,
+    NOTICE_COLUMNS, CISalesInvoices, ci_lines_model, combined_notices, empty_notices, expected_line_total_cents,
+    notices_frame, rate_ratio, row_wise_checks_of, tax_cents_by_code,
 )
 
 QUARANTINE_COLUMNS = ["invoice_no", "business_date", "branch_code", "line_no", "total_incl_cents", "total_gst_cents", "check", "reason"]
 SKIPPED_COLUMNS = ["invoice_no", "business_date", "branch_code", "status", "total_incl_cents"]
 UNMAPPED_COLUMNS = ["business_date", "kind", "code", "invoice_no"]
+ORPHAN_LINE_COLUMNS = ["business_date", "invoice_no", "line_no", "line_total_incl_cents", "line_gst_cents", "reason"]
+NOT_FINAL = ["HELD", "VOID"]
+
+
+def empty_orphan_lines() -> pd.DataFrame:
+    return pd.DataFrame({
+        "business_date": pd.Series(dtype=object), "invoice_no": pd.Series(dtype=object),
+        "line_no": pd.Series(dtype="Int64"), "line_total_incl_cents": pd.Series(dtype="Int64"),
+        "line_gst_cents": pd.Series(dtype="Int64"), "reason": pd.Series(dtype=object),
+    })
 
 
 @dataclass(frozen=True)
@@ -33,6 +49,11 @@ class ValidatedSales:
     quarantine: pd.DataFrame  # one row per problem (QUARANTINE_COLUMNS)
     skipped: pd.DataFrame  # not FINAL (SKIPPED_COLUMNS)
     unmapped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=UNMAPPED_COLUMNS))
+    # lines read without their document, never posted (ORPHAN_LINE_COLUMNS): extraction's and those
+    # whose invoice_no no document of the read has
+    orphan_lines: pd.DataFrame = field(default_factory=empty_orphan_lines)
+    # reported, nothing held back for it (NOTICE_COLUMNS): e.g. a HELD or VOID document repeated by the view
+    notices: pd.DataFrame = field(default_factory=empty_notices)
 
     @property
     def unmapped_codes(self) -> dict[str, list[str]]:
@@ -362,6 +383,10 @@ class _DocumentNumbers:
         runs = np.diff(np.append(starts, len(numbers)))
         return cls(codes[: len(documents)], np.repeat(codes[len(documents):], runs), len(uniques))
 
+    def of_documents(self, rows: np.ndarray) -> _DocumentNumbers:
+        """The same numbers for the documents invoices[rows] only (and every line)."""
+        return _DocumentNumbers(self.documents[rows], self.lines, self.count)
+
     def lines_of_documents(self) -> np.ndarray:
         """lines["invoice_no"].isin(invoices["invoice_no"])"""
         known = np.zeros(self.count, dtype=bool)
@@ -466,25 +491,36 @@ def _site_mapping(
 
 
 def validate_sales_documents(documents, rules: EretailerRules) -> ValidatedSales:
-    """Split the extracted documents into postable FINAL documents, quarantined ones and skipped ones."""
+    """Split the extracted documents into postable FINAL documents, quarantined ones and skipped ones.
+
+    `documents` has invoices and lines (extract.SalesDocuments, or any object with those two frames);
+    its orphan_lines and excess_decimals, when it has them, are taken into account too."""
     invoices = _numbered(documents.invoices)
     lines = _numbered(documents.lines)
-
-    held_or_void = invoices["status"].isin(["HELD", "VOID"]).to_numpy(dtype=bool)
-    skipped = _rows(invoices[SKIPPED_COLUMNS], held_or_void)
-    candidates = invoices[~held_or_void]
-    numbers = _DocumentNumbers.of(candidates, lines)
-    # the candidates' lines, lines[candidate_line], are looked at in place rather than copied
-    if numbers is None:
-        candidate_line = lines["invoice_no"].isin(candidates["invoice_no"]).to_numpy(dtype=bool)
-    else:
-        candidate_line = numbers.lines_of_documents()
-
     problems = _Problems()
+    notices: list[pd.DataFrame] = []
+
+    held_or_void = invoices["status"].isin(NOT_FINAL).to_numpy(dtype=bool)
+    kept = _one_row_per_document(invoices, held_or_void, problems, notices)
+    skipped = _rows(invoices[SKIPPED_COLUMNS], held_or_void & kept)
+    candidate = ~held_or_void & kept
+    candidates = invoices[candidate]
+    every = _DocumentNumbers.of(invoices, lines)
+    # the candidates' lines, lines[candidate_line], are looked at in place rather than copied
+    if every is None:
+        numbers = None
+        candidate_line = lines["invoice_no"].isin(candidates["invoice_no"]).to_numpy(dtype=bool)
+        orphan = ~lines["invoice_no"].isin(invoices["invoice_no"]).to_numpy(dtype=bool)
+    else:
+        numbers = every.of_documents(candidate)
+        candidate_line = numbers.lines_of_documents()
+        orphan = ~every.lines_of_documents()
+
     _invoice_contract(candidates, problems)
     _line_contract(lines, candidate_line, rules, problems)
     _document_arithmetic(candidates, lines, problems, numbers)
     unmapped = _site_mapping(candidates, lines, candidate_line, rules, problems)
+    _excess_decimals(getattr(documents, "excess_decimals", None), candidates, problems, notices)
 
     found = problems.frame()
     bad = set(found["invoice_no"])
@@ -504,7 +540,94 @@ def validate_sales_documents(documents, rules: EretailerRules) -> ValidatedSales
         quarantine=quarantine.reset_index(drop=True),
         skipped=skipped,
         unmapped=unmapped.reset_index(drop=True),
+        orphan_lines=_orphan_lines(getattr(documents, "orphan_lines", None), lines, orphan),
+        notices=combined_notices(notices),
     )
+
+
+def _one_row_per_document(
+    invoices: pd.DataFrame, held_or_void: np.ndarray, problems: _Problems, notices: list[pd.DataFrame]
+) -> np.ndarray:
+    """Which header rows stand for their document: all of them, unless the header view returned a
+    number more than once. Then one row stands for it: a FINAL one, and the document is quarantined
+    (`duplicate_header`: which of the rows is CI's cannot be told); if none is FINAL, one row is
+    skipped (a HELD one rather than a VOID one: never take a document back on an ambiguous word) and
+    a notice says so."""
+    kept = np.ones(len(invoices), dtype=bool)
+    numbers = invoices["invoice_no"]
+    if numbers.is_unique:  # the usual case: one hash of the numbers, nothing else
+        return kept
+    repeated = invoices[numbers.duplicated(keep=False).to_numpy(dtype=bool) & numbers.notna().to_numpy(dtype=bool)]
+    chosen_final, final_reasons, other_rows = [], [], []
+    for number, group in repeated.groupby("invoice_no", sort=True):
+        kept[group.index.to_numpy()] = False
+        statuses = group["status"].astype(str).tolist()
+        days = sorted({str(day) for day in group["business_date"]})
+        described = (
+            f"{number}: ci_sales_invoices returned {len(group)} header rows for this one document "
+            f"(status {', '.join(statuses)}" + (f"; dated {' and '.join(days)}" if len(days) > 1 else "") + ")"
+        )
+        final = group.index[~held_or_void[group.index.to_numpy()]]
+        if len(final):
+            kept[final[0]] = True
+            chosen_final.append(final[0])
+            final_reasons.append(
+                described + ": a view that repeats a document (a join matching twice?) cannot say which row is "
+                "CI's, so the document is held back until the view returns it once"
+            )
+        else:
+            held = group.index[group["status"].to_numpy() == "HELD"]
+            row = held[0] if len(held) else group.index[0]
+            kept[row] = True
+            other_rows.append((invoices.at[row, "business_date"], number, described + f": taken as {invoices.at[row, 'status']}"
+                               + (" (not as VOID: nothing is taken back on an ambiguous word)" if len(held) and "VOID" in statuses else "")
+                               + "; fix the view so that it returns the document once"))
+    if chosen_final:
+        rows = invoices.loc[chosen_final]
+        problems.add(rows["invoice_no"], None, "duplicate_header", pd.Series(final_reasons, index=rows.index))
+    if other_rows:
+        days, numbers_, messages = zip(*other_rows)
+        notices.append(notices_frame(days, numbers_, [None] * len(days), "duplicate_header", messages))
+    return kept
+
+
+def _excess_decimals(found: pd.DataFrame | None, candidates: pd.DataFrame, problems: _Problems, notices: list[pd.DataFrame]) -> None:
+    """Values the read found with more decimals than the contract gives them (extract.SalesDocuments.
+    excess_decimals): a FINAL document with one is quarantined; any other document's is a notice."""
+    if found is None or found.empty:
+        return
+    of_candidate = found["invoice_no"].isin(candidates["invoice_no"]).to_numpy(dtype=bool)
+    quarantined = found[of_candidate]
+    problems.add(quarantined["invoice_no"], quarantined["line_no"], "excess_decimals", quarantined["reason"])
+    others = found[~of_candidate]
+    if len(others):
+        notices.append(notices_frame(others["business_date"], others["invoice_no"], others["line_no"], "excess_decimals", others["reason"]))
+
+
+def _orphan_lines(read: pd.DataFrame | None, lines: pd.DataFrame, orphan: np.ndarray) -> pd.DataFrame:
+    """Extraction's orphan lines and the lines whose invoice_no no document of the read has
+    (ORPHAN_LINE_COLUMNS): none of them is posted, all of them are listed."""
+    parts = [read[ORPHAN_LINE_COLUMNS]] if read is not None and len(read) else []
+    if orphan.any():
+        rows = lines[orphan]
+        days = rows["business_date"] if "business_date" in rows.columns else pd.Series(None, index=rows.index, dtype=object)
+        parts.append(pd.DataFrame({
+            "business_date": days.to_numpy(dtype=object),
+            "invoice_no": rows["invoice_no"].to_numpy(dtype=object),
+            "line_no": rows["line_no"].astype("Int64").array,
+            "line_total_incl_cents": rows["line_total_incl_cents"].astype("Int64").array,
+            "line_gst_cents": rows["line_gst_cents"].astype("Int64").array,
+            "reason": (
+                _where(rows, line=True) + ": no document of the read has this invoice_no (no header row in "
+                "ci_sales_invoices for the days read); nothing of it is posted"
+            ).to_numpy(dtype=object),
+        }, columns=ORPHAN_LINE_COLUMNS))
+    if not parts:
+        return empty_orphan_lines()
+    found = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    for column in ("line_no", "line_total_incl_cents", "line_gst_cents"):
+        found[column] = found[column].astype("Int64")
+    return found
 
 
 def _numbered(frame: pd.DataFrame) -> pd.DataFrame:
