@@ -39,7 +39,7 @@ from dagster._utils.alert import (
 from .checks import NO_QUARANTINE
 from .settings import AlertSettings
 
-DOCUMENTS_SHOWN = 50  # failed documents listed in a notice; the rest are counted (the report has them all)
+DOCUMENTS_SHOWN = 200  # failed documents listed in a notice; the rest are counted (the report has them all)
 DAILY_LIMIT_WORDS = "daily call limit"
 
 
@@ -96,11 +96,23 @@ def _money(value: Any) -> Decimal:
 
 
 def _document_line(document: dict) -> str:
+    values = [str(value) for value in document.values() if value not in (None, "")]
+    if len(values) == 1 and values[0].startswith("…"):  # a metadata table's "… and N more rows" row
+        return values[0]
     number = document.get("number") or document.get("ci_invoice_nos") or "?"
     where = ", ".join(str(document[key]) for key in ("business_date", "branch_code") if document.get(key))
     amount = f", ${document['amount']}" if document.get("amount") not in (None, "") else ""
     reason = str(document.get("reason") or document.get("message") or "").strip()
     return f"- {number} ({where}{amount}): {reason}" if where or amount else f"- {number}: {reason}"
+
+
+def _count(steps: list[dict], listed: list[dict]) -> int:
+    """How many documents the failure says are not in Xero ("90 document(s) of 6 day(s) ..."), or those listed."""
+    told = 0
+    for step in steps:
+        first = str(step.get("reason") or "").split(" document(s)", 1)[0]
+        told += int(first) if first.isdigit() else 0
+    return max(told, len(listed))
 
 
 def failure_notice(report: dict, site_name: str, quarantine: "QuarantineLeft | None" = None,
@@ -109,6 +121,7 @@ def failure_notice(report: dict, site_name: str, quarantine: "QuarantineLeft | N
     run, each failed step and why; then every document left out of Xero with Xero's reason."""
     steps = report.get("steps") or []
     documents = [document for step in steps for document in step.get("documents") or []]
+    listed = [d for d in documents if not any(str(v).startswith("…") for v in d.values() if v is not None)]
     texts = [str(step.get("reason") or "") for step in steps] + [str(d.get("reason") or "") for d in documents]
     texts.append(str(report.get("message") or ""))
     daily_limit = any(DAILY_LIMIT_WORDS in text.lower() for text in texts)
@@ -117,7 +130,7 @@ def failure_notice(report: dict, site_name: str, quarantine: "QuarantineLeft | N
     if daily_limit:
         subject = f"[ci-xero {site_name}] Xero's daily call limit reached: run of {report['job']}{days} stopped"
     else:
-        left = f", {len(documents)} document(s) not in Xero" if documents else ""
+        left = f", {_count(steps, listed)} document(s) not in Xero" if documents else ""
         subject = f"[ci-xero {site_name}] Run failed: {report['job']}{days}{left}"
     headline = (f"Run {report['run_id']} of {report['job']}{days} failed"
                 + (" because Xero's daily call limit was reached: the next run resumes where it stopped" if daily_limit else "")
@@ -126,7 +139,7 @@ def failure_notice(report: dict, site_name: str, quarantine: "QuarantineLeft | N
     if not steps and report.get("message"):
         lines.append(str(report["message"]))
     if documents:
-        lines.append(f"{len(documents)} document(s) are not in Xero:")
+        lines.append(f"{_count(steps, listed)} document(s) are not in Xero:")
         lines += [_document_line(document) for document in documents[:DOCUMENTS_SHOWN]]
         if len(documents) > DOCUMENTS_SHOWN:
             lines.append(f"... and {len(documents) - DOCUMENTS_SHOWN} more (all are in the run's step failure "
