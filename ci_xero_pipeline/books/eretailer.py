@@ -18,6 +18,12 @@ are all 0.00 (a free item) is posted as a 0.00 document with those lines: Xero a
 0.00 invoice becomes PAID at once); only a document with no lines is refused, and validation
 quarantines a CI document without lines before it gets here.
 
+Nothing is changed without a word: build_eretailer_documents_with_notices returns, beside the
+documents, a notices frame (NOTICE_COLUMNS) naming each description cut to Xero's 4,000 characters,
+each branch option name cut to Xero's 50 (a cut name always ends in its branch code, so two long names
+never meet in one option) or renamed because two branches would share it, each document left out
+because its number was given twice, and each line left out because its document was not given.
+
 Only accounting content (amounts, tax, accounts, tax types, tracking, quantities and unit amounts)
 goes into the totals: `total_cents`/`tax_cents` come from CI's figures and equal Σ LineAmount and
 Σ TaxAmount of the payload; Description, Reference and DueDate are presentation and compute nothing.
@@ -35,13 +41,14 @@ import pandas as pd
 
 from ..bulk import cycle_collector_paused
 from .rules import EretailerRules
-from .schemas import amounts_for_tax, rate_ratio, tax_cents_by_code
+from .schemas import NOTICE_COLUMNS, amounts_for_tax, combined_notices, empty_notices, notices_frame, rate_ratio, tax_cents_by_code
 
 DOCUMENT_COLUMNS = [
     "document_key", "business_date", "branch_code", "endpoint", "document_type", "number", "reference",
     "contact_name", "status", "total_cents", "tax_cents", "line_count", "ci_invoice_nos", "payload",
 ]
 DESCRIPTION_LIMIT = 4000  # Xero's limit on a line description
+OPTION_LIMIT = 50  # Xero's limit on a tracking option name
 NAME_LIMIT = 255  # contact names, references and numbers
 
 GST_LABELS = {"Z": "zero-rated", "E": "exempt"}  # a rated code is labelled with its rate: "GST 15%"
@@ -68,10 +75,94 @@ def _due_date(day: str, rules: EretailerRules) -> str:
     return (date.fromisoformat(day) + timedelta(days=rules.due_days)).isoformat()
 
 
-def _branch_options(invoices: pd.DataFrame, rules: EretailerRules) -> pd.Series:
-    """Each document's tracking option: the site's mapping, else the branch's name in CI."""
-    mapped = invoices["branch_code"].map(dict(rules.tracking_options))
-    return mapped.fillna(invoices["branch_name"]).astype(str).str.slice(0, 50)
+class _Notices:
+    """The notices of one build (NOTICE_COLUMNS frames)."""
+
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, business_date, invoice_no, line_no, kind: str, message) -> None:
+        part = notices_frame(business_date, invoice_no, line_no, kind, message)
+        if len(part):
+            self.parts.append(part)
+
+    def frame(self) -> pd.DataFrame:
+        return combined_notices(self.parts)
+
+
+def _with_code(name: str, code: Any) -> str:
+    """The name, cut so that ' (CODE)' fits after it within OPTION_LIMIT characters."""
+    suffix = f" ({code})"
+    if len(suffix) >= OPTION_LIMIT // 2:
+        suffix = f" ({str(code)[:OPTION_LIMIT // 2 - 3]})"
+    return name[: OPTION_LIMIT - len(suffix)].rstrip() + suffix
+
+
+def _branch_options(invoices: pd.DataFrame, rules: EretailerRules, notices: _Notices | None = None) -> pd.Series:
+    """Each document's tracking option: the site's mapping, else the branch's name in CI, within
+    Xero's 50 characters. Never two branches in one option unless the site maps them so: a name
+    longer than 50 is cut and ends in its branch code ('Name … (CODE)', the same whichever branches a
+    run holds), and a name another branch of the documents also has (two CI branches of one name, or a
+    CI name equal to a mapped one) ends in its branch code too. Each cut or rename is a notice, per
+    day and branch. Worked out once per distinct branch."""
+    codes = invoices["branch_code"].to_numpy(dtype=object)
+    names = invoices["branch_name"].to_numpy(dtype=object)
+    code_ids, _ = pd.factorize(codes, use_na_sentinel=True)
+    name_ids, name_values = pd.factorize(names, use_na_sentinel=True)
+    pair_ids, pairs = pd.factorize(code_ids.astype(np.int64) * (len(name_values) + 1) + (name_ids + 1))
+    first = np.zeros(len(pairs), dtype=np.int64)
+    first[pair_ids[::-1]] = np.arange(len(pair_ids))[::-1]  # each pair's first row
+    mapping = dict(rules.tracking_options)
+    full, option, configured, pair_codes = [], [], [], []
+    for row in first.tolist():
+        code, name = codes[row], names[row]
+        mapped = mapping.get(code) if isinstance(code, str) else None
+        text = str(mapped if mapped is not None else name)
+        full.append(text)
+        configured.append(mapped is not None)
+        pair_codes.append(code)
+        option.append(_with_code(text, code) if len(text) > OPTION_LIMIT else text)
+    cut = [len(text) > OPTION_LIMIT for text in full]
+    renamed = [False] * len(option)
+    for _ in range(3):  # a renamed option could (in theory) meet another: look again
+        users: dict[str, set] = {}
+        for number, name in enumerate(option):
+            users.setdefault(name, set()).add(pair_codes[number])
+        clashing = [
+            number for number, name in enumerate(option)
+            if len(users[name]) > 1 and not configured[number] and not (cut[number] or renamed[number])
+        ]
+        if not clashing:
+            break
+        for number in clashing:
+            option[number] = _with_code(full[number], pair_codes[number])
+            renamed[number] = True
+    users = {}
+    for number, name in enumerate(option):
+        users.setdefault(name, set()).add(pair_codes[number])
+    for number, name in enumerate(option):  # still shared (never seen): a counter keeps them apart
+        others = sorted(str(code) for code in users[name] if code != pair_codes[number])
+        if others and not configured[number]:
+            option[number] = _with_code(full[number], f"{pair_codes[number]}-{number}")
+            renamed[number] = True
+    options = np.array(option, dtype=object)[pair_ids]
+    if notices is not None and (any(cut) or any(renamed)):
+        for number in range(len(option)):
+            if not (cut[number] or renamed[number]):
+                continue
+            rows = np.flatnonzero(pair_ids == number)
+            days = sorted(set(invoices["business_date"].to_numpy(dtype=object)[rows].tolist()))
+            code = pair_codes[number]
+            if cut[number]:
+                kind = "option_cut"
+                message = (f"branch {code}: the tracking option name '{full[number]}' has {len(full[number])} characters, "
+                           f"more than Xero's {OPTION_LIMIT}: the option is '{option[number]}'")
+            else:
+                kind = "option_renamed"
+                message = (f"branch {code}: the tracking option name '{full[number]}' is another branch's too: "
+                           f"the option is '{option[number]}', so that the branches stay apart")
+            notices.add(days, None, [None] * len(days), kind, [message] * len(days))
+    return pd.Series(options, index=invoices.index, dtype=object)
 
 
 def _empty_documents() -> pd.DataFrame:
@@ -148,17 +239,61 @@ def _gst_adjustments(
 
 
 def build_eretailer_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules) -> pd.DataFrame:
-    """The Xero documents for validated FINAL E-Retailer documents, one row each (DOCUMENT_COLUMNS)."""
+    """The Xero documents for validated FINAL E-Retailer documents, one row each (DOCUMENT_COLUMNS).
+    (build_eretailer_documents_with_notices: the same, and what was cut or left out.)"""
+    return build_eretailer_documents_with_notices(invoices, lines, rules)[0]
+
+
+def build_eretailer_documents_with_notices(
+    invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Xero documents (DOCUMENT_COLUMNS) and the notices of the build (NOTICE_COLUMNS: kind
+    description_cut, option_cut, option_renamed, duplicate_header, orphan_line)."""
+    notices = _Notices()
+    invoices, lines = _one_row_per_number(invoices, lines, notices)
     if invoices.empty:
-        return _empty_documents()
+        _orphans(lines, np.ones(len(lines), dtype=bool), notices)
+        return _empty_documents(), notices.frame()
     with cycle_collector_paused(promote_survivors=True):
         if rules.mode == "summary":
-            documents = _summary_documents(invoices, lines, rules)
+            documents = _summary_documents(invoices, lines, rules, notices)
         else:
-            documents = _detail_documents(invoices, lines, rules)
+            documents = _detail_documents(invoices, lines, rules, notices)
     if _in_order(documents["business_date"], documents["document_key"]) and list(documents.columns) == DOCUMENT_COLUMNS:
-        return documents  # what the sort below would give (Detail documents usually come in this order)
-    return documents.sort_values(["business_date", "document_key"]).reset_index(drop=True)[DOCUMENT_COLUMNS]
+        return documents, notices.frame()  # what the sort below would give (Detail documents usually come in this order)
+    return documents.sort_values(["business_date", "document_key"]).reset_index(drop=True)[DOCUMENT_COLUMNS], notices.frame()
+
+
+def _one_row_per_number(invoices: pd.DataFrame, lines: pd.DataFrame, notices: _Notices) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The documents without any whose number is given more than once (and without those documents'
+    lines): which row is CI's cannot be told, and a summed or shared document would post the money
+    twice. Validation quarantines such a document before it gets here; each left out is a notice."""
+    numbers = invoices["invoice_no"]
+    if numbers.is_unique:
+        return invoices, lines
+    repeated = numbers.duplicated(keep=False).to_numpy(dtype=bool)
+    left_out = invoices[repeated].drop_duplicates("invoice_no")
+    counts = numbers[repeated].value_counts()
+    notices.add(
+        left_out["business_date"], left_out["invoice_no"], [None] * len(left_out), "duplicate_header",
+        [f"{number}: given {counts[number]} times as one document: no Xero document is made of it" for number in left_out["invoice_no"]],
+    )
+    dropped = set(left_out["invoice_no"])
+    keep_lines = ~lines["invoice_no"].isin(dropped).to_numpy(dtype=bool)
+    return invoices[~repeated].reset_index(drop=True), lines[keep_lines].reset_index(drop=True)
+
+
+def _orphans(lines: pd.DataFrame, orphan: np.ndarray, notices: _Notices) -> None:
+    """A notice for each line left out because its document was not given."""
+    if not orphan.any():
+        return
+    rows = lines[orphan]
+    days = rows["business_date"] if "business_date" in rows.columns else [None] * len(rows)
+    notices.add(
+        days, rows["invoice_no"], rows["line_no"], "orphan_line",
+        (rows["invoice_no"].astype(str) + " line " + rows["line_no"].astype(str)
+         + ": its document is not among the documents given: the line is left out").tolist(),
+    )
 
 
 def _in_order(days: pd.Series, keys: pd.Series) -> bool:
@@ -178,7 +313,7 @@ def _in_order(days: pd.Series, keys: pd.Series) -> bool:
 
 # -- Summary mode ------------------------------------------------------------------------------
 
-def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules) -> pd.DataFrame:
+def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules, notices: _Notices) -> pd.DataFrame:
     by_branch = rules.summary_grouping == "branch_day"
     documents_of = pd.DataFrame(  # the columns used below (not a copy of every column)
         {
@@ -186,12 +321,14 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
             "doc_type": invoices["doc_type"],
             "business_date": invoices["business_date"],
             "branch_code": invoices["branch_code"],
-            "option": _branch_options(invoices, rules),
+            "option": _branch_options(invoices, rules, notices),
         }
     )
+    columns = ["invoice_no", "analysis_code", "gst_code", "line_total_incl_cents", "line_gst_cents"]
     lines = _with_documents(
-        lines[["invoice_no", "analysis_code", "gst_code", "line_total_incl_cents", "line_gst_cents"]],
+        lines[columns + [name for name in ("business_date", "line_no") if name in lines.columns]],
         documents_of[["invoice_no", "business_date", "branch_code", "option"]],
+        notices,
     )
     lines["account_code"] = lines["analysis_code"].map(dict(rules.sales_accounts))
     lines["tax_type"] = lines["gst_code"].map(dict(rules.tax_types))
@@ -229,9 +366,17 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
             amount, ci_tax, line_tax = sign * int(line.amount), sign * int(line.tax), sign * int(line.line_tax)
             tracking = [{"Name": rules.tracking_category, "Option": line.option}]
             if amount != 0:  # (a line of 0.00 has no tax of its own; CI's GST on it, if any, moves below)
+                description = f"E-Retailer sales {day}: {line.codes} ({_gst_label(line.gst_code, rules)}), {line.option}"
+                if len(description) > DESCRIPTION_LIMIT:
+                    notices.add(
+                        [day], None, [None], "description_cut",
+                        [f"{document_number}: the description of a summary line ({line.account_code}, {line.tax_type}, "
+                         f"{line.option}) has {len(description):,} characters, cut to Xero's {DESCRIPTION_LIMIT:,}"],
+                    )
+                    description = description[:DESCRIPTION_LIMIT]
                 items.append(
                     {
-                        "Description": f"E-Retailer sales {day}: {line.codes} ({_gst_label(line.gst_code, rules)}), {line.option}",
+                        "Description": description,
                         "Quantity": number(1, 0),
                         "UnitAmount": number(amount),
                         "LineAmount": number(amount),
@@ -286,10 +431,11 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
     return pd.DataFrame(rows, columns=DOCUMENT_COLUMNS)
 
 
-def _with_documents(lines: pd.DataFrame, documents: pd.DataFrame) -> pd.DataFrame:
+def _with_documents(lines: pd.DataFrame, documents: pd.DataFrame, notices: _Notices | None = None) -> pd.DataFrame:
     """lines.merge(documents, on="invoice_no", how="inner"), by position when every document number
     is a distinct str (no hashing of a million keys into a join table, no copies of the result). The
-    rows come in the lines' order, as the merge gives them; the caller only groups them anyway."""
+    rows come in the lines' order, as the merge gives them; the caller only groups them anyway. A line
+    without its document is left out, with a notice."""
     numbers = documents["invoice_no"].to_numpy()
     line_numbers = lines["invoice_no"].to_numpy()
     position = {number: row for row, number in enumerate(numbers.tolist())}
@@ -298,10 +444,15 @@ def _with_documents(lines: pd.DataFrame, documents: pd.DataFrame) -> pd.DataFram
         or pd.api.types.infer_dtype(numbers, skipna=False) != "string"
         or (len(line_numbers) and pd.api.types.infer_dtype(line_numbers, skipna=False) != "string")
     ):
-        return lines.merge(documents, on="invoice_no", how="inner")
+        if notices is not None:
+            _orphans(lines, ~lines["invoice_no"].isin(documents["invoice_no"]).to_numpy(dtype=bool), notices)
+        return lines.merge(documents.drop(columns=[c for c in documents.columns if c != "invoice_no" and c in lines.columns]),
+                           on="invoice_no", how="inner")
     document = _document_rows(position, line_numbers)
     found = document >= 0
     if not found.all():
+        if notices is not None:
+            _orphans(lines, ~found, notices)
         lines, document = lines[found], document[found]
     merged = {name: lines[name].array for name in lines.columns}
     for name in documents.columns:
@@ -398,7 +549,7 @@ def _mapped(values: pd.Series, mapping: dict[str, Any]) -> list:
 
 
 def _detail_line_items(
-    lines: pd.DataFrame, credit_line: np.ndarray, options: list[str], rules: EretailerRules
+    lines: pd.DataFrame, credit_line: np.ndarray, options: list[str], rules: EretailerRules, notices: _Notices | None = None
 ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """The Xero line of every CI line, in order (`options` is each line's tracking option), with CI's
     GST of each line and Xero's own tax of it (the line's TaxAmount), in cents as shown (positive on a
@@ -443,12 +594,35 @@ def _detail_line_items(
         for description in descriptions.tolist()
     ] + [None]
     texts = usable[codes].tolist()
+    long_descriptions = [
+        number for number, description in enumerate(descriptions.tolist())
+        if isinstance(description, str) and len(description) > DESCRIPTION_LIMIT and description.strip()
+    ]
+    if long_descriptions and notices is not None:  # (rare: the contract's description is 200 characters)
+        rows = np.flatnonzero(np.isin(codes, long_descriptions))
+        lengths = [len(descriptions[code]) for code in codes[rows].tolist()]
+        cut = lines.iloc[rows]
+        notices.add(
+            cut["business_date"] if "business_date" in cut.columns else [None] * len(cut), cut["invoice_no"], cut["line_no"],
+            "description_cut",
+            [f"{number} line {line_no}: the description has {length:,} characters, cut to Xero's {DESCRIPTION_LIMIT:,}"
+             for number, line_no, length in zip(cut["invoice_no"].tolist(), cut["line_no"].tolist(), lengths)],
+        )
     blank = [row for row, text in enumerate(texts) if text is None]
     if blank:
         skus, analysis_codes = lines["sku"].to_numpy(), lines["analysis_code"].to_numpy()
         for row in blank:
             sku = skus[row]
-            texts[row] = (sku if isinstance(sku, str) else analysis_codes[row])[:DESCRIPTION_LIMIT]
+            text = sku if isinstance(sku, str) else analysis_codes[row]
+            if len(text) > DESCRIPTION_LIMIT and notices is not None:
+                notices.add(
+                    [lines["business_date"].iat[row] if "business_date" in lines.columns else None],
+                    [lines["invoice_no"].iat[row]], [lines["line_no"].iat[row]], "description_cut",
+                    [f"{lines['invoice_no'].iat[row]} line {lines['line_no'].iat[row]}: the line has no description; "
+                     f"its {'SKU' if isinstance(sku, str) else 'analysis code'} of {len(text):,} characters, shown instead, "
+                     f"is cut to Xero's {DESCRIPTION_LIMIT:,}"],
+                )
+            texts[row] = text[:DESCRIPTION_LIMIT]
     columns = (
         texts,
         _decimals(shown_quantity, 3),
@@ -475,23 +649,21 @@ def _detail_line_items(
     return items, shown_tax, line_tax
 
 
-def _detail_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules) -> pd.DataFrame:
+def _detail_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules, notices: _Notices | None = None) -> pd.DataFrame:
+    notices = notices if notices is not None else _Notices()
     numbers = invoices["invoice_no"].tolist()
     credit = (invoices["doc_type"] == "CREDIT").to_numpy(dtype=bool)
-    options = _branch_options(invoices, rules).tolist()
+    options = _branch_options(invoices, rules, notices).tolist()
     position = {number: row for row, number in enumerate(numbers)}  # a repeated number: its last row
 
-    # each line's document (a line of a document not given is a KeyError, as it always was); the lines
-    # of a document come together, so only the first of each run is looked up
-    line_numbers = lines["invoice_no"].to_numpy()
-    if len(line_numbers):
-        starts = np.flatnonzero(np.concatenate(([True], (line_numbers[1:] != line_numbers[:-1]).astype(bool))))
-        found = np.fromiter(map(position.__getitem__, line_numbers[starts].tolist()), dtype=np.int64, count=len(starts))
-        document = np.repeat(found, np.diff(np.append(starts, len(line_numbers))))
-    else:
-        document = np.empty(0, dtype=np.int64)
+    # each line's document (a line of a document not given is left out, with a notice); the lines of a
+    # document come together, so only the first of each run is looked up
+    document = _document_rows(position, lines["invoice_no"].to_numpy())
+    if len(document) and (document < 0).any():
+        _orphans(lines, document < 0, notices)
+        lines, document = lines[document >= 0].reset_index(drop=True), document[document >= 0]
     line_options = np.array(options, dtype=object)[document].tolist() if len(document) else []
-    items, ci_tax, line_tax = _detail_line_items(lines, credit[document], line_options, rules)
+    items, ci_tax, line_tax = _detail_line_items(lines, credit[document], line_options, rules, notices)
     adjustments = _detail_adjustments(lines, document, ci_tax, line_tax, options, rules)
 
     # the lines of each document, in their order
