@@ -13,6 +13,7 @@ import socket
 import socketserver
 import ssl
 import threading
+import warnings
 from email import message_from_string
 from email.header import decode_header, make_header
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -241,7 +242,9 @@ def assert_no_secret(*texts: str) -> None:
 
 
 def snapshot(site: Path) -> str:
-    return serialize_value(RepositorySnap.from_def(build_definitions(site).get_repository_def()))
+    with warnings.catch_warnings():  # Dagster's own snapshot code reads a deprecated schedule property
+        warnings.filterwarnings("ignore", message="Property `ScheduleDefinition.environment_vars`", category=DeprecationWarning)
+        return serialize_value(RepositorySnap.from_def(build_definitions(site).get_repository_def()))
 
 
 # -------------------------------------------------------------------------------------------------- tests
