@@ -237,18 +237,29 @@ class XeroClient:
 
     # -- reading ------------------------------------------------------------------------------
     def get_all(self, path: str, collection: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Every element of a collection, following Xero's pages where the endpoint pages."""
+        """Every element of a collection, following Xero's pages where the endpoint pages.
+
+        Xero's own count decides: an answer with a `pagination` block ({page, pageSize, pageCount,
+        itemCount}: Invoices, CreditNotes, Contacts, Payments …) is followed up to its pageCount,
+        whatever page size Xero chose to give (it may give fewer than were asked for). Only an answer
+        without one is followed until a page comes back short of the page size asked for."""
         params = dict(params or {})
         paged = "page" in params
         elements: list[dict[str, Any]] = []
-        page = params.get("page", 1)
+        page = int(params.get("page", 1))
         while True:
             if paged:
                 params["page"] = page
-            found = self.request("GET", path, params=params).get(collection) or []
+            answer = self.request("GET", path, params=params)
+            found = answer.get(collection) or []
             elements += found
-            page_size = int(params.get("pageSize", 100))
-            if not paged or len(found) < page_size:
+            if not paged:
+                return elements
+            page_count = _page_count(answer.get("pagination"))
+            if page_count is not None:
+                if page >= page_count or not found:
+                    return elements
+            elif len(found) < int(params.get("pageSize", 100)):
                 return elements
             page += 1
 
@@ -328,6 +339,16 @@ class XeroClient:
         for batch in self._batches(keyed_payloads):
             outcomes += self.put_batch(endpoint, batch)
         return outcomes
+
+
+def _page_count(pagination: Any) -> int | None:
+    """Xero's pageCount from an answer's pagination block; None when the answer has none."""
+    if not isinstance(pagination, dict):
+        return None
+    try:
+        return int(pagination["pageCount"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def parse_xero_date(value: str | None) -> date | None:
