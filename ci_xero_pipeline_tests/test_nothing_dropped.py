@@ -410,3 +410,17 @@ def test_a_schema_qualified_view_name_is_a_schema_and_a_view():
     tables = build_ci_tables(CINames(views={"ci_sales_invoices": "dbo.v_ci_invoices"}))
     assert (tables.sales_invoices.schema, tables.sales_invoices.name) == ("dbo", "v_ci_invoices")
     assert (tables.branches.schema, tables.branches.name) == (None, "ci_branches")
+
+
+def test_days_stored_before_these_reports_existed_read_back_with_them_empty():
+    import pickle
+
+    from ci_xero_pipeline.books.validation import ValidatedSales
+    from ci_xero_pipeline.ci.extract import SalesDocuments
+
+    for cls, fields in ((SalesDocuments, ("invoices", "lines")), (ValidatedSales, ("invoices", "lines", "quarantine", "skipped"))):
+        old = object.__new__(cls)
+        old.__dict__.update({name: pd.DataFrame({"business_date": [ISO_DAY]}) for name in fields})  # as an old day's pickle holds it
+        again = pickle.loads(pickle.dumps(old))
+        extra = [name for name in ("orphan_lines", "excess_decimals", "notices") if hasattr(cls, "__dataclass_fields__") and name in cls.__dataclass_fields__]
+        assert extra and all(getattr(again, name).empty and "business_date" in getattr(again, name).columns for name in extra)

@@ -55,6 +55,13 @@ class ValidatedSales:
     # reported, nothing held back for it (NOTICE_COLUMNS): e.g. a HELD or VOID document repeated by the view
     notices: pd.DataFrame = field(default_factory=empty_notices)
 
+    def __setstate__(self, state: dict) -> None:
+        """A value pickled before a field existed (a stored day) reads back with that field empty."""
+        for name, default in (("unmapped", lambda: pd.DataFrame(columns=UNMAPPED_COLUMNS)),
+                              ("orphan_lines", empty_orphan_lines), ("notices", empty_notices)):
+            state.setdefault(name, default())
+        self.__dict__.update(state)
+
     @property
     def unmapped_codes(self) -> dict[str, list[str]]:
         """CI codes the site's mapping lacks, by kind (analysis_code, gst_code, branch_code)."""

@@ -352,6 +352,12 @@ class SalesDocuments:
     orphan_lines: pd.DataFrame = field(default_factory=empty_orphan_lines)
     excess_decimals: pd.DataFrame = field(default_factory=empty_excess_decimals)
 
+    def __setstate__(self, state: dict) -> None:
+        """A value pickled before a field existed (a stored day) reads back with that field empty."""
+        for name, default in (("orphan_lines", empty_orphan_lines), ("excess_decimals", empty_excess_decimals)):
+            state.setdefault(name, default())
+        self.__dict__.update(state)
+
     def __len__(self) -> int:
         return len(self.invoices)
 
