@@ -96,7 +96,11 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
         sensors=sensor_defs,
         resources={
             "site": SiteResource(settings_file=str(path)),
-            "ci": CISourceResource(database_url=settings.ci_database_url_template),
+            "ci": CISourceResource(
+                database_url=settings.ci_database_url_template,
+                view_names=dict(settings.ci_names.views),
+                column_names={view: dict(columns) for view, columns in settings.ci_names.columns.items()},
+            ),
             "xero": XeroResource.from_settings(settings),
             "daily_io_manager": DailyFrameIOManager(base_dir=str(settings.data_path / "assets")),
         },

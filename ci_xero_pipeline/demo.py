@@ -85,7 +85,7 @@ def last_ci_day(settings: SiteSettings) -> date | None:
 
 
 def _report(settings: SiteSettings, mode: str, results: pd.DataFrame, first: date, last: date) -> bool:
-    documents = extract_sales_documents(engine_for(settings.resolved_ci_database_url), first, last)
+    documents = extract_sales_documents(engine_for(settings.resolved_ci_database_url), first, last, names=settings.ci_names.names())
     final = documents.invoices[documents.invoices["status"] == "FINAL"]
     good = results[results["outcome"].isin(["posted", "already_posted"])]
     signed = good["total_cents"].where(good["endpoint"] == "Invoices", -good["total_cents"])

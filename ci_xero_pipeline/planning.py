@@ -36,7 +36,7 @@ def plan_days(site: SiteResource, ci: CISourceResource, xero: XeroResource, firs
     """One row per Xero document a run of first..last would touch or leave, and per quarantined CI
     document (PLAN_TABLE_COLUMNS), in day order."""
     rules = site.eretailer_rules()
-    validated = validate_sales_documents(extract_sales_documents(ci.engine(), first, last, source="ERETAILER"), rules)
+    validated = validate_sales_documents(extract_sales_documents(ci.engine(), first, last, source="ERETAILER", names=ci.names()), rules)
     postable, _withheld = postable_rows(validated, site.settings.eretailer.all_or_nothing_days)
     documents = build_eretailer_documents(postable.invoices, postable.lines, rules)
     client = xero.client()

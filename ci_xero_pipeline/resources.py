@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 from dagster import ConfigurableResource, EnvVar
 from pydantic import PrivateAttr
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 from .books.rules import EretailerRules
 from .ci.extract import engine_for
+from .ci.tables import CINames
 from .settings import SiteSettings, load_settings
 from .xero.client import XeroClient
 from .xero.ledger import PostingLedger
@@ -85,7 +87,13 @@ class CISourceResource(ConfigurableResource):
     ${VARIABLE} reference: the UI's resource page shows the reference, and it is expanded only here."""
 
     database_url: str
+    # the site's names for the contract's views and columns (settings `ci_names`); none: the contract's
+    view_names: Optional[dict[str, str]] = None
+    column_names: Optional[dict[str, dict[str, str]]] = None
     _engine: Engine | None = PrivateAttr(default=None)
+
+    def names(self) -> CINames:
+        return CINames(views=dict(self.view_names or {}), columns={v: dict(c) for v, c in (self.column_names or {}).items()})
 
     def engine(self) -> Engine:
         if self._engine is None:

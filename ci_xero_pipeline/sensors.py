@@ -273,7 +273,7 @@ def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
 
         since = None if cursor.read_at is None else float(cursor.read_at) - CHANGE_OVERLAP_SECONDS
         changes = changed_documents_since(
-            ci.engine(), wall_time_window_start(since) if since is not None else None, source="ERETAILER"
+            ci.engine(), wall_time_window_start(since) if since is not None else None, source="ERETAILER", names=ci.names()
         )
         posted = set(ledger.posted_partitions())
         changed_posted = sorted({str(day) for day in changes["business_date"].unique()} & posted) if not changes.empty else []

@@ -20,7 +20,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from .. import checks
 from ..books.daybook import dollars_by_day, locked_out, postable_rows, source_evidence
-from ..books.eretailer import build_eretailer_documents, excluded_by_rule
+from ..books.eretailer import build_eretailer_documents_with_notices, excluded_by_rule
 from ..books.schemas import XeroDocuments
 from ..books.validation import ValidatedSales, validate_sales_documents
 from ..ci.extract import SalesDocuments, extract_sales_documents
@@ -102,7 +102,7 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         """E-Retailer documents and their lines as CI holds them (every status), for the days."""
         days = trading_days(context)
         documents = extract_sales_documents(
-            ci.engine(), date.fromisoformat(days[0]), date.fromisoformat(days[-1]), source="ERETAILER"
+            ci.engine(), date.fromisoformat(days[0]), date.fromisoformat(days[-1]), source="ERETAILER", names=ci.names()
         )
         metadata.add_per_day(context, documents, days, lambda part, day: metadata.raw_sales(part, [day]))
         return documents
@@ -127,13 +127,15 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
     ) -> Iterator:
         """The exact Xero invoices and credit notes, in the site's Summary or Detail mode."""
         postable, _withheld = postable_rows(validated_eretailer, site.settings.eretailer.all_or_nothing_days)
-        documents = build_eretailer_documents(postable.invoices, postable.lines, site.eretailer_rules())
+        documents, notices = build_eretailer_documents_with_notices(postable.invoices, postable.lines, site.eretailer_rules())
         excluded = excluded_by_rule(postable.invoices, documents, site.eretailer_rules())
         for row in excluded.itertuples(index=False):
             context.log.info(f"{row.business_date}: {row.reason} ({len(row.invoice_nos)} CI documents)")
         without_document = set(excluded["business_date"])
+        notices_by_day = dict(tuple(notices.groupby("business_date"))) if len(notices) else {}
         metadata.add_per_day(context, documents, trading_days(context), lambda part, day: {
             **metadata.xero_documents(part), "days_without_document": MetadataValue.json([day] if day in without_document else []),
+            "notices": metadata.table(notices_by_day.get(day, notices.iloc[0:0]), ["business_date", "invoice_no", "line_no", "kind", "message"]),
         })
         yield Output(documents, metadata={"days_without_document_in_run": MetadataValue.json(sorted(without_document))})
         yield checks.totals_check(postable, documents)

@@ -74,6 +74,8 @@ def raw_sales(documents: Any, days: list[str]) -> dict[str, Any]:
         "documents_by_status": MetadataValue.json({str(k): int(v) for k, v in by_status.items()}),
         "final_total_incl": money(final["total_incl_cents"].sum()),
         "final_total_gst": money(final["total_gst_cents"].sum()),
+        "orphan_lines": len(documents.orphan_lines),
+        "values_with_excess_decimals": len(documents.excess_decimals),
     }
 
 
@@ -89,6 +91,8 @@ def validated_sales(validated: Any) -> dict[str, Any]:
             money_columns=["total_incl_cents"],
         ),
         "skipped_not_final": len(validated.skipped),
+        "orphan_lines": table(validated.orphan_lines, ["business_date", "invoice_no", "line_no", "reason"]),
+        "notices": table(validated.notices, ["business_date", "invoice_no", "line_no", "kind", "message"]),
         "unmapped_codes": MetadataValue.json({k: list(v) for k, v in validated.unmapped_codes.items()}),
     }
 
