@@ -725,17 +725,18 @@ class _Run:
         answers: dict[str, DocumentOutcome | str] = {}
         for endpoint, items in sorted(items_by_endpoint.items()):
             answers.update(self.calls(endpoint, "POST", items))
-        lost = [s for s in steps if isinstance(answers.get(s.key), str) and answers[s.key].startswith("lost:")]
-        found, failed = _lookup(self.client, ((s.entry.endpoint, s.entry.number) for s in lost)) if lost else ({}, {})
+        lost = {s.key for s in steps if isinstance(answers.get(s.key), str) and answers[s.key].startswith("lost:")}
+        found, failed = (_lookup(self.client, ((s.entry.endpoint, s.entry.number) for s in steps if s.key in lost))
+                         if lost else ({}, {}))
         for step in steps:
             entry, answer = step.entry, answers.get(step.key)
             if isinstance(answer, DocumentOutcome) and answer.ok:
                 xero: dict[str, Any] | None = answer.document
-            elif step in lost and _present(found.get((entry.endpoint, entry.number))) and self.docs.matches(step.key, found[(entry.endpoint, entry.number)]):
+            elif step.key in lost and _present(found.get((entry.endpoint, entry.number))) and self.docs.matches(step.key, found[(entry.endpoint, entry.number)]):
                 xero = found[(entry.endpoint, entry.number)]
             else:
                 why = "; ".join(answer.messages) if isinstance(answer, DocumentOutcome) else (answer or "no answer")
-                self.result(step.key, "unknown" if step in lost else "failed", f"{entry.number} could not be updated: {why}. "
+                self.result(step.key, "unknown" if step.key in lost else "failed", f"{entry.number} could not be updated: {why}. "
                             "Xero still holds the earlier version.", revision=entry.revision)
                 continue
             self.ledger.record_posted(self.docs.intent(step.key, entry.revision), xero.get(ID_FIELD[entry.endpoint]), xero.get("Status"))
@@ -779,7 +780,8 @@ def _carry_out(run: _Run) -> None:
     for step in by_action["nothing"] + by_action["report"] + by_action["stop"] + by_action["unknown"]:
         run.result(step.key, step.outcome, step.reason)
     for step in by_action["adopt"]:
-        run.ledger.record_posted(run.docs.intent(step.key, step.revision), step.xero.get(ID_FIELD[step.entry.endpoint if step.entry else run.docs.rows[step.key].endpoint]), step.xero.get("Status"))
+        endpoint = run.docs.rows[step.key].endpoint
+        run.ledger.record_posted(run.docs.intent(step.key, step.revision), step.xero.get(ID_FIELD[endpoint]), step.xero.get("Status"))
         run.result(step.key, step.outcome, step.reason)
     for step in by_action["rehash"]:
         document = run.docs.rows[step.key]
