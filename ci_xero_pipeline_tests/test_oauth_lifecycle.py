@@ -382,7 +382,7 @@ def test_expiry_sensor_warns_before_the_refresh_token_dies_and_keep_alive_refres
     assert "expires in 10.0 days" in warned.skip_message
 
     keep_alive = definitions.get_job_def("xero_keep_alive")
-    assert definitions.get_schedule_def("xero_keep_alive_daily").cron_schedule == "30 3 * * *"
+    assert definitions.resolve_schedule_def("xero_keep_alive_daily").cron_schedule == "30 3 * * *"
     assert keep_alive.execute_in_process(resources={"xero": resource}).success
     assert "healthy" in tick().skip_message
     assert xero_client(site).organisation()["Name"] == "Test Retail Ltd"

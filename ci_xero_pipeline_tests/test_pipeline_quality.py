@@ -142,7 +142,7 @@ def test_sensor_reruns_a_posted_day_when_ci_changes_it(sandbox, ci_copy, make_si
 
 def test_schedule_posts_yesterday_at_the_sites_time(sandbox, demo_ci_url, make_site):
     site = make_site(sandbox, demo_ci_url, {"eretailer": {"schedule_time": "05:30"}})
-    schedule = build_definitions(site).get_schedule_def("eretailer_daily")
+    schedule = build_definitions(site).resolve_schedule_def("eretailer_daily")
     assert schedule.cron_schedule == "30 5 * * *"
     assert schedule.execution_timezone == "Pacific/Auckland"
     tick = datetime(2026, 11, 24, 5, 30, tzinfo=NZ)
