@@ -382,7 +382,9 @@ class SandboxServer:
 
     def __enter__(self) -> "SandboxServer":
         settings = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off"
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off",
+            # an answer held back by a `slow` fault must not keep a stopping sandbox waiting
+            timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(settings)
         self._thread = threading.Thread(target=self._server.run, name=f"xero-sandbox-{self.port}", daemon=True)
