@@ -403,24 +403,21 @@ def test_idempotency_keys_expire(make_api):
     assert api.json(again)["Invoices"][0]["StatusAttributeString"] == "ERROR"
 
 
-def test_many_lines_are_fast(api):
+def test_fifty_documents_of_a_hundred_lines_each_in_one_call(api):
+    """Xero's largest batch at a realistic width is taken whole and listed back whole (its speed is
+    measured by bench/bench_posting.py, not asserted here)."""
     lines = [
         {"Description": f"Item {n}", "Quantity": D("1.000"), "UnitAmount": D("11.5000"), "LineAmount": D("11.50"),
          "TaxAmount": D("1.50"), "AccountCode": "201", "TaxType": "OUTPUT2", "Tracking": [{"Name": "Stores", "Option": "Online"}]}
         for n in range(100)
     ]
     documents = [invoice(f"ER-P{n:03d}", LineItems=lines) for n in range(50)]
-    started = time.perf_counter()
     answer = api.call("PUT", "Invoices", {"Invoices": documents}, params={"summarizeErrors": "false", "unitdp": 4}, validate=False)
-    elapsed = time.perf_counter() - started
-    assert answer.status_code == 200 and elapsed < 1.5, elapsed  # about 0.6 s on a laptop
+    assert answer.status_code == 200
     assert {e["StatusAttributeString"] for e in answer.json()["Invoices"]} == {"OK"}
-    started = time.perf_counter()
     listed = api.call("GET", "Invoices", params={"page": 1, "pageSize": 1000}, validate=False)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.0, elapsed
     found = api.json(listed)["Invoices"]
-    assert len(found) == 50
+    assert len(found) == 50 and {len(i["LineItems"]) for i in found} == {100}
     assert sum(i["Total"] for i in found) == D("57500.00")
 
 
