@@ -445,10 +445,23 @@ def extract_sales_documents(
     their document go to `orphan_lines`; values with more decimals than the contract gives them to
     `excess_decimals`."""
     tables = build_ci_tables(names)
-    invoices, lines = read_frames(engine, [
+    invoices, lines = read_frames(engine, sales_queries(tables, first_day, last_day, source))
+    return _sales_documents(engine, tables, invoices, lines, first_day, last_day)
+
+
+def sales_queries(tables: CITables, first_day: date, last_day: date, source: str | None) -> list[tuple[object, dict[str, Converter]]]:
+    """The two reads behind SalesDocuments (headers, lines), each with its EXCESS_PLACES flag."""
+    return [
         (invoices_statement(tables, first_day, last_day, source, flag=True), {**INVOICE_COLUMNS, EXCESS_PLACES: INT64}),
         (lines_statement(tables, first_day, last_day, source, flag=True), {**LINE_COLUMNS, EXCESS_PLACES: INT64}),
-    ])
+    ]
+
+
+def _sales_documents(
+    engine: Engine, tables: CITables, invoices: pd.DataFrame, lines: pd.DataFrame, first_day: date, last_day: date
+) -> SalesDocuments:
+    """SalesDocuments from the frames sales_queries read: ordered, lines dated by their documents,
+    orphan lines and excess decimals reported."""
     # Sorted here rather than in SQL: no server-side sort of a million rows, and the same order
     # (Unicode code points) on every dialect whatever the database's collation.
     invoice_nos = invoices["invoice_no"].to_numpy().astype(str)
@@ -676,3 +689,271 @@ def changed_documents_since(
         .order_by(i.c.updated_at, i.c.invoice_no)
     )
     return read_frame(engine, statement, CHANGE_COLUMNS)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sales documents with their tenders, the branches' cash-ups and the branches (takings; E-Retailer
+# tenders): one read of the sales tables per day range, in one transaction
+
+TENDER_COLUMNS: dict[str, Converter] = {
+    "invoice_no": TEXT,
+    "tender_no": INT64,
+    "tender_type": CODE,
+    "amount_cents": INT64,
+    "paid_at": TIMESTAMP,
+}
+CASH_UP_COLUMNS: dict[str, Converter] = {
+    "branch_code": CODE,
+    "business_date": DATE,
+    "tender_type": CODE,
+    "expected_cents": INT64,
+    "counted_cents": INT64,
+}
+BRANCH_COLUMNS: dict[str, Converter] = {"branch_code": TEXT, "branch_name": TEXT, "active": BOOLEAN}
+# the text of a value with more decimals than the contract gives it (null otherwise), read beside it
+EXCESS_TEXT = "{}_if_excess"
+TENDER_PLACES = {"amount": 2}
+CASH_UP_PLACES = {"expected_amount": 2, "counted_amount": 2}
+# the tenders frame: CI's tender rows, each with its document's day, branch, source, status and type
+TENDER_FRAME_COLUMNS = [
+    "invoice_no", "business_date", "branch_code", "source", "status", "doc_type", "tender_no", "tender_type",
+    "amount_cents", "paid_at",
+]
+ORPHAN_TENDER_COLUMNS = ["business_date", "invoice_no", "tender_no", "tender_type", "amount_cents", "reason"]
+TENDER_EXCESS_COLUMNS = [
+    "business_date", "branch_code", "invoice_no", "tender_no", "tender_type", "view", "column", "value", "places", "reason",
+]
+
+
+def _excess_text(column: ColumnElement, places: int, label: str) -> ColumnElement:
+    """The value as CI holds it (text) where it has more decimals than `places`, else NULL: read in the
+    same pass as the value (tenders and cash-ups are few rows a document, not a line each)."""
+    return case((more_places_than(column, places), cast(column, String)), else_=None).label(label)
+
+
+def tenders_statement(tables: CITables, first_day: date, last_day: date, source: str | None):
+    """The tenders of the days' documents (a semi-join, like the lines), each with the text of an
+    amount that has more decimals than the contract gives it."""
+    t = tables.sales_tenders
+    documents = select(tables.sales_invoices.c.invoice_no).where(_document_filter(tables, first_day, last_day, source))
+    return select(
+        t.c.invoice_no.label("invoice_no"),
+        t.c.tender_no.label("tender_no"),
+        t.c.tender_type.label("tender_type"),
+        scaled_integer(t.c.amount, 2, "amount_cents"),
+        as_text(t.c.paid_at, "paid_at"),
+        _excess_text(t.c.amount, 2, EXCESS_TEXT.format("amount")),
+    ).where(t.c.invoice_no.in_(documents))
+
+
+def cash_ups_statement(tables: CITables, first_day: date, last_day: date):
+    """Every branch's cash-up rows of the days."""
+    c = tables.cash_ups
+    return select(
+        c.c.branch_code.label("branch_code"),
+        as_text(c.c.business_date, "business_date"),
+        c.c.tender_type.label("tender_type"),
+        scaled_integer(c.c.expected_amount, 2, "expected_cents"),
+        scaled_integer(c.c.counted_amount, 2, "counted_cents"),
+        *(_excess_text(c.c[name], places, EXCESS_TEXT.format(name)) for name, places in CASH_UP_PLACES.items()),
+    ).where(and_(c.c.business_date >= first_day, c.c.business_date <= last_day))
+
+
+def branches_statement(tables: CITables):
+    b = tables.branches
+    return select(b.c.branch_code.label("branch_code"), b.c.branch_name.label("branch_name"), b.c.active.label("active"))
+
+
+def empty_orphan_tenders() -> pd.DataFrame:
+    return pd.DataFrame({
+        "business_date": pd.Series(dtype=object), "invoice_no": pd.Series(dtype=object),
+        "tender_no": pd.Series(dtype="Int64"), "tender_type": pd.Series(dtype=object),
+        "amount_cents": pd.Series(dtype="Int64"), "reason": pd.Series(dtype=object),
+    }, columns=ORPHAN_TENDER_COLUMNS)
+
+
+def empty_tender_excess() -> pd.DataFrame:
+    frame = pd.DataFrame({column: pd.Series(dtype=object) for column in TENDER_EXCESS_COLUMNS})
+    frame["tender_no"] = frame["tender_no"].astype("Int64")
+    frame["places"] = frame["places"].astype("int64")
+    return frame
+
+
+@dataclass(frozen=True)
+class SalesWithTenders:
+    """CI sales documents of a date range with their tenders, and the branches' cash-ups of those days.
+
+    documents: SalesDocuments (every status), as extract_sales_documents returns them.
+    tenders (TENDER_FRAME_COLUMNS): the documents' ci_sales_tenders rows, amount in integer cents, each
+      with its document's business_date, branch_code, source, status and doc_type; ordered by
+      business_date, invoice_no, tender_no. A tender the view repeats stays repeated (validation
+      quarantines its day).
+    cash_ups: ci_cash_ups rows of the days (branch_code, business_date, tender_type, expected_cents,
+      counted_cents), ordered by business_date, branch_code, tender_type; every branch's.
+    branches: ci_branches (branch_code, branch_name, active), for a day with a cash-up and no document.
+    orphan_tenders (ORPHAN_TENDER_COLUMNS): tenders read without their document (never posted; listed).
+    excess_decimals (TENDER_EXCESS_COLUMNS): tender and cash-up values CI holds with more decimals than
+      the contract gives them (the frames hold them rounded; validation quarantines their days)."""
+
+    documents: SalesDocuments
+    tenders: pd.DataFrame
+    cash_ups: pd.DataFrame
+    branches: pd.DataFrame
+    orphan_tenders: pd.DataFrame = field(default_factory=empty_orphan_tenders)
+    excess_decimals: pd.DataFrame = field(default_factory=empty_tender_excess)
+
+    # the two frames validate_sales_documents reads, so that this read can be validated as documents
+    @property
+    def invoices(self) -> pd.DataFrame:
+        return self.documents.invoices
+
+    @property
+    def lines(self) -> pd.DataFrame:
+        return self.documents.lines
+
+    def of_source(self, source: str) -> SalesWithTenders:
+        """The documents of one source (ERETAILER, POS, ACCOUNT) with their lines, tenders and what was
+        reported of them; cash-ups, branches and orphan tenders as they are (they name no source)."""
+        invoices = self.documents.invoices
+        keep = (invoices["source"] == source).to_numpy(dtype=bool)
+        if keep.all():
+            return self
+        numbers = set(invoices.loc[keep, "invoice_no"].tolist())
+        documents = SalesDocuments(
+            invoices=invoices[keep].reset_index(drop=True),
+            lines=_rows_of(self.documents.lines, numbers),
+            orphan_lines=self.documents.orphan_lines,
+            excess_decimals=_rows_of(self.documents.excess_decimals, numbers),
+        )
+        excess = self.excess_decimals
+        excess = excess[excess["invoice_no"].isna().to_numpy(dtype=bool) | excess["invoice_no"].isin(numbers).to_numpy(dtype=bool)]
+        return SalesWithTenders(
+            documents=documents, tenders=_rows_of(self.tenders, numbers), cash_ups=self.cash_ups,
+            branches=self.branches, orphan_tenders=self.orphan_tenders, excess_decimals=excess.reset_index(drop=True),
+        )
+
+
+def _rows_of(frame: pd.DataFrame, numbers: set) -> pd.DataFrame:
+    return frame[frame["invoice_no"].isin(numbers).to_numpy(dtype=bool)].reset_index(drop=True)
+
+
+def extract_sales_with_tenders(
+    engine: Engine,
+    first_day: date,
+    last_day: date,
+    source: str | None = None,
+    names: CINames | None = None,
+) -> SalesWithTenders:
+    """The sales documents of `source` (None: every source, so that the processes reading the same
+    tables read them once) whose business_date is in first_day..last_day (inclusive), every status,
+    with their lines and tenders; the cash-ups of those days and the branches. One transaction (one
+    snapshot on servers) for all of it, so that tenders, documents and cash-ups agree with each other
+    as CI held them at one moment."""
+    tables = build_ci_tables(names)
+    tender_converters = {**TENDER_COLUMNS, EXCESS_TEXT.format("amount"): TEXT}
+    cash_up_converters = {**CASH_UP_COLUMNS, **{EXCESS_TEXT.format(name): TEXT for name in CASH_UP_PLACES}}
+    invoices, lines, tenders, cash_ups, branches = read_frames(engine, [
+        *sales_queries(tables, first_day, last_day, source),
+        (tenders_statement(tables, first_day, last_day, source), tender_converters),
+        (cash_ups_statement(tables, first_day, last_day), cash_up_converters),
+        (branches_statement(tables), BRANCH_COLUMNS),
+    ])
+    documents = _sales_documents(engine, tables, invoices, lines, first_day, last_day)
+    tenders, orphan_tenders, tender_excess = _tenders_of(documents.invoices, tenders, first_day)
+    cash_ups, cash_up_excess = _cash_ups(cash_ups)
+    parts = [part for part in (tender_excess, cash_up_excess) if len(part)]
+    excess = pd.concat(parts, ignore_index=True) if parts else empty_tender_excess()
+    excess["tender_no"] = excess["tender_no"].astype("Int64")
+    excess["places"] = excess["places"].astype("int64")
+    branches = branches.sort_values("branch_code", kind="stable").reset_index(drop=True) if len(branches) else branches
+    return SalesWithTenders(documents=documents, tenders=tenders, cash_ups=cash_ups, branches=branches,
+                            orphan_tenders=orphan_tenders, excess_decimals=excess)
+
+
+def extract_takings(engine: Engine, first_day: date, last_day: date, names: CINames | None = None) -> SalesWithTenders:
+    """The POS documents (every status) of the days with their lines and tenders, and the cash-ups."""
+    return extract_sales_with_tenders(engine, first_day, last_day, source="POS", names=names)
+
+
+def _tenders_of(invoices: pd.DataFrame, tenders: pd.DataFrame, first_day: date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The tenders with their documents' columns (TENDER_FRAME_COLUMNS), those read without their
+    document (ORPHAN_TENDER_COLUMNS), and their amounts with excess decimals (TENDER_EXCESS_COLUMNS)."""
+    excess_text = tenders.pop(EXCESS_TEXT.format("amount"))
+    first = invoices.drop_duplicates("invoice_no")  # a repeated header: its first row (validation says why)
+    position = pd.Index(first["invoice_no"]).get_indexer(tenders["invoice_no"])
+    found = position >= 0
+    orphans = tenders[~found]
+    orphan_tenders = empty_orphan_tenders()
+    if len(orphans):
+        day = first_day.isoformat()
+        orphan_tenders = pd.DataFrame({
+            "business_date": np.full(len(orphans), day, dtype=object),
+            "invoice_no": orphans["invoice_no"].to_numpy(dtype=object),
+            "tender_no": orphans["tender_no"].astype("Int64").array,
+            "tender_type": orphans["tender_type"].to_numpy(dtype=object),
+            "amount_cents": orphans["amount_cents"].astype("Int64").array,
+            "reason": (orphans["invoice_no"].astype(str) + " tender " + orphans["tender_no"].astype(str)
+                       + ": read without its document (written or changed while the days were read); "
+                       "nothing of it is posted by this read; run the day again").to_numpy(dtype=object),
+        }, columns=ORPHAN_TENDER_COLUMNS)
+    kept = tenders[found].reset_index(drop=True)
+    rows = position[found]
+    excess_text = excess_text[found].reset_index(drop=True)
+    frame = pd.DataFrame({
+        "invoice_no": kept["invoice_no"].to_numpy(dtype=object),
+        **{name: first[name].to_numpy(dtype=object)[rows] for name in ("business_date", "branch_code", "source", "status", "doc_type")},
+        "tender_no": kept["tender_no"].array,
+        "tender_type": kept["tender_type"].to_numpy(dtype=object),
+        "amount_cents": kept["amount_cents"].array,
+        "paid_at": kept["paid_at"].to_numpy(),
+    }, columns=TENDER_FRAME_COLUMNS)
+    order = np.lexsort((
+        frame["tender_no"].to_numpy(dtype=np.int64, na_value=0),
+        frame["invoice_no"].to_numpy().astype(str),
+        frame["business_date"].to_numpy().astype(str),
+    ))
+    frame, excess_text = _reordered(frame, order), excess_text.take(order).reset_index(drop=True)
+    flagged = excess_text.notna().to_numpy(dtype=bool)
+    excess = empty_tender_excess()
+    if flagged.any():
+        rows = frame[flagged]
+        texts = excess_text[flagged]
+        excess = pd.DataFrame({
+            "business_date": rows["business_date"].to_numpy(dtype=object),
+            "branch_code": rows["branch_code"].to_numpy(dtype=object),
+            "invoice_no": rows["invoice_no"].to_numpy(dtype=object),
+            "tender_no": rows["tender_no"].astype("Int64").array,
+            "tender_type": rows["tender_type"].to_numpy(dtype=object),
+            "view": "ci_sales_tenders", "column": "amount", "value": texts.to_numpy(dtype=object), "places": 2,
+            "reason": [
+                f"{number} tender {tender_no} ({tender_type}): amount is {text} in CI, with more than the 2 decimals "
+                "the contract gives it; it is not rounded: the day waits until CI holds it to 2 decimals"
+                for number, tender_no, tender_type, text in zip(rows["invoice_no"], rows["tender_no"], rows["tender_type"], texts)
+            ],
+        }, columns=TENDER_EXCESS_COLUMNS)
+    return frame, orphan_tenders, excess
+
+
+def _cash_ups(cash_ups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cash-ups in order (business_date, branch_code, tender_type) and their values with excess
+    decimals (TENDER_EXCESS_COLUMNS)."""
+    texts = {name: cash_ups.pop(EXCESS_TEXT.format(name)) for name in CASH_UP_PLACES}
+    order = np.lexsort((
+        cash_ups["tender_type"].to_numpy().astype(str),
+        cash_ups["branch_code"].to_numpy().astype(str),
+        cash_ups["business_date"].to_numpy().astype(str),
+    ))
+    cash_ups = _reordered(cash_ups, order)
+    rows: list[dict] = []
+    for name, text in texts.items():
+        text = text.take(order).reset_index(drop=True)
+        for row in np.flatnonzero(text.notna().to_numpy(dtype=bool)).tolist():
+            branch, day, tender_type = (cash_ups[column].iat[row] for column in ("branch_code", "business_date", "tender_type"))
+            rows.append({
+                "business_date": day, "branch_code": branch, "invoice_no": None, "tender_no": None,
+                "tender_type": tender_type, "view": "ci_cash_ups", "column": name, "value": text.iat[row], "places": 2,
+                "reason": (f"cash-up {branch} {day} {tender_type}: {name} is {text.iat[row]} in CI, with more than the "
+                           "2 decimals the contract gives it; it is not rounded: the day waits until CI holds it to 2 decimals"),
+            })
+    excess = pd.DataFrame(rows, columns=TENDER_EXCESS_COLUMNS) if rows else empty_tender_excess()
+    return cash_ups, excess
