@@ -4,7 +4,8 @@ Called by the server (already authenticated, rate-limited) with the tenant, meth
 `/api.xro/2.0/`, query and body; answers an `Answer`. Writes run in one transaction each, so a
 request that Xero would refuse as a whole leaves nothing behind.
 
-Served: Organisation, Accounts, TaxRates (read); TrackingCategories and their Options; Contacts;
+Served: Organisation, TaxRates (read); Accounts (read, create, update, archive and restore, delete:
+the rules are in `chart`); TrackingCategories and their Options; Contacts;
 Invoices and CreditNotes (create, update, void, delete); Payments (create, read, delete). A document's
 applied payments live in its stored JSON (`_payments`), so listing documents stays one read; the
 payments themselves are rows of their own table. Where Xero's behaviour is not documented the
@@ -20,6 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
 from ..money import loads_exact
+from .chart import Chart, StoredAccount, TaxRateFit, check_account_update, check_new_account
 from .config import SandboxConfig
 from .rules import (
     CENT,
@@ -160,8 +162,8 @@ class Accounting:
         try:
             if collection == "Organisation" and method == "GET" and not rest:
                 return self.organisation(tenant_id)
-            if collection == "Accounts" and method == "GET":
-                return self.accounts(tenant_id, rest, query)
+            if collection == "Accounts":
+                return self.chart_of_accounts(tenant_id, method, rest, query, payload)
             if collection == "TaxRates" and method == "GET" and not rest:
                 return _ok("TaxRates", _filtered(self._tax_rates(tenant_id), query))
             if collection == "TrackingCategories":
@@ -223,41 +225,115 @@ class Accounting:
             element["EndOfYearLockDate"] = ms_date(organisation.end_of_year_lock_date)
         return _ok("Organisations", [element])
 
-    def _accounts(self, tenant_id: str) -> list[dict[str, Any]]:
-        elements = []
-        for row in self.store.accounts(tenant_id):
-            element: dict[str, Any] = {
-                "AccountID": row["account_id"],
-                "Code": row["code"],
-                "Name": row["name"],
-                "Status": row["status"],
-                "Type": row["type"],
-                "TaxType": row["tax_type"],
-                "Description": row["description"],
-                "Class": row["class"],
-                "EnablePaymentsToAccount": bool(row["enable_payments"]),
-                "ShowInExpenseClaims": row["class"] == "EXPENSE",
-                "BankAccountType": "BANK" if row["type"] == "BANK" else "",
-                "ReportingCode": row["class"][:3],
-                "ReportingCodeName": row["class"].title(),
-                "HasAttachments": False,
-                "UpdatedDateUTC": ms_timestamp(row["updated_ms"]),
-                "AddToWatchlist": False,
-            }
-            if row["type"] == "BANK":
-                element["BankAccountNumber"] = row["bank_account_number"]
-                element["CurrencyCode"] = "NZD"
-            if row["system_account"]:
-                element["SystemAccount"] = row["system_account"]
-            elements.append(element)
-        return elements
+    @staticmethod
+    def render_account(account: StoredAccount, base_currency: str, status: str | None = None, updated_ms: int | None = None) -> dict[str, Any]:
+        """An account in the spec's Account shape."""
+        element: dict[str, Any] = {
+            "AccountID": account.account_id,
+            "Code": account.code,
+            "Name": account.name,
+            "Status": status or account.status,
+            "Type": account.type,
+            "TaxType": account.tax_type,
+            "Description": account.description,
+            "Class": account.account_class,
+            "EnablePaymentsToAccount": account.enable_payments,
+            "ShowInExpenseClaims": account.show_in_expense_claims,
+            "BankAccountType": "BANK" if account.type == "BANK" else "",
+            "ReportingCode": account.reporting_code,
+            "ReportingCodeName": account.account_class.title(),
+            "HasAttachments": False,
+            "UpdatedDateUTC": ms_timestamp(account.updated_ms if updated_ms is None else updated_ms),
+            "AddToWatchlist": account.add_to_watchlist,
+        }
+        if account.type == "BANK":
+            element["BankAccountNumber"] = account.bank_account_number
+            element["CurrencyCode"] = base_currency
+        if account.system_account:
+            element["SystemAccount"] = account.system_account
+        return element
 
-    def accounts(self, tenant_id: str, rest: list[str], query: dict[str, str]) -> Answer:
-        elements = self._accounts(tenant_id)
-        if rest:
-            elements = [e for e in elements if e["AccountID"] == rest[0].lower()]
-            return _ok("Accounts", elements) if elements and len(rest) == 1 else _not_found()
-        return _ok("Accounts", _filtered(elements, query))
+    def _accounts(self, tenant_id: str) -> list[dict[str, Any]]:
+        organisation = self.store.organisation(tenant_id)
+        assert organisation is not None
+        return [self.render_account(account, organisation.base_currency) for account in self.store.stored_accounts(tenant_id)]
+
+    def chart_of_accounts(self, tenant_id: str, method: str, rest: list[str], query: dict[str, str], payload: Any) -> Answer:
+        """GET /Accounts (where), GET /Accounts/{id}; PUT /Accounts creates one account (the body is one
+        Account, as the spec's createAccount gives it); POST /Accounts/{id} updates one (the body is
+        {"Accounts": [one Account]}, the spec's updateAccount); DELETE /Accounts/{id} deletes one that was
+        never used. A refusal is Xero's 400 ValidationException naming the account and its errors."""
+        if method == "GET" and not rest:
+            return _ok("Accounts", _filtered(self._accounts(tenant_id), query))
+        if method == "GET" and len(rest) == 1:
+            found = [e for e in self._accounts(tenant_id) if e["AccountID"] == rest[0].lower()]
+            return _ok("Accounts", found) if found else _not_found()
+        if method == "PUT" and not rest:
+            return self.create_account(tenant_id, payload)
+        if method == "POST" and len(rest) == 1:
+            return self.update_account(tenant_id, rest[0].lower(), payload)
+        if method == "DELETE" and len(rest) == 1:
+            return self.delete_account(tenant_id, rest[0].lower())
+        return _not_found()
+
+    def _chart(self, tenant_id: str) -> Chart:
+        organisation = self.store.organisation(tenant_id)
+        assert organisation is not None
+        rates = {
+            row["tax_type"]: TaxRateFit(row["tax_type"], row["status"], frozenset(row["applies_to"].split(",")))
+            for row in self.store.tax_rates(tenant_id)
+        }
+        return Chart(organisation.base_currency, self.store.stored_accounts(tenant_id), rates)
+
+    def _account_answer(self, tenant_id: str, account_id: str) -> Answer:
+        found = [e for e in self._accounts(tenant_id) if e["AccountID"] == account_id]
+        return _ok("Accounts", found)
+
+    def create_account(self, tenant_id: str, payload: Any) -> Answer:
+        with self.store.transaction():
+            chart = self._chart(tenant_id)
+            checked = check_new_account(payload, chart, str(uuid.uuid4()))
+            if checked.errors:
+                return self._refused(checked.echo, checked.errors)
+            assert checked.account is not None
+            self.store.insert_account(tenant_id, checked.account)
+        return self._account_answer(tenant_id, checked.account.account_id)
+
+    def update_account(self, tenant_id: str, account_id: str, payload: Any) -> Answer:
+        # spec: the body is {"Accounts": [Account]}; one account a call (xero-facts). Xero reads only the
+        # first of several (XeroAPI/Xero-Net#285): the sandbox refuses more than one instead
+        if not (isinstance(payload, dict) and isinstance(payload.get("Accounts"), list)):
+            return self._refused({"AccountID": account_id}, [
+                'The request body must be {"Accounts": [one Account]}, as the spec\'s updateAccount gives it.'])
+        if len(payload["Accounts"]) != 1:
+            return self._refused({"AccountID": account_id}, ["Exactly one account can be updated a call."])
+        with self.store.transaction():
+            chart = self._chart(tenant_id)
+            current = next((a for a in chart.accounts if a.account_id == account_id), None)
+            if current is None:
+                return _not_found()
+            checked = check_account_update(payload["Accounts"][0], current, chart)
+            if checked.errors:
+                return self._refused(checked.echo, checked.errors)
+            assert checked.account is not None
+            if checked.account != current:
+                self.store.update_account(tenant_id, checked.account, current.code)
+        return self._account_answer(tenant_id, account_id)
+
+    def delete_account(self, tenant_id: str, account_id: str) -> Answer:
+        """The answer is the account as it was, with Status DELETED (the spec's deleteAccount example);
+        afterwards it is gone: not listed, not found, its code and name free."""
+        with self.store.transaction():
+            chart = self._chart(tenant_id)
+            account = next((a for a in chart.accounts if a.account_id == account_id), None)
+            if account is None:
+                return _not_found()
+            errors = chart.deletion_errors(account)
+            if errors:
+                return self._refused({"AccountID": account.account_id, "Code": account.code, "Name": account.name,
+                                      "Type": account.type, "Status": account.status}, errors)
+            self.store.delete_account(tenant_id, account)
+        return _ok("Accounts", [self.render_account(account, chart.base_currency, status="DELETED", updated_ms=now_ms())])
 
     def _tax_rates(self, tenant_id: str) -> list[dict[str, Any]]:
         elements = []

@@ -4,6 +4,10 @@ runs it in the foreground (`ci-xero sandbox`).
 
 Requests are handled in worker threads so that several can be in flight at once (Xero's
 concurrency limit is observable); the store serialises access to SQLite.
+
+Beside Xero's routes: `/sandbox/faults` (fault injection, a test tool) and `/sandbox/documents/{id}`,
+a person's read-only page per invoice or credit note standing in for go.xero.com, also reached by
+Xero's deep-link addresses (`/organisationlogin/default.aspx?shortcode=…&redirecturl=…`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .accounting import Accounting
 from .config import SandboxClient, SandboxConfig, SandboxOrganisation
 from .faults import BEFORE_ACTING, ConnectionDropped, FaultInjector, FaultPlan, FaultPlanError, quiet_dropped_connections
 from .identity import Identity, OAuthError, unknown_scopes
+from .pages import deep_link_target, document_page, not_found_page
 from .ratelimit import RateLimiter, format_retry_after
 from .store import SandboxStore
 from .xerojson import encode, now_ms, problem
@@ -318,12 +323,41 @@ class _Sandbox:
             self.faults.clear()
         return _json(200, self.faults.stats())
 
+    # -- a person's page per document (a stand-in for go.xero.com: no auth, read only) -------------------
+    def _document_page(self, document_id: str, short_code: str | None = None) -> tuple[int, str]:
+        found = self.store.document_in_any_organisation(document_id.strip().lower())
+        organisation = self.store.organisation(found[1]) if found else None
+        if found is None or organisation is None or (short_code and short_code.casefold() != organisation.short_code.casefold()):
+            return 404, not_found_page(document_id)
+        collection, tenant_id, document = found
+        contact = self.store.contact_by_id(tenant_id, document.get("ContactID") or "")
+        names: dict[str, str] = {}
+        for account in self.store.stored_accounts(tenant_id):
+            names[account.account_id] = names[account.code] = account.name
+        return 200, document_page(collection, document, organisation.name, contact, names, organisation.base_currency)
+
+    async def document(self, request: Request) -> Response:
+        status, page = await run_in_threadpool(self._document_page, request.path_params["id"])
+        return HTMLResponse(page, status_code=status)
+
+    async def deep_link(self, request: Request) -> Response:
+        """Xero's deep links (the organisation login form, or a document's own page) lead to the
+        document's sandbox page; one for another organisation's short code finds nothing."""
+        document_id, short_code = deep_link_target(request.url.path, dict(request.query_params))
+        if not document_id:
+            return HTMLResponse(not_found_page(""), status_code=404)
+        status, page = await run_in_threadpool(self._document_page, document_id, short_code)
+        if status != 200:
+            return HTMLResponse(page, status_code=status)
+        return RedirectResponse(f"/sandbox/documents/{document_id}", status_code=302)
+
     async def home(self, request: Request) -> Response:
         organisations = await run_in_threadpool(self.store.organisations)
         return _json(200, {
             "sandbox": "Xero sandbox",
             "organisations": [{"name": o.name, "tenantId": o.tenant_id, "shortCode": o.short_code} for o in organisations],
             "accounting_api": API_PREFIX,
+            "document_pages": "/sandbox/documents/{InvoiceID or CreditNoteID}",
         })
 
 
@@ -344,6 +378,10 @@ def build_app(config: SandboxConfig, store: SandboxStore, faults: FaultInjector 
             Route("/Connections/{id}", sandbox.delete_connection, methods=["DELETE"]),
             Route(API_PREFIX + "/{path:path}", sandbox.api, methods=methods),
             Route("/sandbox/faults", sandbox.fault_plan, methods=["GET", "PUT", "DELETE"]),
+            Route("/sandbox/documents/{id}", sandbox.document, methods=["GET"]),
+            Route("/organisationlogin/default.aspx", sandbox.deep_link, methods=["GET"]),
+            Route("/AccountsReceivable/{page}", sandbox.deep_link, methods=["GET"]),
+            Route("/AccountsPayable/{page}", sandbox.deep_link, methods=["GET"]),
         ]
     )
 

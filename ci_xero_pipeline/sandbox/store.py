@@ -4,6 +4,10 @@ One connection shared by the server's threads, guarded by a lock (SQLite connect
 to use from two threads at once); WAL mode so a person can read the file while the sandbox runs.
 Tokens, codes and client secrets are stored only as SHA-256 digests. Documents are stored as
 exact JSON (Decimal amounts) next to indexed columns for the lookups the API offers.
+
+An account remembers whether it was ever used (`accounts.used`: named by a saved document line or a
+payment), since Xero will not delete an account that was, even after the transaction is removed;
+a deleted account is remembered in `deleted_accounts`, so that the seeded chart does not bring it back.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from datetime import date
 from typing import Any, Iterable, Iterator
 
 from ..money import loads_exact
+from .chart import StoredAccount
 from .config import SandboxClient, SandboxOrganisation
 from .seed import NZ_ACCOUNTS, NZ_TAX_RATES
 from .xerojson import encode_text, now_ms
@@ -52,7 +57,12 @@ CREATE TABLE IF NOT EXISTS accounts (
     tenant_id TEXT NOT NULL, account_id TEXT NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL,
     class TEXT NOT NULL, tax_type TEXT NOT NULL, status TEXT NOT NULL, system_account TEXT NOT NULL,
     description TEXT NOT NULL, bank_account_number TEXT NOT NULL, updated_ms INTEGER NOT NULL,
-    enable_payments INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tenant_id, code));
+    enable_payments INTEGER NOT NULL DEFAULT 0, used INTEGER NOT NULL DEFAULT 0,
+    show_in_expense_claims INTEGER NOT NULL DEFAULT 0, add_to_watchlist INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, code));
+CREATE TABLE IF NOT EXISTS deleted_accounts (
+    tenant_id TEXT NOT NULL, account_id TEXT NOT NULL, code TEXT NOT NULL, name TEXT NOT NULL,
+    deleted_ms INTEGER NOT NULL, PRIMARY KEY (tenant_id, account_id));
 CREATE TABLE IF NOT EXISTS tax_rates (
     tenant_id TEXT NOT NULL, tax_type TEXT NOT NULL, name TEXT NOT NULL, rate TEXT NOT NULL,
     report_tax_type TEXT NOT NULL, applies_to TEXT NOT NULL, status TEXT NOT NULL, PRIMARY KEY (tenant_id, tax_type));
@@ -143,6 +153,23 @@ class SandboxStore:
             for account in NZ_ACCOUNTS:  # seeded accounts take the seed's flag
                 if account.enable_payments:
                     self._db.execute("UPDATE accounts SET enable_payments = 1 WHERE code = ?", (account.code,))
+        account_columns = columns("accounts")
+        for name in ("show_in_expense_claims", "add_to_watchlist"):
+            if name not in account_columns:
+                self._db.execute(f"ALTER TABLE accounts ADD COLUMN {name} INTEGER NOT NULL DEFAULT 0")
+        if "show_in_expense_claims" not in account_columns:  # what the sandbox showed before it kept the flag
+            self._db.execute("UPDATE accounts SET show_in_expense_claims = 1 WHERE class = 'EXPENSE'")
+        if "used" not in account_columns:
+            # an older file: its accounts were used if a stored document line or payment names them
+            self._db.execute("ALTER TABLE accounts ADD COLUMN used INTEGER NOT NULL DEFAULT 0")
+            self._db.execute(
+                "UPDATE accounts SET used = 1 WHERE "
+                + " OR ".join(
+                    f"EXISTS (SELECT 1 FROM {table} t WHERE t.tenant_id = accounts.tenant_id "
+                    f"AND instr(t.{column}, '\"AccountID\":\"' || accounts.account_id || '\"') > 0)"
+                    for table, column in (("invoices", "document"), ("credit_notes", "document"), ("payments", "payment"))
+                )
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -221,15 +248,22 @@ class SandboxStore:
                 )
             stamp = now_ms()
             for account in NZ_ACCOUNTS:
+                # a seeded account is added once: not again after its code or name was changed, nor after
+                # it was deleted, nor over an account of its own that took its code or name since
+                account_id = stable_id(tenant_id, "account", account.code)
                 db.execute(
                     "INSERT OR IGNORE INTO accounts (tenant_id, account_id, code, name, type, class, tax_type, status, "
-                    "system_account, description, bank_account_number, updated_ms, enable_payments) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "system_account, description, bank_account_number, updated_ms, enable_payments, show_in_expense_claims) "
+                    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS ("
+                    "SELECT 1 FROM accounts WHERE tenant_id = ? AND (account_id = ? OR code = ? COLLATE NOCASE "
+                    "OR name = ? COLLATE NOCASE)) AND NOT EXISTS ("
+                    "SELECT 1 FROM deleted_accounts WHERE tenant_id = ? AND account_id = ?)",
                     (
-                        tenant_id, stable_id(tenant_id, "account", account.code), account.code, account.name,
+                        tenant_id, account_id, account.code, account.name,
                         account.type, account.account_class, account.tax_type, account.status,
                         account.system_account, account.description, account.bank_account_number, stamp,
-                        int(account.enable_payments),
+                        int(account.enable_payments), int(account.account_class == "EXPENSE"),
+                        tenant_id, account_id, account.code, account.name, tenant_id, account_id,
                     ),
                 )
             for rate in NZ_TAX_RATES:
@@ -280,6 +314,80 @@ class SandboxStore:
 
     def tax_rates(self, tenant_id: str) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM tax_rates WHERE tenant_id = ? ORDER BY rowid", (tenant_id,))
+
+    def stored_accounts(self, tenant_id: str) -> list[StoredAccount]:
+        return [
+            StoredAccount(
+                account_id=row["account_id"], code=row["code"], name=row["name"], type=row["type"],
+                account_class=row["class"], tax_type=row["tax_type"], status=row["status"],
+                system_account=row["system_account"], description=row["description"],
+                bank_account_number=row["bank_account_number"], enable_payments=bool(row["enable_payments"]),
+                show_in_expense_claims=bool(row["show_in_expense_claims"]), add_to_watchlist=bool(row["add_to_watchlist"]),
+                used=bool(row["used"]), updated_ms=row["updated_ms"],
+            )
+            for row in self.accounts(tenant_id)
+        ]
+
+    def insert_account(self, tenant_id: str, account: StoredAccount) -> None:
+        self.execute(
+            "INSERT INTO accounts (tenant_id, account_id, code, name, type, class, tax_type, status, system_account, "
+            "description, bank_account_number, updated_ms, enable_payments, used, show_in_expense_claims, add_to_watchlist) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+            (
+                tenant_id, account.account_id, account.code, account.name, account.type, account.account_class,
+                account.tax_type, account.status, account.system_account, account.description,
+                account.bank_account_number, now_ms(), int(account.enable_payments),
+                int(account.show_in_expense_claims), int(account.add_to_watchlist),
+            ),
+        )
+
+    def update_account(self, tenant_id: str, account: StoredAccount, previous_code: str) -> None:
+        """Save a changed account. A new code reaches the lines of stored documents that use the account
+        (by AccountID), as Xero shows a document's lines with the account's code of the moment."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE accounts SET code = ?, name = ?, type = ?, class = ?, tax_type = ?, status = ?, description = ?, "
+                "bank_account_number = ?, enable_payments = ?, show_in_expense_claims = ?, add_to_watchlist = ?, "
+                "updated_ms = ? WHERE tenant_id = ? AND account_id = ?",
+                (
+                    account.code, account.name, account.type, account.account_class, account.tax_type, account.status,
+                    account.description, account.bank_account_number, int(account.enable_payments),
+                    int(account.show_in_expense_claims), int(account.add_to_watchlist), now_ms(),
+                    tenant_id, account.account_id,
+                ),
+            )
+            if account.code != previous_code:
+                self._recode_lines(tenant_id, account.account_id, account.code)
+
+    def _recode_lines(self, tenant_id: str, account_id: str, code: str) -> None:
+        needle = f'"AccountID":"{account_id}"'
+        for collection, table in DOCUMENT_TABLES.items():
+            rows = self._db.execute(
+                f"SELECT document FROM {table} WHERE tenant_id = ? AND instr(document, ?) > 0", (tenant_id, needle)
+            ).fetchall()
+            for row in rows:
+                document = loads_exact(row["document"])
+                for line in document.get("LineItems", []):
+                    if line.get("AccountID") == account_id:
+                        line["AccountCode"] = code
+                self.save_document(collection, tenant_id, document)
+
+    def delete_account(self, tenant_id: str, account: StoredAccount) -> None:
+        """Remove an unused account; its code and name are free again, and it is never seeded back."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM accounts WHERE tenant_id = ? AND account_id = ?", (tenant_id, account.account_id))
+            db.execute(
+                "INSERT OR REPLACE INTO deleted_accounts VALUES (?, ?, ?, ?, ?)",
+                (tenant_id, account.account_id, account.code, account.name, now_ms()),
+            )
+
+    def _mark_used(self, tenant_id: str, account_ids: set[str]) -> None:
+        wanted = sorted(a for a in account_ids if a)
+        if wanted:
+            self.execute(
+                f"UPDATE accounts SET used = 1 WHERE tenant_id = ? AND used = 0 AND account_id IN ({','.join('?' * len(wanted))})",
+                [tenant_id, *wanted],
+            )
 
     # -- tracking -------------------------------------------------------------------------------
     def tracking_categories(self, tenant_id: str) -> list[sqlite3.Row]:
@@ -386,6 +494,14 @@ class SandboxStore:
                 found.append(loads_exact(row["document"]))
         return found
 
+    def document_in_any_organisation(self, document_id: str) -> tuple[str, str, dict[str, Any]] | None:
+        """(collection, tenant id, document) of an invoice or credit note, whichever organisation holds it."""
+        for collection, table in DOCUMENT_TABLES.items():
+            row = self.query_one(f"SELECT tenant_id, document FROM {table} WHERE id = ?", (document_id,))
+            if row is not None:
+                return collection, row["tenant_id"], loads_exact(row["document"])
+        return None
+
     def document(self, collection: str, tenant_id: str, document_id: str) -> dict[str, Any] | None:
         rows = self.document_rows(collection, tenant_id, ids=[document_id])
         return loads_exact(rows[0]["document"]) if rows else None
@@ -410,6 +526,7 @@ class SandboxStore:
                 str(document["Total"]), document["UpdatedDateUTC"], encode_text(document),
             ),
         )
+        self._mark_used(tenant_id, {line.get("AccountID") or "" for line in document.get("LineItems", [])})
 
     # -- payments -------------------------------------------------------------------------------
     def payment_rows(
@@ -441,6 +558,7 @@ class SandboxStore:
                 encode_text(payment),
             ),
         )
+        self._mark_used(tenant_id, {payment.get("AccountID") or ""})
 
     def documents_by_ids(self, collection: str, tenant_id: str, document_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         wanted = sorted(set(document_ids))
