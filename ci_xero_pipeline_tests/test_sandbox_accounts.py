@@ -523,3 +523,52 @@ def test_xeros_deep_links_lead_to_the_documents_page(api):
                     redirecturl=f"/AccountsReceivable/View.aspx?InvoiceID={sale['InvoiceID']}")[0] == 404
     followed = requests.get(f"{base}/AccountsReceivable/View.aspx", params={"InvoiceID": sale["InvoiceID"]}, timeout=10)
     assert followed.status_code == 200 and by_id(followed.text)["number"] == "ER-LINK"
+    # the link as the pipeline writes it (settings xero.document_link): Xero's form, redirecturl not encoded,
+    # the organisation's ShortCode as the Organisation endpoint gives it
+    short_code = api.get("Organisation")["Organisations"][0]["ShortCode"]
+    link = f"{base}/organisationlogin/default.aspx?shortcode={short_code}&redirecturl=/AccountsReceivable/View.aspx?InvoiceID={sale['InvoiceID']}"
+    opened = requests.get(link, timeout=10)
+    assert opened.status_code == 200 and opened.url == f"{base}/sandbox/documents/{sale['InvoiceID']}"
+    assert by_id(opened.text)["number"] == "ER-LINK"
+
+
+# -- through a real Dagster run: the browser test's path ---------------------------------------------------
+
+def test_a_day_posted_while_202_is_archived_is_refused_and_posts_once_it_is_restored(sandbox_factory, demo_ci_url, make_site):
+    """Account 202 (mapping.sales_accounts.FOOTWEAR in the demo) archived with Xero's own call, through
+    the project's client: the day is refused with Xero's reason; restored, the re-run posts it.
+
+    The sandbox remembers no Idempotency-Key here: the re-run sends the very batch the first run sent,
+    under the same key, and within Xero's few minutes (xero-facts) the answer to that key is the first
+    run's refusal again, whatever was fixed since. That is the client's key to change, not the chart's."""
+    from dagster import DagsterInstance
+
+    from .conftest import DEMO_END_DAY
+    from .pipeline_helpers import ci_final_totals_by_day, connect_site, run, xero_client, xero_totals_by_day
+
+    sandbox = sandbox_factory(idempotency_seconds=0)
+    site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "summary", "status": "AUTHORISED"}})
+    connect_site(site)
+    client = xero_client(site)
+    footwear = next(a for a in client.accounts() if a["Code"] == "202")
+
+    def set_202(status: str) -> None:
+        answer = client.request("POST", f"Accounts/{footwear['AccountID']}",
+                                body={"Accounts": [{"AccountID": footwear["AccountID"], "Status": status}]})
+        assert answer["Accounts"][0]["Status"] == status
+
+    set_202("ARCHIVED")
+    instance = DagsterInstance.ephemeral()
+    failed = run(site, DEMO_END_DAY, DEMO_END_DAY, instance)
+    assert not failed.success
+    [failure] = [e.dagster_event.step_failure_data.user_failure_data for e in instance.all_logs(failed.run_id)
+                 if e.dagster_event and e.dagster_event.is_step_failure]
+    assert "mapping.sales_accounts.FOOTWEAR" in failure.description and "202" in failure.description
+    reasons = [row.data["reason"] for row in failure.metadata["failed_documents"].value.records]
+    assert reasons and all(ARCHIVED_202 in reason for reason in reasons)
+    assert DEMO_END_DAY.isoformat() not in xero_totals_by_day(site)
+
+    set_202("ACTIVE")
+    fixed = run(site, DEMO_END_DAY, DEMO_END_DAY, instance)
+    assert fixed.success, fixed.failed_checks
+    assert xero_totals_by_day(site) == ci_final_totals_by_day(demo_ci_url, DEMO_END_DAY, DEMO_END_DAY)
