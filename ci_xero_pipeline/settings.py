@@ -22,6 +22,9 @@ DEFAULT_SETTINGS_FILE = "site.yaml"
 NZ_TIMEZONE = "Pacific/Auckland"
 
 _TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+# Xero's deep link to a document in a named organisation (developer.xero.com, "Deep link to Xero")
+DEFAULT_DOCUMENT_LINK = "https://go.xero.com/organisationlogin/default.aspx?shortcode={short_code}&redirecturl={page}"
+DOCUMENT_LINK_FIELDS = {"short_code", "page", "id", "endpoint"}
 
 
 class SettingsError(ValueError):
@@ -159,6 +162,27 @@ class XeroSettings(_Strict):
     day_call_reserve: int = Field(default=20, ge=0)
     # Xero's minute is 60 s; shorter only against a sandbox that compresses time.
     rate_window_seconds: float = Field(default=60, gt=0, le=60)
+    # Where each document in posted_eretailer links to (its `xero_link`): Xero's deep link by the
+    # organisation's ShortCode, so the link opens the right organisation for an adviser who has several.
+    # {short_code}: the organisation's ShortCode; {page}: Xero's page of the document
+    # (/AccountsReceivable/View.aspx?InvoiceID=… or /AccountsReceivable/ViewCreditNote.aspx?creditNoteID=…);
+    # {id}: the document's Xero id; {endpoint}: Invoices or CreditNotes. null: no links.
+    document_link: str | None = DEFAULT_DOCUMENT_LINK
+
+    @field_validator("document_link")
+    @classmethod
+    def _link_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        names = set(re.findall(r"{([^{}]*)}", value))
+        unknown = sorted(names - DOCUMENT_LINK_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {unknown}; use {sorted(DOCUMENT_LINK_FIELDS)}")
+        if not names & {"page", "id"}:
+            raise ValueError("the link must name the document: use {page} or {id}")
+        if not re.match(r"^https?://", value):
+            raise ValueError("must be an http(s) address, e.g. " + DEFAULT_DOCUMENT_LINK)
+        return value
 
     @field_validator("keep_alive_time")
     @classmethod
@@ -287,10 +311,20 @@ class SiteSettings(_Strict):
     xero: XeroSettings
     # CI view and column names where the site's differ from the contract's
     ci_names: CINamesSettings = Field(default_factory=CINamesSettings)
+    # The Dagster UI's address (`dagster dev`, dagster-webserver). Each Xero invoice carries in its Url
+    # ("Go to …" in Xero) the address of the day that produced it; null: no Url is sent.
+    dagster_ui_url: str | None = "http://localhost:3000"
     # who is told when something needs a person (off unless alerts.enabled)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     # where relative paths start: the folder of the settings file (set by load_settings)
     base_dir: str = Field(default=".", exclude=True)
+
+    @field_validator("dagster_ui_url")
+    @classmethod
+    def _ui_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+            raise ValueError(f"'{value}' is not the address of a web server, e.g. http://localhost:3000")
+        return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
     def _sensible_dates(self) -> "SiteSettings":

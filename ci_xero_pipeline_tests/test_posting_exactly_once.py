@@ -60,12 +60,13 @@ def test_a_failed_document_fails_its_partition_with_lineage_and_a_rerun_sends_on
     assert failure.step_key == "posted_eretailer"
     user = failure.step_failure_data.user_failure_data
     rows = [record.data for record in user.metadata["failed_documents"].value.records]
-    assert rows and "not in Xero" in user.description
+    assert rows and "not in Xero" in user.description and "mapping.sales_accounts.GIFTS" in user.description
+    ci_numbers = user.metadata["ci_invoice_nos_by_document"].value
     for row in rows:
-        assert "Account code '299'" in row["reason"]
-        assert row["upstream_partition"] == f"raw_eretailer / {row['business_date']}"
-        assert row["ci_invoice_nos"] in row["ci_keys"] and row["branch_code"] and Decimal(row["amount"]) > 0
-    failed_numbers = {row["ci_invoice_nos"] for row in rows}
+        assert "Account code '299'" in row["reason"] and "point mapping.sales_accounts.GIFTS" in row["fix"]
+        assert row["ci_rows"].startswith(f"raw_eretailer / {row['business_date']}: ci_sales_invoices.invoice_no IN ({row['number']})")
+        assert ci_numbers[row["number"]] == [row["number"]] and "299 · " in row["failed_lines"] and Decimal(row["amount"]) > 0
+    failed_numbers = {row["number"] for row in rows}
     invoices, credit_notes = xero_documents(site)
     posted = {d["InvoiceNumber"] for d in invoices} | {d["CreditNoteNumber"] for d in credit_notes}
     assert posted and not posted & failed_numbers  # the rest of the days went in

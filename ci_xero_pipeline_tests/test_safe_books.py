@@ -184,7 +184,8 @@ def test_a_lost_answer_or_a_refusal_on_a_void_stays_with_that_document_and_the_r
     assert not mixed.success
     failure = failure_of(instance, mixed.run_id)
     rows = [r.data for r in failure.metadata["failed_documents"].value.records]
-    assert sorted(row["ci_invoice_nos"] for row in rows) == sorted([edited, voided])
+    ci_numbers = failure.metadata["ci_invoice_nos_by_document"].value
+    assert sorted(n for row in rows for n in ci_numbers[row["number"]]) == sorted([edited, voided])
     assert all(row["outcome"] == "unknown" and "lookup" in row["reason"] for row in rows)
     held = by_number(site)
     final_new = {n for n, t in ci_final_totals_by_number(ci, DAY).items()}

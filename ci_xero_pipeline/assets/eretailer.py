@@ -20,14 +20,15 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from .. import checks
 from ..books.daybook import dollars_by_day, locked_out, postable_rows, source_evidence
-from ..books.eretailer import build_eretailer_documents_with_notices, excluded_by_rule
+from ..books.diagnosis import SiteView, branch_options_used, ci_line_keys, explain_failures, failure_headline
+from ..books.eretailer import build_eretailer_documents_with_notices, excluded_by_rule, with_source_links
 from ..books.schemas import XeroDocuments
 from ..books.validation import ValidatedSales, validate_sales_documents
 from ..ci.extract import SalesDocuments, extract_sales_documents
 from ..resources import CISourceResource, SiteResource, XeroResource
 from ..xero.oauth import ReconnectRequired, RefreshRefused
 from ..xero.pacing import DailyLimitReached
-from ..xero.posting import FAILED_OUTCOMES, SourceEvidence, post_documents
+from ..xero.posting import FAILED_OUTCOMES, GOOD_OUTCOMES, SourceEvidence, post_documents
 from ..xero.reconcile import read_documents
 from ..xero.tokens import NotConnectedError, TokenStoreError
 from ..xero.tracking import tracking_options_used
@@ -65,28 +66,32 @@ def trading_days(context: AssetExecutionContext) -> list[str]:
     return sorted(context.partition_keys)
 
 
-def raise_if_documents_failed(results: pd.DataFrame, upstream: str) -> None:
-    """Fail the step (the partitions turn red) when a document that must be in Xero is not; the failure
-    carries the table that leads from each such document back to its CI rows."""
-    failed = results[results["outcome"].isin(FAILED_OUTCOMES)]
+def site_view(site: SiteResource, validated: ValidatedSales) -> SiteView:
+    """What the diagnosis of a refusal reads of the site: its rules, and the options its branches carry."""
+    rules = site.eretailer_rules()
+    return SiteView(rules, site.settings.tracking.strategy, branch_options_used(validated.invoices, rules))
+
+
+def explain_problems(results: pd.DataFrame, documents: pd.DataFrame, site: SiteResource, validated: ValidatedSales,
+                     upstream: str) -> pd.DataFrame:
+    """Every result that is not in Xero as CI has it, with Xero's words, the cause and the fix."""
+    problems = results[~results["outcome"].isin(GOOD_OUTCOMES)]
+    if problems.empty:
+        return explain_failures(problems, documents, site_view(site, validated), upstream)
+    wanted = {str(n) for numbers in problems["ci_invoice_nos"] for n in (numbers or ())}
+    lines = validated.lines[validated.lines["invoice_no"].isin(wanted)]
+    invoices = validated.invoices
+    ci_lines = ci_line_keys(invoices, lines, site.eretailer_rules())
+    return explain_failures(problems, documents, site_view(site, validated), upstream, ci_lines)
+
+
+def raise_if_documents_failed(explained: pd.DataFrame) -> None:
+    """Fail the step (the partitions turn red) when a document that must be in Xero is not. The failure's
+    headline names the cause and the fix; its table leads from each such document back to its CI rows."""
+    failed = explained[explained["outcome"].isin(FAILED_OUTCOMES)]
     if failed.empty:
         return
-    days = sorted(failed["business_date"].unique())
-    deferred = failed["outcome"].eq("deferred").any()
-    stopped = failed[failed["outcome"] == "stopped"].drop_duplicates("business_date")
-    raise Failure(
-        description=(
-            f"{len(failed)} document(s) of {len(days)} day(s) are not in Xero as CI has them"
-            + (" (Xero's daily call limit stopped the run; the next run resumes)" if deferred else "")
-            + "".join(f". {message}" for message in stopped["message"])
-            + ". Everything else is posted and recorded; fix the cause and re-run: only what is missing is sent."
-        ),
-        metadata={
-            "failed_documents": metadata.failed_lineage(failed, upstream),
-            "failed_days": MetadataValue.json(days),
-        },
-        allow_retries=False,
-    )
+    raise Failure(description=failure_headline(failed), metadata=metadata.failed_documents(failed), allow_retries=False)
 
 
 def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str | None = None) -> list:
@@ -128,6 +133,10 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         """The exact Xero invoices and credit notes, in the site's Summary or Detail mode."""
         postable, _withheld = postable_rows(validated_eretailer, site.settings.eretailer.all_or_nothing_days)
         documents, notices = build_eretailer_documents_with_notices(postable.invoices, postable.lines, site.eretailer_rules())
+        if site.settings.dagster_ui_url:  # each invoice links back to the day that made it ("Go to …" in Xero)
+            documents = with_source_links(documents, {
+                day: metadata.partition_url(site.settings.dagster_ui_url, "posted_eretailer", day) for day in trading_days(context)
+            })
         excluded = excluded_by_rule(postable.invoices, documents, site.eretailer_rules())
         for row in excluded.itertuples(index=False):
             context.log.info(f"{row.business_date}: {row.reason} ({len(row.invoice_nos)} CI documents)")
@@ -154,23 +163,37 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         Fails (red) when a document that must be in Xero is not, with the CI rows it came from."""
         days = trading_days(context)
         documents = xero_eretailer_documents
+        settings = site.settings
+        quarantined = metadata.quarantined_documents(validated_eretailer.quarantine)
         with stop_when_disconnected(), stop_at_daily_limit():
             client = xero.client()
             tracking = None
+            organisation: dict = {}
             if len(documents):
+                organisation = client.organisation()  # its name for the log, its ShortCode for the links
                 options = tracking_options_used(documents["payload"], xero.tracking_category)
                 tracking = xero.ensure_tracking(client, options)
+            for line in metadata.run_log_before(organisation.get("Name") or settings.xero.tenant_name or "",
+                                                site.eretailer_rules(), days, documents, quarantined):
+                context.log.info(line)
             ledger = xero.ledger(client.tenant_id, context.run.run_id)
             evidence = SourceEvidence(**source_evidence(validated_eretailer))
             results = post_documents(client, ledger, documents, days, site.posting_policy(), evidence)
+            results = metadata.with_xero_links(results, settings.xero.document_link, organisation.get("ShortCode") or "")
+            explained = explain_problems(results, documents, site, validated_eretailer, upstream="raw_eretailer")
+            for line in metadata.run_log_after(results, quarantined, explained):
+                context.log.info(line)
             # before reading Xero back: a failed partition yields no checks, and a spent day has no calls left
-            raise_if_documents_failed(results, upstream="raw_eretailer")
+            raise_if_documents_failed(explained)
             held = read_documents(client, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
-        postable, withheld = postable_rows(validated_eretailer, site.settings.eretailer.all_or_nothing_days)
+        postable, withheld = postable_rows(validated_eretailer, settings.eretailer.all_or_nothing_days)
         excluded = pd.concat(
             [excluded_by_rule(postable.invoices, documents, site.eretailer_rules()), locked_out(results)], ignore_index=True
         )
-        metadata.add_per_day(context, results, days, lambda part, _day: metadata.posted(part, client.calls, tracking))
+        metadata.add_per_day_frames(
+            context, days, lambda day, part, held_back, why: metadata.posted(part, client.calls, tracking, held_back, why),
+            results, quarantined, explained,
+        )
         yield Output(results)
         yield checks.posting_check(results)
         yield checks.reconciliation_check(documents, results, held)

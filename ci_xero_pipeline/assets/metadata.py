@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import quote
 
 import pandas as pd
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from ..io_manager import split_by_day
+from ..books.diagnosis import ci_documents_summary
 from ..money import cents_to_decimal
 
 TABLE_ROW_LIMIT = 200
@@ -31,24 +33,47 @@ def _cell(value: Any) -> str | int | bool | None:
     return str(value)
 
 
-def table(frame: pd.DataFrame, columns: Iterable[str], money_columns: Iterable[str] = ()) -> MetadataValue:
-    """A UI table of the first rows; money columns shown as exact decimals. A longer table says how
-    many rows are not shown, in a last row (never cut silently); the asset's stored value has them all."""
+# Money columns are shown in dollars under a name for dollars (never `*_cents` holding dollars)
+MONEY_NAMES = {
+    "total_cents": "total", "tax_cents": "gst", "xero_total_cents": "xero_total", "xero_tax_cents": "xero_gst",
+    "total_incl_cents": "total_incl", "total_gst_cents": "gst", "amount_cents": "amount",
+}
+
+
+def shown_name(column: str, money: bool) -> str:
+    """The name a column is shown under: a money column is named for dollars."""
+    if not money:
+        return column
+    return MONEY_NAMES.get(column) or column.replace("_cents", "")
+
+
+def table(
+    frame: pd.DataFrame, columns: Iterable[str], money_columns: Iterable[str] = (),
+    descriptions: Mapping[str, str] | None = None,
+) -> MetadataValue:
+    """A UI table of the first rows; money columns shown as exact decimals, under a name for dollars
+    (`total_cents` → `total`). A longer table says how many rows are not shown, in a last row (never
+    cut silently); the asset's stored value has them all."""
     columns, money_columns = list(columns), set(money_columns)
+    names = [shown_name(name, name in money_columns) for name in columns]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two columns would be shown under one name: {names}")
     shown = frame.head(TABLE_ROW_LIMIT)
     records = []
     for row in shown[columns].itertuples(index=False):
         record = {}
-        for name, value in zip(columns, row):
-            record[name] = money(value) if name in money_columns else _cell(value)
+        for column, name, value in zip(columns, names, row):
+            record[name] = money(value) if column in money_columns else _cell(value)
         records.append(TableRecord(record))
     if len(frame) > TABLE_ROW_LIMIT:
-        more = {name: None for name in columns}
-        more[columns[0]] = f"… and {len(frame) - TABLE_ROW_LIMIT} more rows, not shown here (all are in the stored asset value)"
+        more = {name: None for name in names}
+        more[names[0]] = f"… and {len(frame) - TABLE_ROW_LIMIT} more rows, not shown here (all are in the stored asset value)"
         records.append(TableRecord(more))
-    schema = TableSchema(
-        columns=[TableColumn(name, "string" if name in money_columns else "string") for name in columns]
-    )
+    described = descriptions or {}
+    schema = TableSchema(columns=[
+        TableColumn(name, "string", description=described.get(name) or ("NZ$, exact" if column in money_columns else None))
+        for column, name in zip(columns, names)
+    ])
     return MetadataValue.table(records=records, schema=schema)
 
 
@@ -57,6 +82,18 @@ def add_per_day(context: Any, value: Any, days: list[str], describe: Callable[[A
     run; without this every partition would show the whole range)."""
     for day, part in split_by_day(value, days).items():
         context.add_asset_metadata(describe(part, day), partition_key=day)
+
+
+def add_per_day_frames(context: Any, days: list[str], describe: Callable[..., dict[str, Any]], *frames: pd.DataFrame) -> None:
+    """As add_per_day, for several frames of the run split alike: describe(day, part of each frame)."""
+    parts = [split_by_day(frame, days) for frame in frames]
+    for day in days:
+        context.add_asset_metadata(describe(day, *(part[day] for part in parts)), partition_key=day)
+
+
+def partition_url(ui_url: str, asset: str, day: str) -> str:
+    """The Dagster UI's page of one partition of an asset (the UI's own form of the address)."""
+    return f"{ui_url.rstrip('/')}/assets/{quote(asset)}?view=partitions&partition={quote(day)}"
 
 
 def day_range(days: list[str]) -> str:
@@ -81,10 +118,12 @@ def raw_sales(documents: Any, days: list[str]) -> dict[str, Any]:
 
 def validated_sales(validated: Any) -> dict[str, Any]:
     quarantine = validated.quarantine
+    held = quarantined_documents(quarantine)
     return {
         "postable_documents": len(validated.invoices),
         "postable_total_incl": money(validated.invoices["total_incl_cents"].sum()),
-        "quarantined_documents": int(quarantine["invoice_no"].nunique()),
+        "quarantined_documents": len(held),
+        "quarantined_amount": money(held["total_incl_cents"].sum()),
         "quarantined_rows": table(
             quarantine,
             ["business_date", "invoice_no", "branch_code", "line_no", "total_incl_cents", "reason"],
@@ -97,62 +136,254 @@ def validated_sales(validated: Any) -> dict[str, Any]:
     }
 
 
+def quarantined_documents(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """One row per quarantined CI document (the quarantine has one per problem): business_date,
+    invoice_no, branch_code, total_incl_cents (CI's signed total), reason (the first, and how many more)."""
+    columns = ["business_date", "invoice_no", "branch_code", "total_incl_cents", "reason"]
+    if not len(quarantine):
+        return pd.DataFrame(columns=columns)
+    problems = quarantine.groupby("invoice_no", sort=False)["reason"].agg(list)
+    first = quarantine.drop_duplicates("invoice_no").set_index("invoice_no")
+    reasons = [r[0] + (f" (+{len(r) - 1} more)" if len(r) > 1 else "") for r in problems.reindex(first.index)]
+    return pd.DataFrame({
+        "business_date": first["business_date"].to_numpy(), "invoice_no": first.index.to_numpy(),
+        "branch_code": first["branch_code"].to_numpy(), "total_incl_cents": first["total_incl_cents"].to_numpy(),
+        "reason": reasons,
+    }, columns=columns)
+
+
 def xero_documents(documents: pd.DataFrame) -> dict[str, Any]:
+    shown = documents.assign(ci_documents=[ci_documents_summary(numbers) for numbers in documents["ci_invoice_nos"]])
     return {
         "documents": len(documents),
         "invoices": int((documents["endpoint"] == "Invoices").sum()),
         "credit_notes": int((documents["endpoint"] == "CreditNotes").sum()),
         "xero_lines": int(documents["line_count"].sum()) if len(documents) else 0,
         "documents_table": table(
-            documents,
+            shown,
             ["business_date", "number", "document_type", "branch_code", "contact_name", "status",
-             "total_cents", "tax_cents", "line_count", "ci_invoice_nos"],
+             "total_cents", "tax_cents", "line_count", "ci_documents"],
             money_columns=["total_cents", "tax_cents"],
         ),
     }
 
 
-def posted(results: pd.DataFrame, calls: Any, tracking: Any) -> dict[str, Any]:
-    outcomes = results["outcome"].value_counts().to_dict() if len(results) else {}
-    problems = results[~results["outcome"].isin(["posted", "already_posted", "updated", "reposted", "withdrawn"])]
-    return {
-        "outcomes": MetadataValue.json({str(k): int(v) for k, v in outcomes.items()}),
+# -- posted_eretailer --------------------------------------------------------------------------------
+
+GOOD = ("posted", "already_posted", "updated", "reposted", "withdrawn")
+# Xero's page of a document (developer.xero.com, "Deep link to Xero")
+XERO_PAGES = {
+    "Invoices": "/AccountsReceivable/View.aspx?InvoiceID={id}",
+    "CreditNotes": "/AccountsReceivable/ViewCreditNote.aspx?creditNoteID={id}",
+}
+LINKED_OUTCOMES = ("posted", "already_posted", "updated", "reposted")
+LINKS_SHOWN = 50  # clickable links listed per day (the table holds every one)
+
+
+def xero_link(template: str, endpoint: str, xero_id: str, short_code: str = "") -> str:
+    """The address of a document in Xero, from the site's template (settings xero.document_link)."""
+    page = XERO_PAGES[endpoint].format(id=xero_id)
+    return template.format(short_code=short_code, page=page, id=xero_id, endpoint=endpoint)
+
+
+def with_xero_links(results: pd.DataFrame, template: str | None, short_code: str = "") -> pd.DataFrame:
+    """The results with `xero_link` for each document in Xero as CI has it (None for the others)."""
+    links = [
+        xero_link(template, endpoint, xero_id, short_code)
+        if template and outcome in LINKED_OUTCOMES and isinstance(xero_id, str) and xero_id else None
+        for endpoint, xero_id, outcome in zip(results["endpoint"], results["xero_id"], results["outcome"])
+    ]
+    return results.assign(xero_link=pd.Series(links, index=results.index, dtype=object))
+
+
+def _signed(frame: pd.DataFrame, column: str = "total_cents") -> int:
+    """Σ of document totals with credit notes subtracted (a results frame holds them unsigned)."""
+    if not len(frame):
+        return 0
+    sign = frame["endpoint"].map({"Invoices": 1, "CreditNotes": -1}).fillna(1).astype("int64")
+    return int((frame[column].fillna(0).astype("int64") * sign).sum())
+
+
+def posted(
+    results: pd.DataFrame, calls: Any, tracking: Any, quarantined: pd.DataFrame | None = None,
+    explained: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """One day's posting: what Xero holds, and what is not there — documents Xero refused or a rule
+    reported, and CI documents quarantined before posting (a day with money in quarantine is not posted
+    in full, and says so). `quarantined`: quarantined_documents of the day; `explained`: the day's
+    problem documents as books.diagnosis.explain_failures explains them."""
+    quarantined = quarantined if quarantined is not None else quarantined_documents(pd.DataFrame(columns=["invoice_no", "reason"]))
+    outcomes = {str(k): int(v) for k, v in results["outcome"].value_counts().items()} if len(results) else {}
+    problems = results[~results["outcome"].isin(GOOD)]
+    if len(quarantined):
+        outcomes["quarantined (CI documents held back)"] = len(quarantined)
+    problem_rows = _problem_rows(problems, quarantined, explained)
+    ci_not_posted = sum(len(numbers or ()) for numbers in problems["ci_invoice_nos"]) + len(quarantined)
+    amount_not_posted = _signed(problems) + int(quarantined["total_incl_cents"].fillna(0).astype("int64").sum())
+    if "xero_link" not in results.columns:
+        results = results.assign(xero_link=None)
+    linked = results[results["xero_link"].notna()]
+    # what Xero holds where it answered, else CI's figures
+    shown = results.assign(total=results["xero_total_cents"].where(results["xero_total_cents"].notna(), results["total_cents"]),
+                           gst=results["xero_tax_cents"].where(results["xero_tax_cents"].notna(), results["tax_cents"]))
+    value = {
+        "summary": day_summary(results, quarantined),
+        "outcomes": MetadataValue.json(outcomes),
         "posted": int(outcomes.get("posted", 0)),
         "already_in_xero": int(outcomes.get("already_posted", 0)),
-        "not_posted": len(problems),
+        # CI documents of the day that are not in Xero as CI has them: refused or reported, and quarantined
+        "not_posted": ci_not_posted,
+        "not_posted_amount": money(amount_not_posted),
+        "quarantined_documents": len(quarantined),
+        "quarantined_amount": money(quarantined["total_incl_cents"].fillna(0).astype("int64").sum()),
         "xero_calls": calls.total,
         "xero_writes": calls.writes,
         "xero_rate_limited_responses": calls.rate_limited,
         "tracking_category": tracking.category_name if tracking else "",
         "tracking_options_created": MetadataValue.json(list(tracking.created_options) if tracking else []),
         "problem_documents": table(
-            problems,
-            ["business_date", "number", "branch_code", "outcome", "total_cents", "message", "ci_invoice_nos"],
-            money_columns=["total_cents"],
+            problem_rows, ["business_date", "number", "outcome", "amount_cents", "reason", "fix", "ci_documents"],
+            money_columns=["amount_cents"],
         ),
         "documents_in_xero": table(
-            results,
-            ["business_date", "number", "endpoint", "outcome", "xero_status", "xero_id", "xero_total_cents",
-             "xero_tax_cents"],
-            money_columns=["xero_total_cents", "xero_tax_cents"],
+            shown, ["business_date", "number", "endpoint", "outcome", "xero_status", "total", "gst", "xero_link"],
+            money_columns=["total", "gst"],
+            descriptions={"total": "NZ$, as Xero holds it", "gst": "NZ$, as Xero holds it",
+                          "xero_link": "the document in Xero (settings xero.document_link)"},
         ),
+    }
+    if len(linked) == 1:
+        value["xero_link"] = MetadataValue.url(linked["xero_link"].iloc[0])
+    elif len(linked) > 1:
+        value["xero_links"] = MetadataValue.md(links_markdown(linked))
+    return value
+
+
+def links_markdown(linked: pd.DataFrame) -> str:
+    """A clickable list of the documents in Xero (table cells are plain text in the UI)."""
+    shown = linked.head(LINKS_SHOWN)
+    lines = [f"- [{number}]({link}) {'credit note' if endpoint == 'CreditNotes' else 'invoice'} {money(total)}"
+             for number, link, endpoint, total in zip(shown["number"], shown["xero_link"], shown["endpoint"], shown["total_cents"])]
+    if len(linked) > LINKS_SHOWN:
+        lines.append(f"- … and {len(linked) - LINKS_SHOWN} more (every link is in documents_in_xero)")
+    return "\n".join(lines)
+
+
+def _problem_rows(problems: pd.DataFrame, quarantined: pd.DataFrame, explained: pd.DataFrame | None) -> pd.DataFrame:
+    columns = ["business_date", "number", "outcome", "amount_cents", "reason", "fix", "ci_documents"]
+    fixes = dict(zip(explained["document_key"], explained["fix"])) if explained is not None and len(explained) else {}
+    reasons = dict(zip(explained["document_key"], explained["reason"])) if explained is not None and len(explained) else {}
+    rows = [
+        {"business_date": row.business_date, "number": row.number, "outcome": row.outcome,
+         "amount_cents": row.total_cents, "reason": reasons.get(row.document_key, row.message), "fix": fixes.get(row.document_key, ""),
+         "ci_documents": ci_documents_summary(row.ci_invoice_nos or ())}
+        for row in problems.itertuples(index=False)
+    ]
+    rows += [
+        {"business_date": row.business_date, "number": row.invoice_no, "outcome": "quarantined",
+         "amount_cents": row.total_incl_cents, "reason": row.reason,
+         "fix": "correct the CI document or the mapping named in the reason (validated_eretailer's quarantined_rows), "
+                "then re-run the day",
+         "ci_documents": ci_documents_summary([row.invoice_no])}
+        for row in quarantined.itertuples(index=False)
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def day_summary(results: pd.DataFrame, quarantined: pd.DataFrame) -> str:
+    """One line a person reads first: is the day in Xero in full, and if not, what is missing."""
+    problems = results[~results["outcome"].isin(GOOD)]
+    good = len(results) - len(problems)
+    parts = [f"{good} document(s) in Xero as CI has them"]
+    if len(problems):
+        counts = problems["outcome"].value_counts()
+        parts.append(", ".join(f"{n} {outcome}" for outcome, n in counts.items()))
+    if len(quarantined):
+        amount = money(quarantined["total_incl_cents"].fillna(0).astype("int64").sum())
+        parts.append(f"{len(quarantined)} CI document(s) (NZ$ {amount}) held in quarantine, not in Xero")
+    head = "Posted in full" if not len(problems) and not len(quarantined) else "NOT posted in full"
+    return f"{head}: " + "; ".join(parts) + "."
+
+
+# -- the failure of posted_eretailer -------------------------------------------------------------------
+
+FAILED_DOCUMENT_COLUMNS = ["business_date", "number", "outcome", "amount_cents", "reason", "fix", "ci_documents",
+                           "failed_lines", "ci_rows"]
+FAILED_DOCUMENT_DESCRIPTIONS = {
+    "amount": "NZ$, the document's total as CI makes it",
+    "reason": "Xero's own words (or why it was not sent)",
+    "fix": "what to change, and where",
+    "ci_documents": "the CI documents behind it (all of them: ci_invoice_nos_by_document)",
+    "failed_lines": "the Xero lines Xero refused (account · tax type · tracking option) and the CI lines behind them",
+    "ci_rows": "where the CI rows are: the upstream partition, the CI view and keys",
+}
+
+
+def failed_documents(explained: pd.DataFrame) -> dict[str, Any]:
+    """The step failure's metadata: the readable table, and the full CI key list where a person can open it."""
+    return {
+        "failed_documents": table(explained, FAILED_DOCUMENT_COLUMNS, money_columns=["amount_cents"],
+                                  descriptions=FAILED_DOCUMENT_DESCRIPTIONS),
+        "ci_invoice_nos_by_document": MetadataValue.json(
+            {str(number): [str(n) for n in numbers] for number, numbers in zip(explained["number"], explained["ci_invoice_nos"])}
+        ),
+        "failed_days": MetadataValue.json(sorted(set(explained["business_date"]))),
+        "settings_to_check": MetadataValue.json(sorted({s for settings in explained["settings"] for s in settings})),
     }
 
 
-def failed_lineage(failed: pd.DataFrame, upstream: str) -> MetadataValue:
-    """Each document not in Xero, with where its CI rows are: the upstream partition and the CI keys."""
-    rows = failed.assign(
-        amount=failed["total_cents"],
-        reason=failed["message"],
-        upstream_partition=upstream + " / " + failed["business_date"].astype(str),
-        ci_keys=[
-            "ci_sales_invoices.invoice_no IN (" + ", ".join(map(str, numbers)) + ") + their ci_sales_invoice_lines"
-            for numbers in failed["ci_invoice_nos"]
-        ],
-    )
-    return table(
-        rows,
-        ["ci_invoice_nos", "branch_code", "business_date", "number", "amount", "outcome", "reason",
-         "upstream_partition", "ci_keys"],
-        money_columns=["amount"],
-    )
+# -- the run log: what the run does, in the product's words --------------------------------------------
+
+REFUSALS_LOGGED = 3
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def mode_words(rules: Any) -> str:
+    if rules.mode == "detail":
+        return "Detail mode (one Xero document per CI document)"
+    return "Summary mode (one invoice per " + ("branch per day" if rules.summary_grouping == "branch_day" else "day") + ")"
+
+
+def run_log_before(organisation: str, rules: Any, days: list[str], documents: pd.DataFrame, quarantined: pd.DataFrame) -> list[str]:
+    """What the posting step is about to do, before its first write."""
+    invoices = int((documents["endpoint"] == "Invoices").sum()) if len(documents) else 0
+    credit_notes = len(documents) - invoices
+    ci = sum(len(numbers) for numbers in documents["ci_invoice_nos"]) if len(documents) else 0
+    lines = [
+        f"Posting to Xero organisation {organisation!r}: {mode_words(rules)}, status {rules.status}, "
+        f"{day_range(days)}.",
+        (f"To bring into Xero: {_plural(len(documents), 'document')} ({_plural(invoices, 'invoice')}, "
+         f"{_plural(credit_notes, 'credit note')}) made from {_plural(ci, 'CI document')}; a document already in Xero as CI "
+         "has it is not sent again." if len(documents) else "Nothing to bring into Xero for these days."),
+    ]
+    if len(quarantined):
+        by_day = quarantined.groupby("business_date").size()
+        where = ", ".join(f"{day}: {count}" for day, count in by_day.items())
+        lines.append(f"Held back in quarantine (not sent): {_plural(len(quarantined), 'CI document')}, NZ$ "
+                     f"{money(quarantined['total_incl_cents'].fillna(0).astype('int64').sum())} ({where}).")
+    else:
+        lines.append("Nothing is held back in quarantine.")
+    return lines
+
+
+def run_log_after(results: pd.DataFrame, quarantined: pd.DataFrame, explained: pd.DataFrame) -> list[str]:
+    """What the posting step did: in Xero now, not in Xero and why (the first few refusals)."""
+    counts = results["outcome"].value_counts().to_dict() if len(results) else {}
+    done = [("posted", "posted"), ("already_posted", "already in Xero"), ("updated", "updated"),
+            ("reposted", "reposted"), ("withdrawn", "withdrawn")]
+    lines = ["In Xero as CI has them: " + ", ".join(f"{int(counts.get(outcome, 0))} {words}" for outcome, words in done) + "."]
+    missing = [f"{_plural(len(quarantined), 'CI document')} quarantined"] if len(quarantined) else []
+    missing += [f"{int(n)} {outcome}" for outcome, n in counts.items() if outcome not in GOOD]
+    lines.append("Not in Xero: " + (", ".join(missing) if missing else "nothing") + ".")
+    refused = explained[explained["outcome"].isin(["failed"])] if len(explained) else explained
+    for row in refused.head(REFUSALS_LOGGED).itertuples(index=False):
+        lines.append(f"Refused: {row.business_date} {row.number}: {row.reason} Fix: {row.fix}.")
+    if len(refused) > REFUSALS_LOGGED:
+        lines.append(f"… and {len(refused) - REFUSALS_LOGGED} more refused (the step's failed_documents lists them all).")
+    others = explained[~explained["outcome"].isin(["failed"])] if len(explained) else explained
+    for row in others.drop_duplicates(["outcome", "fix"]).head(REFUSALS_LOGGED).itertuples(index=False):
+        lines.append(f"{row.outcome.capitalize()}: {row.business_date} {row.number}: {row.fix}.")
+    return lines

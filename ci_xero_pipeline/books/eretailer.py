@@ -34,7 +34,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import chain
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -769,6 +769,19 @@ def _detail_adjustments(
     for row, pair in zip(sums["document"].tolist(), pairs):
         adjustments.setdefault(row, []).append(pair)
     return adjustments
+
+
+def with_source_links(documents: pd.DataFrame, link_of_day: Mapping[str, str]) -> pd.DataFrame:
+    """Each invoice with its `Url` (Xero: "URL link to a source document – shown as 'Go to [appName]'"):
+    the address of the day that produced it. Credit notes carry none: Xero's CreditNote defines no Url.
+    Presentation only: a changed Url never rewrites a posted document (ledger.accounting_content)."""
+    if not len(documents) or not link_of_day:
+        return documents
+    payloads = [
+        {**payload, "Url": link_of_day[day]} if endpoint == "Invoices" and day in link_of_day else payload
+        for payload, endpoint, day in zip(documents["payload"], documents["endpoint"], documents["business_date"])
+    ]
+    return documents.assign(payload=_objects(payloads))
 
 
 def _objects(values: list) -> np.ndarray:
