@@ -134,8 +134,15 @@ def failure_notice(report: dict, site_name: str, quarantine: "QuarantineLeft | N
         subject = f"[ci-xero {site_name}] Run failed: {report['job']}{days}{left}"
     headline = (f"Run {report['run_id']} of {report['job']}{days} failed"
                 + (" because Xero's daily call limit was reached: the next run resumes where it stopped" if daily_limit else "")
-                + ".")
-    lines = [f"Step {step['step']}: {step['reason']}" for step in steps]
+                + (f": {report['headline']}" if report.get("headline") and not daily_limit else "")
+                + ("" if str(report.get("headline") or "").endswith(".") and not daily_limit else "."))
+    lines = []
+    if report.get("fix") and report["fix"] not in str(report.get("headline") or ""):
+        fix = str(report["fix"]).strip()
+        lines.append((fix if fix.lower().startswith("fix") else f"Fix: {fix}") + ("" if fix.endswith(".") else "."))
+    if report.get("started_by"):
+        lines.append(f"Started by {report['started_by']}.")
+    lines += [f"Step {step['step']}: {step['reason']}" for step in steps]
     if not steps and report.get("message"):
         lines.append(str(report["message"]))
     if documents:

@@ -136,6 +136,7 @@ def command_plan(args: argparse.Namespace) -> int:
     from .runner import nz_yesterday
 
     path = _settings_path(args)
+    load_settings(path)  # a broken site.yaml refuses here (the code location would load and show the error)
     last = date.fromisoformat(args.last) if args.last else nz_yesterday()
     first = date.fromisoformat(args.first) if args.first else last
     resources = build_definitions(path).resources
@@ -226,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except SettingsError as error:
-        print(error, file=sys.stderr)
+        from .assets.site import safe_settings_error  # never echo a line of the file (it may hold a secret)
+
+        print(safe_settings_error(str(error)), file=sys.stderr)
         return 2
     except Exception as error:  # one clear line for a person; our errors never carry secrets
         from .xero.oauth import DisconnectIncomplete, ReconnectRequired, RefreshRefused, TokenServiceUnavailable

@@ -1,35 +1,56 @@
-"""Builds the Dagster code location (assets, checks, jobs, schedules, sensors) from a settings file."""
+"""Builds the Dagster code location (assets, checks, jobs, schedules, sensors) from a settings file.
+
+When the settings file does not load, the code location still loads and shows the error where a person
+looks first (assets/site.py: the asset `fix_site_yaml` and a sensor saying it at every tick); nothing can
+run, and every `ci-xero` command refuses with the same error.
+"""
 
 from __future__ import annotations
 
 import re
 import socket
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from dagster import (
     AssetSelection,
     DailyPartitionsDefinition,
     DefaultScheduleStatus,
     Definitions,
+    JobDefinition,
+    RunRequest,
     ScheduleDefinition,
-    build_schedule_from_partitioned_job,
+    ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
+    schedule,
 )
+
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from .alerts import alerter_for
 from .assets.eretailer import GROUP as ERETAILER_GROUP
 from .assets.eretailer import build_eretailer_assets
+from .assets.site import broken_site_definitions, mode_words, organisation, site_asset_specs
 from .io_manager import DailyFrameIOManager
 from .planning import eretailer_plan
 from .resources import CISourceResource, SiteResource, XeroResource
 from .sensors import (
+    SITE_TAG,
     build_connection_expiry_sensor,
     build_eretailer_change_sensor,
     build_failed_posting_sensor,
     build_quarantine_sensor,
     xero_keep_alive,
 )
-from .settings import NZ_TIMEZONE, SiteSettings, load_settings, settings_file
+from .settings import NZ_TIMEZONE, SettingsError, SiteSettings, load_settings, settings_file
+
+NZ = ZoneInfo(NZ_TIMEZONE)
+ERETAILER_JOB = "eretailer_to_xero"
+ERETAILER_SCHEDULE = "eretailer_daily"
+POSTS_DAY_TAG = "ci-xero/posts-day"  # on each run the schedule asks for: the NZ trading day it posts
+TICK_TAG = "ci-xero/tick"  # ... and the NZ time of the tick
 
 
 def trading_days(settings: SiteSettings) -> DailyPartitionsDefinition:
@@ -45,29 +66,76 @@ def xero_pool_name(settings: SiteSettings) -> str:
     return "xero-" + re.sub(r"[^A-Za-z0-9_-]+", "-", organisation).strip("-").lower()
 
 
+# -- the daily schedule -----------------------------------------------------------------------------------
+
+def day_posted_by_tick(tick: datetime) -> date:
+    """The NZ trading day a tick posts: the day before the tick's NZ date (a tick at 02:00 NZ on 2 Dec is
+    13:00 UTC on 1 Dec and posts 1 Dec). Daylight saving changes nothing: the date is taken in NZ."""
+    when = tick if tick.tzinfo is not None else tick.replace(tzinfo=NZ)
+    return when.astimezone(NZ).date() - timedelta(days=1)
+
+
+def schedule_description(schedule_time: str) -> str:
+    return (f"At {schedule_time} NZ time, posts the previous NZ trading day: the tick of 2 Dec posts 1 Dec. "
+            "NZ time all year, daylight saving included: the night the clocks go forward a tick in the skipped "
+            "hour runs at 03:00, the night they go back a tick in the repeated hour runs once. Each run is tagged "
+            f"with the day it posts ({POSTS_DAY_TAG}) and keyed by it, so a day is asked for once.")
+
+
+def build_eretailer_schedule(job: JobDefinition, settings: SiteSettings) -> ScheduleDefinition:
+    hour, minute = settings.eretailer.schedule_hour_minute
+    first_day = settings.first_trading_day
+
+    @schedule(
+        name=ERETAILER_SCHEDULE,
+        job=job,
+        cron_schedule=f"{minute} {hour} * * *",
+        execution_timezone=NZ_TIMEZONE,
+        default_status=DefaultScheduleStatus.STOPPED,
+        description=schedule_description(settings.eretailer.schedule_time),
+    )
+    def eretailer_daily(context: ScheduleEvaluationContext):
+        tick = context.scheduled_execution_time or datetime.now(NZ)  # "Test schedule" in the UI may give none
+        day = day_posted_by_tick(tick)
+        at = tick.astimezone(NZ).strftime("%Y-%m-%d %H:%M %Z")
+        if day < first_day:
+            return SkipReason(f"The tick of {at} would post {day}, before first_trading_day {first_day}.")
+        context.log.info(f"The tick of {at} posts the NZ trading day {day}.")
+        return RunRequest(
+            partition_key=day.isoformat(),
+            run_key=f"{ERETAILER_SCHEDULE}:{day.isoformat()}",
+            # the partition tag as Dagster would resolve it, so the request needs no repository to resolve it
+            tags={PARTITION_NAME_TAG: day.isoformat(), POSTS_DAY_TAG: day.isoformat(), TICK_TAG: at},
+        )
+
+    return eretailer_daily
+
+
+# -- the code location ------------------------------------------------------------------------------------
+
 def build_definitions(path: str | Path | None = None) -> Definitions:
     path = Path(path).resolve() if path else settings_file()
-    settings = load_settings(path)
+    try:
+        settings = load_settings(path)
+    except SettingsError as error:
+        return broken_site_definitions(path, error)
     partitions = trading_days(settings)
     eretailer_assets = build_eretailer_assets(partitions, xero_pool=xero_pool_name(settings))
 
     eretailer_job = define_asset_job(
-        "eretailer_to_xero",
+        ERETAILER_JOB,
         selection=AssetSelection.groups(ERETAILER_GROUP),
-        description="E-Retailer invoices from CI to Xero for the chosen NZ trading days.",
-        # the machine a run started on, so a later `ci-xero run` can tell whether its process died
-        tags={"ci-xero/host": socket.gethostname()},
+        description=f"E-Retailer invoices from CI to Xero for the chosen NZ trading days: to {organisation(settings)}, "
+        f"{mode_words(settings)}, as {settings.eretailer.status} (the asset site_settings shows every setting). "
+        "Launched from this job's page a run carries the job's name and tags; launched from the asset graph, a "
+        "group or an asset's page Dagster runs it as __ASSET_JOB (the same assets and failure report).",
+        tags={
+            # the machine a run started on, so a later `ci-xero run` can tell whether its process died
+            "ci-xero/host": socket.gethostname(),
+            SITE_TAG: settings.site_name,
+        },
     )
-    hour, minute = settings.eretailer.schedule_hour_minute
-    eretailer_schedule = build_schedule_from_partitioned_job(
-        eretailer_job,
-        name="eretailer_daily",
-        hour_of_day=hour,
-        minute_of_hour=minute,
-        default_status=DefaultScheduleStatus.STOPPED,
-        description=f"Posts yesterday's E-Retailer invoices at {settings.eretailer.schedule_time} NZ time.",
-    )
-    schedules = [eretailer_schedule]
+    schedules: list[ScheduleDefinition] = [build_eretailer_schedule(eretailer_job, settings)]
     if settings.xero.keep_alive_time:
         keep_hour, keep_minute = settings.xero.keep_alive_time.split(":")
         schedules.append(
@@ -80,18 +148,20 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
                 description=f"Refreshes the Xero connection daily at {settings.xero.keep_alive_time} NZ time.",
             )
         )
+    jobs = [eretailer_job, eretailer_plan, xero_keep_alive]
+    job_names = [job.name for job in jobs]
     # alerts (site.yaml `alerts:`): a failed run of any job, money left in quarantine, the connection's state
     alerter = alerter_for(settings)
     sensor_defs = [
         build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds),
         build_connection_expiry_sensor(settings.xero.refresh_warning_days, alerter),
-        build_failed_posting_sensor(None, settings.data_path / "reports", alerter),
+        build_failed_posting_sensor(settings.site_name, job_names, settings.data_path / "reports", alerter),
     ]
     if alerter is not None:
-        sensor_defs.append(build_quarantine_sensor(alerter))
+        sensor_defs.append(build_quarantine_sensor(alerter, settings.site_name, job_names))
     return Definitions(
-        assets=eretailer_assets,
-        jobs=[eretailer_job, eretailer_plan, xero_keep_alive],
+        assets=[*eretailer_assets, *site_asset_specs(settings, path, settings.xero.refresh_warning_days)],
+        jobs=jobs,
         schedules=schedules,
         sensors=sensor_defs,
         resources={
@@ -105,4 +175,3 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
             "daily_io_manager": DailyFrameIOManager(base_dir=str(settings.data_path / "assets")),
         },
     )
-

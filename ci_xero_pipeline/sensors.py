@@ -21,13 +21,23 @@ The change sensor misses nothing:
   night the clocks go back neither raises nor hides a change;
 - a run it asked for that failed is asked for again (MAX_ATTEMPTS in all, further and further apart),
   unless a later run of that day succeeded.
+
+The run-failure report and the quarantine notice watch every run of the site, however it was started: the
+job `eretailer_to_xero` (its page in the UI, the schedule, the change sensor), the implicit asset job
+`__ASSET_JOB` that Dagster uses for what is launched from the asset graph, the group or an asset's page
+(a backfill included), and `ci-xero run` (runs made in the command's own process, which Dagster's own
+run-status sensors skip because they carry no code location). Each failed run gets its summary in its
+tags (ci-xero/failure, ci-xero/fix, ci-xero/failure-report: shown on the run's page and in the runs
+list), an observation of the site asset `failed_runs`, a line in the sensor's tick log and the JSON report.
 """
 
 import json
 import math
+import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -35,6 +45,7 @@ import pandas as pd
 import sqlalchemy as sa
 from dagster import (
     DagsterInstance,
+    DagsterInvariantViolationError,
     DagsterRunStatus,
     DefaultSensorStatus,
     JobDefinition,
@@ -52,9 +63,21 @@ from dagster import (
     run_status_sensor,
     sensor,
 )
-from dagster._core.storage.tags import PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    BACKFILL_ID_TAG,
+    PARENT_RUN_ID_TAG,
+    PARTITION_NAME_TAG,
+    RUN_KEY_TAG,
+    SCHEDULE_NAME_TAG,
+    SENSOR_NAME_TAG,
+)
 
 from .alerts import Alerter, connection_notice, failure_notice, quarantine_left, quarantine_notice
+from .assets.site import connection_observation, failed_run_observation
 from .ci.extract import changed_documents_since
 from .resources import CISourceResource, XeroResource
 from .settings import NZ_TIMEZONE
@@ -75,6 +98,17 @@ RETRY_LOOKBACK_SECONDS = 7 * 86_400
 # the window the sensor reads
 RUNNING_PIN_LIMIT_SECONDS = 86_400
 clock = time.time  # the sensor's "now" (tests move it to the DST night)
+SITE_TAG = "ci-xero/site"  # on every run of the site's jobs: which site it is for
+FAILURE_TAG = "ci-xero/failure"  # added to a failed run by report_failed_posting: its headline
+FIX_TAG = "ci-xero/fix"  # ... the fix
+REPORT_TAG = "ci-xero/failure-report"  # ... where the JSON report is
+TAG_VALUE_LIMIT = 300  # a tag is a one-line summary; the report and the step failure have the rest
+
+
+def posting_job_names(job_name: str) -> list[str]:
+    """The jobs whose runs post the site's days: its own job, and the implicit asset job Dagster runs
+    launches from the asset graph, a group or an asset's page under."""
+    return [job_name, IMPLICIT_ASSET_JOB_NAME]
 
 
 def nz_instant(value) -> float:
@@ -177,11 +211,12 @@ def posting_references(
         when = starts.get(run_id or "", written - CHANGE_OVERLAP_SECONDS)
         reference[day] = max(reference.get(day, -math.inf), when)
     for day in days:
-        latest = instance.get_run_records(
-            RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.SUCCESS], tags={PARTITION_NAME_TAG: day}), limit=1
-        )
-        if latest:
-            reference[day] = max(reference.get(day, -math.inf), _started(latest[0]))
+        for name in posting_job_names(job_name):
+            latest = instance.get_run_records(
+                RunsFilter(job_name=name, statuses=[DagsterRunStatus.SUCCESS], tags={PARTITION_NAME_TAG: day}), limit=1
+            )
+            if latest:
+                reference[day] = max(reference.get(day, -math.inf), _started(latest[0]))
     return reference
 
 
@@ -242,9 +277,13 @@ def retries_due(instance: DagsterInstance, job_name: str, now: float) -> tuple[l
 def _window_pin(instance: DagsterInstance, job_name: str, now: float) -> float:
     """The next read's reference: now, or the start of a posting run still going (it read CI before the
     changes since, and the days it posts are not in the ledger yet)."""
-    running = instance.get_run_records(
-        RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]), limit=100
-    )
+    running = [
+        record
+        for name in posting_job_names(job_name)  # a backfill launched from the asset graph runs as __ASSET_JOB
+        for record in instance.get_run_records(
+            RunsFilter(job_name=name, statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]), limit=100
+        )
+    ]
     starts = [s for s in (_started(r) for r in running) if s >= now - RUNNING_PIN_LIMIT_SECONDS]
     return min([now, *starts])
 
@@ -316,6 +355,14 @@ def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
 UNREADABLE = "unreadable"  # the expiry sensor's state when the stored connection cannot be read
 
 
+def instance_of(context) -> DagsterInstance | None:
+    """The sensor's instance; None for a context built without one (a sensor called by hand)."""
+    try:
+        return context.instance
+    except DagsterInvariantViolationError:
+        return None
+
+
 def _told_state(cursor: str | None) -> str | None:
     """The connection state the expiry sensor last told the site about (its cursor)."""
     if not cursor:
@@ -332,7 +379,8 @@ def build_connection_expiry_sensor(warn_days: int, alerter: Alerter | None = Non
         minimum_interval_seconds=6 * 3600,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"Says when the Xero connection does not work (Xero refused it: reconnect) or its refresh "
-        f"token dies within {warn_days} days unless something refreshes it (any posting run or the keep-alive)." + told,
+        f"token dies within {warn_days} days unless something refreshes it (any posting run or the keep-alive). "
+        "Each tick records the connection's health on the asset xero_connection (group site)." + told,
     )
     def xero_connection_expiry(context: SensorEvaluationContext, xero: XeroResource):
         details: dict = {}
@@ -341,12 +389,15 @@ def build_connection_expiry_sensor(warn_days: int, alerter: Alerter | None = Non
         except TokenStoreError as error:
             healthy, state = False, UNREADABLE
             headline = f"RECONNECT NEEDED? The stored Xero connection cannot be read: {error}"
+            details = {"state": UNREADABLE}
             context.log.error(headline)
         else:
             healthy, headline, details = connection_health(connection, warn_days)
             state = details["state"]
-            if not healthy:
-                context.log.warning(headline)
+            (context.log.info if healthy else context.log.warning)(headline)
+        instance = instance_of(context)
+        if instance is not None:
+            instance.report_runless_asset_event(connection_observation(healthy, headline, details))
         if alerter is not None:
             previous = _told_state(context.cursor)
             # once per change of state: a bad state when it starts, and the all-clear after one was told
@@ -371,38 +422,161 @@ def xero_keep_alive():
     refresh_xero_connection()
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[`'\"])")
+
+
+def first_sentence(text: str | None) -> str:
+    """The headline of a failure description: its first sentence, on one line."""
+    flat = " ".join(str(text or "").split())
+    return _SENTENCE_END.split(flat, maxsplit=1)[0] if flat else ""
+
+
+def _is_more_row(document: dict) -> bool:
+    return any(str(value).startswith("…") for value in document.values() if value is not None)
+
+
+def fixes_of(documents: list[dict], description: str | None) -> list[str]:
+    """What to change, most common first: the `fix` of each failed document, else the description's "Fix:"."""
+    counted = Counter(str(d["fix"]).strip() for d in documents if d.get("fix") and not _is_more_row(d))
+    if counted:
+        return [fix for fix, _count in counted.most_common()]
+    flat = " ".join(str(description or "").split())
+    at = flat.find("Fix:")
+    return [first_sentence(flat[at:])] if at >= 0 else []
+
+
+def _run_days(tags: dict) -> list[str]:
+    if tags.get(PARTITION_NAME_TAG):
+        return [tags[PARTITION_NAME_TAG]]
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end or start)
+    except (TypeError, ValueError):
+        return [start] if start else []
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+def started_by(run: DagsterRun) -> str:
+    """How the run was started, in the words of the place a person started it from."""
+    from .runner import HOST_TAG, PID_TAG  # the runner imports the code location, which imports this module
+
+    tags = run.tags
+    if tags.get(BACKFILL_ID_TAG):
+        return f"backfill {tags[BACKFILL_ID_TAG]}" + (" (launched from the asset graph)" if run.job_name.startswith(
+            IMPLICIT_ASSET_JOB_NAME) else "")
+    if tags.get(SCHEDULE_NAME_TAG):
+        return f"schedule {tags[SCHEDULE_NAME_TAG]}"
+    if tags.get(SENSOR_NAME_TAG):
+        return f"sensor {tags[SENSOR_NAME_TAG]}"
+    if tags.get(PID_TAG):
+        return f"`ci-xero run` (process {tags[PID_TAG]} on {tags.get(HOST_TAG, 'this machine')})"
+    if tags.get(PARENT_RUN_ID_TAG):
+        return f"a re-execution of run {tags[PARENT_RUN_ID_TAG]}"
+    if run.remote_job_origin is not None:
+        return "the Dagster UI"
+    return "a Python process (execute_in_process)"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= TAG_VALUE_LIMIT else text[: TAG_VALUE_LIMIT - 1] + "…"
+
+
 def failure_report(context: RunFailureSensorContext) -> dict:
-    """What a person needs from a failed run: which step, why, and each document left out with its CI rows."""
+    """What a person needs from a failed run: how it was started, which step failed and why (the headline:
+    Xero's reason, the CI code, the setting), the fix, and each document left out with its CI rows."""
+    run = context.dagster_run
     steps = []
     for event in context.get_step_failure_events():
         failure = event.step_failure_data
         user = failure.user_failure_data
-        documents = []
+        documents, failed_days = [], []
         if user is not None and "failed_documents" in user.metadata:
-            documents = [record.data for record in user.metadata["failed_documents"].value.records]
+            documents = [dict(record.data) for record in user.metadata["failed_documents"].value.records]
+        if user is not None and "failed_days" in user.metadata:
+            failed_days = [str(day) for day in user.metadata["failed_days"].value or []]
+        reason = (user.description if user is not None else None) or (failure.error.message.strip() if failure.error else "")
         steps.append({
             "step": event.step_key,
-            "reason": (user.description if user is not None else None) or failure.error.message.strip(),
+            "headline": first_sentence(reason),
+            "fixes": fixes_of(documents, reason),
+            "reason": reason,
+            "failed_days": failed_days or sorted({str(d["business_date"]) for d in documents
+                                                  if d.get("business_date") and not _is_more_row(d)}),
             "documents": documents,
         })
-    return {"run_id": context.dagster_run.run_id, "job": context.dagster_run.job_name,
-            "message": context.failure_event.message if context.failure_event else None,
-            "partition_range": [context.dagster_run.tags.get("dagster/asset_partition_range_start"),
-                                context.dagster_run.tags.get("dagster/asset_partition_range_end")],
-            "steps": steps}
+    message = context.failure_event.message if context.failure_event else None
+    fixes = [fix for step in steps for fix in step["fixes"]]
+    headline = "; ".join(f"{step['step']}: {step['headline']}" for step in steps if step["headline"]) if len(steps) > 1 \
+        else (steps[0]["headline"] if steps else "") or first_sentence(message) or f"Run {run.run_id} failed."
+    return {
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "started_by": started_by(run),
+        "days": _run_days(run.tags),
+        "failed_days": sorted({day for step in steps for day in step["failed_days"]}),
+        "headline": headline,
+        "fix": (fixes[0] + (f" (and {len(fixes) - 1} other fix(es): see the documents)" if len(fixes) > 1 else "")) if fixes else None,
+        "fixes": fixes,
+        "message": message,
+        "partition_range": [run.tags.get(ASSET_PARTITION_RANGE_START_TAG) or run.tags.get(PARTITION_NAME_TAG),
+                            run.tags.get(ASSET_PARTITION_RANGE_END_TAG) or run.tags.get(PARTITION_NAME_TAG)],
+        "steps": steps,
+    }
 
 
-def build_failed_posting_sensor(jobs: list | None, report_dir: Path, alerter: Alerter | None = None):
-    """`jobs` None: every job of the code location."""
+def is_site_run(run: DagsterRun, site_name: str, job_names: list[str]) -> bool:
+    """A run of this site: tagged with it, or (untagged: launched from the asset graph) one of its jobs.
+    One Dagster instance serves one site (runner.py), so an untagged __ASSET_JOB run is the site's own."""
+    site = run.tags.get(SITE_TAG)
+    if site is not None:
+        return site == site_name
+    return run.job_name in job_names or run.job_name.startswith(IMPLICIT_ASSET_JOB_NAME)
+
+
+def fix_sentence(fix: str) -> str:
+    fix = fix.strip()
+    return (fix if fix.lower().startswith("fix") else f"Fix: {fix}") + ("" if fix.endswith(".") else ".")
+
+
+def summary_line(report: dict) -> str:
+    """The failure in the sensor's tick log: the run, how it was started, the headline and the fix."""
+    left_out = sum(len([d for d in step["documents"] if not _is_more_row(d)]) for step in report["steps"])
+    days = report["days"]
+    return (f"Run {report['run_id']} of {report['job']}"
+            + (f" for {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else "") if days else "")
+            + f" (started by {report['started_by']}) failed: {report['headline']}"
+            + (f" {fix_sentence(report['fix'])}" if report.get("fix") and report["fix"] not in report["headline"] else "")
+            + (f" ({left_out} document(s) not in Xero" if left_out else " (")
+            + (f"; report: {report['report_file']})" if report.get("report_file") else ")"))
+
+
+def show_failure_in_the_ui(instance: DagsterInstance, report: dict) -> None:
+    """The summary on the failed run's page (its tags) and on the site asset failed_runs."""
+    tags = {FAILURE_TAG: _short(report["headline"])}
+    if report.get("fix"):
+        tags[FIX_TAG] = _short(report["fix"])
+    if report.get("report_file"):
+        tags[REPORT_TAG] = report["report_file"]
+    instance.add_run_tags(report["run_id"], tags)
+    instance.report_runless_asset_event(failed_run_observation(report))
+
+
+def build_failed_posting_sensor(site_name: str, job_names: list[str], report_dir: Path, alerter: Alerter | None = None):
+    """Watches every run of the site (see the module's docstring), whichever job and however started."""
     told = (f" With alerts on, the same summary is sent ({alerter.describe()}): the e-mail by Dagster's "
             "run-failure e-mail sensor.") if alerter else ""
     @run_failure_sensor(
-        monitored_jobs=jobs,
+        monitor_all_code_locations=True,  # runs of `ci-xero run` have no code location: see is_site_run
         default_status=DefaultSensorStatus.RUNNING,
-        description="Reports a failed run: a summary in the sensor's log and a JSON report with "
+        description="Reports every failed run of the site, however it was started (the UI, a backfill, the "
+        "schedule, a sensor, `ci-xero run`): the headline (Xero's reason, the CI code and the setting) and the fix "
+        "on the run's tags and on the asset failed_runs, a summary in this sensor's log, and a JSON report with "
         "every document left out of Xero and where its CI rows are." + told,
     )
     def report_failed_posting(context: RunFailureSensorContext):
+        if not is_site_run(context.dagster_run, site_name, job_names):
+            context.log.info(f"Run {context.dagster_run.run_id} of {context.dagster_run.job_name} is not this site's.")
+            return
         report = failure_report(context)
         path = report_dir / f"failed-run-{report['run_id']}.json"
         try:
@@ -411,13 +585,9 @@ def build_failed_posting_sensor(jobs: list | None, report_dir: Path, alerter: Al
             report["report_file"] = str(path)
         except OSError as error:  # the notice still goes: the report is not on this disk alone
             context.log.error(f"The failure report could not be written to {path}: {error}")
-        left_out = sum(len(step["documents"]) for step in report["steps"])
+        show_failure_in_the_ui(context.instance, report)
         if alerter is None:
-            context.log.error(
-                f"Run {report['run_id']} of {report['job']} failed: "
-                + "; ".join(f"{step['step']}: {step['reason']}" for step in report["steps"])
-                + (f" ({left_out} document(s) not in Xero; report: {path})" if left_out else f" (report: {path})")
-            )
+            context.log.error(summary_line(report))
             return
         held = quarantine_left(context.instance, report["run_id"])
         notice = failure_notice(report, alerter.site_name, held or None, alerter.run_link(report["run_id"]))
@@ -426,19 +596,21 @@ def build_failed_posting_sensor(jobs: list | None, report_dir: Path, alerter: Al
     return report_failed_posting
 
 
-def build_quarantine_sensor(alerter: Alerter, jobs: list | None = None):
+def build_quarantine_sensor(alerter: Alerter, site_name: str, job_names: list[str]):
     """Tells the site when a run that succeeded left money in quarantine (its no_quarantined_rows checks
-    failed: the day's other documents went to Xero, these did not)."""
+    failed: the day's other documents went to Xero, these did not). Every run of the site, as above."""
     @run_status_sensor(
         run_status=DagsterRunStatus.SUCCESS,
         name="tell_money_left_in_quarantine",
-        monitored_jobs=jobs,
+        monitor_all_code_locations=True,
         default_status=DefaultSensorStatus.RUNNING,
         description=f"After a successful run whose no_quarantined_rows check failed, tells the site "
         f"({alerter.describe()}) how many documents and how much money are held back from Xero.",
     )
     def tell_money_left_in_quarantine(context: RunStatusSensorContext):
         run = context.dagster_run
+        if not is_site_run(run, site_name, job_names):
+            return
         held = quarantine_left(context.instance, run.run_id)
         if not held:
             context.log.info(f"Run {run.run_id} left nothing in quarantine.")

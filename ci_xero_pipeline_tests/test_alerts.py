@@ -277,8 +277,10 @@ def test_a_failed_run_sends_one_email_naming_the_failure_and_xeros_reason_and_a_
     documents = [r.data for r in failure[0].dagster_event.step_failure_data.user_failure_data.metadata["failed_documents"].value.records]
     assert documents
     for document in documents:
-        assert document["ci_invoice_nos"] in body
+        assert document["number"] in body
     assert "Account code '299'" in body  # Xero's own reason
+    headline = body.split("</b>", 1)[0]  # the failure's headline: the CI code and the setting behind it, then the fix
+    assert "mapping.sales_accounts.GIFTS" in headline and "299" in headline and "Fix: " in body
     assert f"http://dagster.retail.example:3000/runs/{failed.run_id}" in body
 
     # the same summary to the webhook, and into the sensor's log; the report file is still written
@@ -290,7 +292,7 @@ def test_a_failed_run_sends_one_email_naming_the_failure_and_xeros_reason_and_a_
     console = out + err + caplog.text  # the sensor's log (Dagster prints it on the console)
     assert f"Run {failed.run_id} of eretailer_to_xero" in console and "Account code '299'" in console
     report = (load_settings(site).data_path / "reports" / f"failed-run-{failed.run_id}.json").read_text()
-    assert all(document["ci_invoice_nos"] in report for document in documents)
+    assert all(document["number"] in report for document in documents)
 
     # no secret in the snapshot the UI shows, the messages, the logs, the console or the files under data/
     files = "".join(p.read_text(errors="replace") for p in load_settings(site).data_path.rglob("*.json"))
