@@ -276,10 +276,9 @@ def validate_takings(read: Any, rules: TakingsRules) -> ValidatedTakings:
     held = quarantine.days()
     branch_days = _branch_days_frame(days, branch_names, held)
     postable_keys = {key for key in days if key not in held}
-    postable = checked.invoices[
-        [(_key(day, branch) in postable_keys) and number not in on_account
-         for number, day, branch in zip(checked.invoices["invoice_no"], checked.invoices["business_date"], checked.invoices["branch_code"])]
-    ].reset_index(drop=True)
+    keep = np.array([(_key(day, branch) in postable_keys) and number not in on_account for number, day, branch in zip(
+        checked.invoices["invoice_no"], checked.invoices["business_date"], checked.invoices["branch_code"])], dtype=bool)
+    postable = checked.invoices[keep].reset_index(drop=True)
     numbers = set(postable["invoice_no"].tolist())
     tender_days = _tender_days_frame(days, postable_keys, rules)
     unmapped = (pd.DataFrame(quarantine.unmapped, columns=UNMAPPED_COLUMNS).drop_duplicates(["business_date", "kind", "code"])
