@@ -11,6 +11,7 @@ from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
+import pytest
 import requests
 
 from ci_xero_pipeline.sandbox.server import SandboxOrganisation
@@ -227,6 +228,42 @@ def test_account_calls_and_answers_keep_to_the_committed_spec_strictly(api, cont
             for element in answer.json()["Accounts"]:
                 problems += contract._problems({"$ref": "#/$defs/Account"}, element, f"{request.method} {path} Account", True)
     assert problems == []
+
+
+def test_the_official_sdk_creates_updates_archives_and_deletes_accounts(api):
+    """xero-python (generated from Xero's spec) sends its own bodies: a bare Account to createAccount,
+    {"Accounts": [Account]} to updateAccount; it reads the answers into its models."""
+    import time
+
+    from xero_python.accounting import Account, Accounts, AccountingApi, AccountType
+    from xero_python.api_client import ApiClient, Configuration
+    from xero_python.api_client.oauth2 import OAuth2Token
+    from xero_python.exceptions import AccountingBadRequestException
+
+    from .conftest import CLIENT_ID
+
+    client = ApiClient(Configuration(oauth2_token=OAuth2Token(client_id=CLIENT_ID, client_secret="")), pool_threads=1)
+    stored: dict = {}
+    client.oauth2_token_getter(lambda: stored)
+    client.oauth2_token_saver(stored.update)
+    client.set_oauth2_token({**api.token, "expires_at": time.time() + 1500})
+    accounting = AccountingApi(client, base_url=f"{api.server.base_url}/api.xro/2.0")
+
+    made = accounting.create_account(api.tenant_id, Account(
+        code="836", name="Layby deposits held", type=AccountType.CURRLIAB, enable_payments_to_account=True)).accounts[0]
+    assert (made.code, made.type, made._class, made.enable_payments_to_account, made.status) == (
+        "836", AccountType.CURRLIAB, "LIABILITY", True, "ACTIVE")
+    renamed = accounting.update_account(api.tenant_id, made.account_id, Accounts(accounts=[
+        Account(account_id=made.account_id, name="Layby deposits")])).accounts[0]
+    assert renamed.name == "Layby deposits"
+    archived = accounting.update_account(api.tenant_id, made.account_id, Accounts(accounts=[
+        Account(account_id=made.account_id, status="ARCHIVED")])).accounts[0]
+    assert archived.status == "ARCHIVED"
+    with pytest.raises(AccountingBadRequestException) as refused:
+        accounting.create_account(api.tenant_id, Account(code="836", name="Again", type=AccountType.CURRLIAB))
+    assert refused.value.reason == "Please enter a unique Code."  # the SDK reads Xero's validation message
+    assert accounting.delete_account(api.tenant_id, made.account_id).accounts[0].status == "DELETED"
+    assert "836" not in {a.code for a in accounting.get_accounts(api.tenant_id).accounts}
 
 
 # -- archiving and restoring -------------------------------------------------------------------------
