@@ -123,8 +123,16 @@ def command_run(args: argparse.Namespace) -> int:
     settings = load_settings(path)
     last = date.fromisoformat(args.last) if args.last else nz_yesterday()
     first = date.fromisoformat(args.first) if args.first else last
-    run = run_days(path, first, last, dagster_instance(settings), log_level=args.log_level)
+    instance = dagster_instance(settings)
+    run = run_days(path, first, last, instance, log_level=args.log_level)
     print(f"Run {run.run_id}: {'succeeded' if run.success else 'FAILED'} for {first} … {last}")
+    if not run.success:
+        from .sensors import fix_sentence, step_failures
+
+        for step in step_failures(instance, run.run_id):
+            print(f"  {step['step']}: {step['headline']}")
+            for fix in step["fixes"][:3]:
+                print(f"    {fix_sentence(fix)}")
     for check in run.failed_checks:
         print(f"  check failed: {check}")
     return 0 if run.success else 1

@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
+    DagsterEventType,
     DagsterInstance,
     DagsterInvariantViolationError,
     DagsterRunStatus,
@@ -481,33 +482,44 @@ def _short(text: str) -> str:
     return text if len(text) <= TAG_VALUE_LIMIT else text[: TAG_VALUE_LIMIT - 1] + "…"
 
 
+def _step_failure(event) -> dict:
+    """One failed step: why (the whole description; its first sentence is the headline), the fixes, the days
+    and the documents of its failed_documents table (the posting assets put them there)."""
+    failure = event.step_failure_data
+    user = failure.user_failure_data
+    metadata = user.metadata if user is not None else {}
+    documents = [dict(record.data) for record in metadata["failed_documents"].value.records] if "failed_documents" in metadata else []
+    failed_days = [str(day) for day in metadata["failed_days"].value or []] if "failed_days" in metadata else []
+    reason = (user.description if user is not None else None) or (failure.error.message.strip() if failure.error else "")
+    return {
+        "step": event.step_key,
+        "headline": first_sentence(reason),
+        "fixes": fixes_of(documents, reason),
+        "reason": reason,
+        "failed_days": failed_days or sorted({str(d["business_date"]) for d in documents
+                                              if d.get("business_date") and not _is_more_row(d)}),
+        "documents": documents,
+    }
+
+
+def step_failures(instance: DagsterInstance, run_id: str) -> list[dict]:
+    """Each failed step of a run, read from the instance (`ci-xero run` prints their headlines and fixes)."""
+    return [_step_failure(entry.dagster_event) for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)]
+
+
 def failure_report(context: RunFailureSensorContext) -> dict:
     """What a person needs from a failed run: how it was started, which step failed and why (the headline:
     Xero's reason, the CI code, the setting), the fix, and each document left out with its CI rows."""
     run = context.dagster_run
-    steps = []
-    for event in context.get_step_failure_events():
-        failure = event.step_failure_data
-        user = failure.user_failure_data
-        documents, failed_days = [], []
-        if user is not None and "failed_documents" in user.metadata:
-            documents = [dict(record.data) for record in user.metadata["failed_documents"].value.records]
-        if user is not None and "failed_days" in user.metadata:
-            failed_days = [str(day) for day in user.metadata["failed_days"].value or []]
-        reason = (user.description if user is not None else None) or (failure.error.message.strip() if failure.error else "")
-        steps.append({
-            "step": event.step_key,
-            "headline": first_sentence(reason),
-            "fixes": fixes_of(documents, reason),
-            "reason": reason,
-            "failed_days": failed_days or sorted({str(d["business_date"]) for d in documents
-                                                  if d.get("business_date") and not _is_more_row(d)}),
-            "documents": documents,
-        })
+    steps = [_step_failure(event) for event in context.get_step_failure_events()]
     message = context.failure_event.message if context.failure_event else None
     fixes = [fix for step in steps for fix in step["fixes"]]
-    headline = "; ".join(f"{step['step']}: {step['headline']}" for step in steps if step["headline"]) if len(steps) > 1 \
-        else (steps[0]["headline"] if steps else "") or first_sentence(message) or f"Run {run.run_id} failed."
+    if len(steps) == 1:
+        headline = steps[0]["headline"]
+    else:  # several steps failed (or none: the run failed around them): each says its own
+        headline = "; ".join(f"{step['step']}: {step['headline']}" for step in steps if step["headline"])
+    headline = headline or first_sentence(message) or f"Run {run.run_id} failed."
+    more = f" (and {len(fixes) - 1} other fix(es): see the documents)" if len(fixes) > 1 else ""
     return {
         "run_id": run.run_id,
         "job": run.job_name,
@@ -515,7 +527,7 @@ def failure_report(context: RunFailureSensorContext) -> dict:
         "days": _run_days(run.tags),
         "failed_days": sorted({day for step in steps for day in step["failed_days"]}),
         "headline": headline,
-        "fix": (fixes[0] + (f" (and {len(fixes) - 1} other fix(es): see the documents)" if len(fixes) > 1 else "")) if fixes else None,
+        "fix": fixes[0] + more if fixes else None,
         "fixes": fixes,
         "message": message,
         "partition_range": [run.tags.get(ASSET_PARTITION_RANGE_START_TAG) or run.tags.get(PARTITION_NAME_TAG),

@@ -52,7 +52,7 @@ from ci_xero_pipeline.settings import load_settings
 
 from .conftest import DEMO_END_DAY, PROJECT_ROOT
 from .pipeline_helpers import connect_site
-from .test_unattended_sensors import nz_now, stamp
+from .test_unattended_sensors import nz_now, revoke_and_refuse, stamp
 
 NZ = ZoneInfo("Pacific/Auckland")
 ERETAILER_ASSETS = [AssetKey(name) for name in ("raw_eretailer", "validated_eretailer", "xero_eretailer_documents", "posted_eretailer")]
@@ -165,6 +165,8 @@ def test_every_failed_run_is_reported_in_the_ui_however_it_was_started(
         cursor = failure_sensor.cursor
 
         assert cli.main(["--settings", str(site), "run", "--first", by_cli.isoformat(), "--last", by_cli.isoformat()]) == 1
+        printed = capsys.readouterr().out  # the command says why, too
+        assert "FAILED" in printed and "mapping.sales_accounts.FOOTWEAR" in printed and "Fix: " in printed
         backfill_id = deployment.backfill_from_the_asset_group(backfill_first, backfill_last)
         deployment.schedule_tick("eretailer_daily", datetime(2026, 11, 1, 2, 0, tzinfo=NZ))
         deployment.sensor_daemon_tick(running=[sensors.CHANGE_SENSOR_NAME])
@@ -331,3 +333,73 @@ def test_a_broken_site_yaml_is_shown_in_the_ui_and_every_command_refuses_it(tmp_
     assert "is not valid YAML" in err
     for text in (description, tick, err, serialize_value(RepositorySnap.from_def(repository))):
         assert PASTED_PASSWORD not in text
+
+
+# -------------------------------------------------------------------- the settings and the connection
+
+
+def rows(table) -> list[dict]:
+    return [dict(record.data) for record in table.value.records]
+
+
+def test_the_settings_in_force_and_the_connections_health_are_on_the_site_assets(sandbox, demo_ci_url, make_site, tmp_path):
+    site = make_site(sandbox, demo_ci_url, {
+        "eretailer": {"mode": "detail", "status": "DRAFT", "schedule_time": "05:30"},
+        "xero": {"keep_alive_time": "03:30"}, "tracking": {"branch_options": {"WLG": "Wellington"}},
+    })
+    settings = load_settings(site)
+    definitions = build_definitions(site)
+    repository = definitions.get_repository_def()
+    site_group = {key.to_user_string() for key, a in repository.assets_defs_by_key.items()
+                  if a.specs_by_key[key].group_name == "site"}
+    assert site_group == {"site_settings", "xero_connection", "failed_runs"}
+
+    spec = repository.assets_defs_by_key[AssetKey("site_settings")].specs_by_key[AssetKey("site_settings")]
+    metadata = spec.metadata
+    assert metadata["organisation"] == "Test Retail Ltd" and metadata["status"] == "DRAFT"
+    assert metadata["mode"].startswith("Detail") and metadata["schedule"].startswith("05:30 NZ time")
+    assert rows(metadata["sales_accounts"]) == [
+        {"ci_analysis_code": code, "xero_account": account, "setting": f"mapping.sales_accounts.{code}"}
+        for code, account in sorted(settings.mapping.sales_accounts.items())
+    ]
+    assert {"ci_analysis_code": "FOOTWEAR", "xero_account": "202", "setting": "mapping.sales_accounts.FOOTWEAR"} in rows(
+        metadata["sales_accounts"])
+    assert {"ci_gst_code": "S", "xero_tax_type": "OUTPUT2", "gst_rate_percent": "15", "setting": "mapping.tax_types.S, "
+            "mapping.gst_rates.S"} in rows(metadata["tax_types"])
+    assert rows(metadata["branch_options"]) == [{"ci_branch_code": "WLG", "xero_tracking_option": "Wellington",
+                                                  "setting": "tracking.branch_options.WLG"}]
+    shown = {row["setting"]: row["value"] for row in rows(metadata["settings"])}
+    assert shown["eretailer.mode"] == "detail" and shown["settings file"] == str(site)
+    assert shown["xero.keep_alive_time"].startswith("03:30 NZ time")
+    assert "Test Retail Ltd" in spec.description and "DRAFT" in spec.description
+    assert "Test Retail Ltd" in definitions.resolve_job_def("eretailer_to_xero").description
+
+    # the connection's health, as the expiry sensor records it at each tick
+    sensor = definitions.resolve_sensor_def("xero_connection_expiry")
+    xero = definitions.resources["xero"]
+    with instance_for_test(temp_dir=str(tmp_path)) as instance:
+        def tick() -> dict:
+            sensor(build_sensor_context(instance=instance, resources={"xero": xero}))
+            [latest] = instance.fetch_observations(AssetKey("xero_connection"), limit=1).records
+            return {key: getattr(value, "value", value) for key, value in latest.asset_observation.metadata.items()}
+
+        assert tick()["state"] == "not_connected"
+        connect_site(site)
+        healthy = tick()
+        connection = xero.token_store().require()
+        assert healthy["state"] == "healthy" and healthy["healthy"] is True and healthy["organisation"] == "Test Retail Ltd"
+        assert healthy["tenant_id"] == connection.tenant_id
+        assert 59.9 <= healthy["refresh_token_days_left"] <= 60
+        assert healthy["refresh_token_expires"] == datetime.fromtimestamp(
+            connection.refresh_token_expires_at, NZ).strftime("%Y-%m-%d %H:%M %Z")
+        assert healthy["last_refresh"] == datetime.fromtimestamp(connection.refreshed_at, NZ).strftime("%Y-%m-%d %H:%M %Z")
+        assert healthy["last_refusal"] == "none"
+
+        revoke_and_refuse(sandbox, site)
+        refused = tick()
+        assert refused["state"] == "refused" and refused["healthy"] is False
+        assert refused["headline"].startswith("RECONNECT NEEDED") and "invalid_grant" in refused["last_refusal"]
+        assert refused["action"] == "ci-xero connect"
+        events = serialize_value([r.event_log_entry for r in instance.fetch_observations(AssetKey("xero_connection"), limit=10).records])
+        token = xero.token_store().require().token
+        assert token["access_token"] not in events and token["refresh_token"] not in events
