@@ -861,10 +861,12 @@ def extract_sales_with_tenders(
     documents = _sales_documents(engine, tables, invoices, lines, first_day, last_day)
     tenders, orphan_tenders, tender_excess = _tenders_of(documents.invoices, tenders, first_day)
     cash_ups, cash_up_excess = _cash_ups(cash_ups)
-    parts = [part for part in (tender_excess, cash_up_excess) if len(part)]
-    excess = pd.concat(parts, ignore_index=True) if parts else empty_tender_excess()
-    excess["tender_no"] = excess["tender_no"].astype("Int64")
-    excess["places"] = excess["places"].astype("int64")
+    rows = tender_excess.to_dict("records") + cash_up_excess.to_dict("records")
+    excess = empty_tender_excess()
+    if rows:  # (one frame from the rows: pandas no longer infers a dtype from an all-null part)
+        excess = pd.DataFrame(rows, columns=TENDER_EXCESS_COLUMNS)
+        excess["tender_no"] = pd.array([None if pd.isna(value) else int(value) for value in excess["tender_no"]], dtype="Int64")
+        excess["places"] = excess["places"].astype("int64")
     branches = branches.sort_values("branch_code", kind="stable").reset_index(drop=True) if len(branches) else branches
     return SalesWithTenders(documents=documents, tenders=tenders, cash_ups=cash_ups, branches=branches,
                             orphan_tenders=orphan_tenders, excess_decimals=excess)
