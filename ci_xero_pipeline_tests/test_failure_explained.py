@@ -16,7 +16,8 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 from ci_xero_pipeline.assets import metadata
 from ci_xero_pipeline.books.diagnosis import (
-    SiteView, ci_documents_summary, ci_line_keys, diagnose, explain_failures, failed_lines, failure_headline,
+    SiteView, ci_documents_summary, ci_line_keys, ci_lines_by_document, diagnose, explain_failures, failed_lines,
+    failure_headline, lines_behind,
 )
 from ci_xero_pipeline.books.eretailer import build_eretailer_documents, with_source_links
 from ci_xero_pipeline.books.rules import EretailerRules
@@ -162,12 +163,12 @@ def test_failed_lines_point_at_the_refused_xero_lines_and_count_the_ci_lines_beh
     ])
     built = build_eretailer_documents(sales.invoices, sales.lines, RULES)
     payload = built.iloc[0]["payload"]
-    behind = ci_line_keys(sales.invoices, sales.lines, RULES)
+    behind = lines_behind(built.iloc[0]["ci_invoice_nos"], ci_lines_by_document(ci_line_keys(sales.invoices, sales.lines, RULES)))
     text = failed_lines(payload, why(ARCHIVED), behind)
-    assert text.startswith(f"2 of {len(payload['LineItems'])} Xero lines: ")
     position = {(item["AccountCode"], item["Tracking"][0]["Option"]): n for n, item in enumerate(payload["LineItems"], start=1)}
-    assert f"202 · OUTPUT2 · Online Store (line {position[('202', 'Online Store')]}): 2 CI lines (FOOTWEAR)" in text
-    assert f"202 · OUTPUT2 · Auckland (line {position[('202', 'Auckland')]}): 1 CI line (FOOTWEAR)" in text
+    assert text == (f"2 of {len(payload['LineItems'])} Xero lines, from 3 CI lines (FOOTWEAR): "
+                    f"line {position[('202', 'Online Store')]}: 202 · OUTPUT2 · Online Store (2); "
+                    f"line {position[('202', 'Auckland')]}: 202 · OUTPUT2 · Auckland (1)")
     assert failed_lines(payload, why("Unable to assign an Archived contact."), behind) == "the whole document"
 
 
@@ -270,8 +271,8 @@ def step_failure(instance: DagsterInstance, run_id: str):
     return failure.step_failure_data.user_failure_data
 
 
-def run_log(instance: DagsterInstance, run_id: str) -> list[str]:
-    return [e.user_message for e in instance.all_logs(run_id) if e.step_key == "posted_eretailer" and e.dagster_event is None]
+def run_log(instance: DagsterInstance, run_id: str, step: str = "posted_eretailer") -> list[str]:
+    return [e.user_message for e in instance.all_logs(run_id) if e.step_key == step and e.dagster_event is None]
 
 
 def puts(sandbox, site) -> int:
@@ -311,8 +312,9 @@ def test_a_day_refused_for_an_archived_account_says_why_and_the_rerun_after_the_
         assert "Account code '209' has been archived" in row["reason"]
         assert row["ci_documents"].startswith(f"{len(final)} CI documents: ") and row["ci_documents"].endswith(f"(+{len(final) - 3})")
         # the refused lines: account 209, one group per branch option, with every FOOTWEAR line of CI behind them
-        counted = sum(int(n) for n in re.findall(r"209 · [A-Z0-9]+ · [^:]+: (\d+) CI lines? \(FOOTWEAR\)", row["failed_lines"]))
-        assert counted == len(footwear) > 0, row["failed_lines"]
+        assert re.match(rf"^\d+ of \d+ Xero lines, from {len(footwear)} CI lines \(FOOTWEAR\): lines? [\d, ]+: 209 · ",
+                        row["failed_lines"]), row["failed_lines"]
+        assert len(footwear) > 0
         assert row["ci_rows"].startswith(f"raw_eretailer / {day}: ") and "(analysis_code FOOTWEAR)" in row["ci_rows"]
         assert sorted(full[number]) == sorted(final["invoice_no"])  # the full key list, where a person can open it
     assert set(rows) == {first_day.isoformat(), DAY}
@@ -323,7 +325,9 @@ def test_a_day_refused_for_an_archived_account_says_why_and_the_rerun_after_the_
                             "AUTHORISED, ") for m in log), log
     assert any(m.startswith("To bring into Xero: 2 documents (2 invoices, 0 credit notes) made from ") for m in log)
     assert "Nothing is held back in quarantine." in log and "Not in Xero: 2 failed." in log
-    assert any(m.startswith(f"Refused: {first_day} ER-") and "mapping.sales_accounts.FOOTWEAR" in m for m in log)
+    assert (f"Refused: 2 documents (ER-{first_day:%Y%m%d}, ER-{DEMO_END_DAY:%Y%m%d}): Account code '209' has been archived, or is "
+            "not a valid code for this document. Fix: point mapping.sales_accounts.FOOTWEAR in site.yaml at an active revenue "
+            "account, or restore account 209 in Xero.") in log, log
 
     # the fix, then the re-run: only what is missing is sent, and Xero equals CI
     set_values(site, lambda v: v["mapping"]["sales_accounts"].update(FOOTWEAR="202"))
@@ -376,10 +380,10 @@ def test_detail_documents_refused_for_an_unknown_account_each_carry_their_fix(sa
         assert row["reason"] == "Account code '299' is not a valid code for this document."
         assert "mapping.sales_accounts.FOOTWEAR" in row["fix"] and row["ci_documents"] == f"1 CI document: {row['number']}"
         footwear = ci.lines[(ci.lines["invoice_no"] == row["number"]) & (ci.lines["analysis_code"] == "FOOTWEAR")]
-        assert re.match(rf"^{len(footwear)} of \d+ Xero lines?: 299 · ", row["failed_lines"]), row["failed_lines"]
-        counted = sum(int(n) for n in re.findall(r"299 · [A-Z0-9]+ · [^:]+ \(lines? [\d, …]+\): (\d+) CI lines? \(FOOTWEAR\)",
-                                                 row["failed_lines"]))
-        assert counted == len(footwear), row["failed_lines"]
+        # Detail: a Xero line per CI line
+        plural = "s" if len(footwear) > 1 else ""
+        assert re.match(rf"^{len(footwear)} of \d+ Xero lines?, from {len(footwear)} CI line{plural} \(FOOTWEAR\): "
+                        r"lines? [\d, ]+: 299 · ", row["failed_lines"]), row["failed_lines"]
     posted = {d["InvoiceNumber"] for d in xero_documents(site)[0]}
     assert posted and not posted & with_footwear  # the rest of the day went in
 
@@ -409,6 +413,11 @@ def test_a_day_with_money_in_quarantine_does_not_look_posted(sandbox, ci_copy, m
     log = run_log(instance, outcome.run_id)
     assert f"Held back in quarantine (not sent): 1 CI document, NZ$ 450.00 ({DAY}: 1)." in log
     assert "Not in Xero: 1 CI document quarantined." in log
+    validated = run_log(instance, outcome.run_id, "validated_eretailer")
+    assert any(m.startswith("Ready to post: ") and m.endswith("held back in quarantine: 1 CI document, NZ$ 450.00.")
+               for m in validated), validated
+    assert any(m.startswith(f"Quarantined: {DAY} HELD-1: ") and "SURFBOARDS" in m for m in validated)
+    assert any(m.startswith(f"Read from CI for {DAY}: ") for m in run_log(instance, outcome.run_id, "raw_eretailer"))
 
 
 def test_a_changed_dagster_address_never_rewrites_a_posted_invoice(sandbox, demo_ci_url, make_site):

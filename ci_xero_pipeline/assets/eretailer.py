@@ -110,6 +110,7 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
             ci.engine(), date.fromisoformat(days[0]), date.fromisoformat(days[-1]), source="ERETAILER", names=ci.names()
         )
         metadata.add_per_day(context, documents, days, lambda part, day: metadata.raw_sales(part, [day]))
+        context.log.info(metadata.log_read(documents, days))
         return documents
 
     @asset(**common, check_specs=checks.validation_check_specs("validated_eretailer"))
@@ -119,6 +120,8 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         """FINAL documents that can be posted; every other FINAL document quarantined with its reason."""
         validated = validate_sales_documents(raw_eretailer, site.eretailer_rules())
         metadata.add_per_day(context, validated, trading_days(context), lambda part, _day: metadata.validated_sales(part))
+        for line in metadata.log_validated(validated):
+            context.log.info(line)
         yield Output(validated)
         yield from checks.validation_checks(validated, site.quarantine_severity())
 
@@ -141,6 +144,7 @@ def build_eretailer_assets(partitions_def: PartitionsDefinition, xero_pool: str 
         for row in excluded.itertuples(index=False):
             context.log.info(f"{row.business_date}: {row.reason} ({len(row.invoice_nos)} CI documents)")
         without_document = set(excluded["business_date"])
+        context.log.info(metadata.log_built(documents, site.eretailer_rules()))
         notices_by_day = dict(tuple(notices.groupby("business_date"))) if len(notices) else {}
         metadata.add_per_day(context, documents, trading_days(context), lambda part, day: {
             **metadata.xero_documents(part), "days_without_document": MetadataValue.json([day] if day in without_document else []),

@@ -337,6 +337,10 @@ def failed_documents(explained: pd.DataFrame) -> dict[str, Any]:
 REFUSALS_LOGGED = 3
 
 
+def _numbers(numbers: list[str], shown: int = 3) -> str:
+    return ", ".join(numbers[:shown]) + (f" … (+{len(numbers) - shown})" if len(numbers) > shown else "")
+
+
 def _plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else (many or one + 's')}"
 
@@ -345,6 +349,35 @@ def mode_words(rules: Any) -> str:
     if rules.mode == "detail":
         return "Detail mode (one Xero document per CI document)"
     return "Summary mode (one invoice per " + ("branch per day" if rules.summary_grouping == "branch_day" else "day") + ")"
+
+
+def log_read(documents: Any, days: list[str]) -> str:
+    """What was read from CI."""
+    by_status = documents.invoices["status"].value_counts()
+    statuses = ", ".join(f"{int(n)} {status}" for status, n in by_status.items()) or "none"
+    return (f"Read from CI for {day_range(days)}: {_plural(len(documents.invoices), 'E-Retailer document')} ({statuses}), "
+            f"{_plural(len(documents.lines), 'line')}.")
+
+
+def log_validated(validated: Any) -> list[str]:
+    """What can be posted, and what is held back with why (the first few)."""
+    held = quarantined_documents(validated.quarantine)
+    lines = [f"Ready to post: {_plural(len(validated.invoices), 'CI document')}, NZ$ "
+             f"{money(validated.invoices['total_incl_cents'].sum())}; "
+             + (f"held back in quarantine: {_plural(len(held), 'CI document')}, NZ$ {money(held['total_incl_cents'].sum())}."
+                if len(held) else "nothing held back in quarantine.")]
+    for row in held.head(REFUSALS_LOGGED).itertuples(index=False):
+        lines.append(f"Quarantined: {row.business_date} {row.invoice_no}: {row.reason}")
+    if len(held) > REFUSALS_LOGGED:
+        lines.append(f"… and {len(held) - REFUSALS_LOGGED} more (validated_eretailer's quarantined_rows lists them all).")
+    return lines
+
+
+def log_built(documents: pd.DataFrame, rules: Any) -> str:
+    """What the Xero documents are."""
+    invoices = int((documents["endpoint"] == "Invoices").sum()) if len(documents) else 0
+    return (f"Made {_plural(len(documents), 'Xero document')} ({_plural(invoices, 'invoice')}, "
+            f"{_plural(len(documents) - invoices, 'credit note')}) in {mode_words(rules)}, status {rules.status}.")
 
 
 def run_log_before(organisation: str, rules: Any, days: list[str], documents: pd.DataFrame, quarantined: pd.DataFrame) -> list[str]:
@@ -379,10 +412,16 @@ def run_log_after(results: pd.DataFrame, quarantined: pd.DataFrame, explained: p
     missing += [f"{int(n)} {outcome}" for outcome, n in counts.items() if outcome not in GOOD]
     lines.append("Not in Xero: " + (", ".join(missing) if missing else "nothing") + ".")
     refused = explained[explained["outcome"].isin(["failed"])] if len(explained) else explained
-    for row in refused.head(REFUSALS_LOGGED).itertuples(index=False):
-        lines.append(f"Refused: {row.business_date} {row.number}: {row.reason} Fix: {row.fix}.")
-    if len(refused) > REFUSALS_LOGGED:
-        lines.append(f"… and {len(refused) - REFUSALS_LOGGED} more refused (the step's failed_documents lists them all).")
+    groups = list(refused.groupby(["reason", "fix"], sort=False)) if len(refused) else []
+    groups.sort(key=lambda group: -len(group[1]))  # the most common reason first
+    for (reason, fix), group in groups[:REFUSALS_LOGGED]:
+        first = group.iloc[0]
+        which = (f"{first['business_date']} {first['number']}" if len(group) == 1
+                 else f"{len(group)} documents ({_numbers(list(group['number']))})")
+        lines.append(f"Refused: {which}: {reason} Fix: {fix}.")
+    if len(groups) > REFUSALS_LOGGED:
+        left = sum(len(group) for _key, group in groups[REFUSALS_LOGGED:])
+        lines.append(f"… and {_plural(left, 'more document')} refused for other reasons (the step's failed_documents lists them all).")
     others = explained[~explained["outcome"].isin(["failed"])] if len(explained) else explained
     for row in others.drop_duplicates(["outcome", "fix"]).head(REFUSALS_LOGGED).itertuples(index=False):
         lines.append(f"{row.outcome.capitalize()}: {row.business_date} {row.number}: {row.fix}.")

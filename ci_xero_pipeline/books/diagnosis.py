@@ -32,7 +32,7 @@ from .rules import EretailerRules
 RERUN = "re-run the day (only what is missing is sent)"
 RERUN_DAYS = "re-run the days (only what is missing is sent)"
 CI_DOCUMENTS_SHOWN = 3  # CI numbers shown in a table cell; the full list is in a JSON entry
-LINES_SHOWN = 6  # refused line groups shown per document
+LINES_SHOWN = 3  # refused line groups shown per document (the header counts them all)
 
 EXPLAINED_COLUMNS = [
     "document_key", "business_date", "number", "endpoint", "outcome", "amount_cents", "reason", "cause", "fix",
@@ -416,9 +416,35 @@ def _line_option(line: Mapping[str, Any]) -> str:
     return str(tracking[0].get("Option", "")) if tracking else ""
 
 
-def failed_lines(payload: Mapping[str, Any] | None, diagnosis: Diagnosis, ci_lines: pd.DataFrame | None) -> str:
+LineKey = tuple[str, str, str]  # a Xero line's account code, tax type and tracking option
+
+
+def ci_lines_by_document(ci_lines: pd.DataFrame) -> dict[str, dict[LineKey, Counter]]:
+    """CI document → (account, tax type, option) of the Xero line its lines went into → CI lines per
+    analysis code (from ci_line_keys), counted once for all documents."""
+    by_document: dict[str, dict[LineKey, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    if len(ci_lines):
+        sizes = ci_lines.groupby(["invoice_no", "account_code", "tax_type", "option", "analysis_code"], sort=False).size()
+        for (number, account, tax_type, option, code), count in sizes.items():
+            by_document[str(number)][(account, tax_type, option)][code] += int(count)
+    return by_document
+
+
+def lines_behind(numbers: Iterable[str], by_document: Mapping[str, Mapping[LineKey, Counter]]) -> dict[LineKey, Counter] | None:
+    """The CI lines behind a Xero document made from these CI documents (None: not known)."""
+    merged: dict[LineKey, Counter] = defaultdict(Counter)
+    known = False
+    for number in numbers:
+        if number in by_document:
+            known = True
+            for key, codes in by_document[number].items():
+                merged[key].update(codes)
+    return merged if known else None
+
+
+def failed_lines(payload: Mapping[str, Any] | None, diagnosis: Diagnosis, behind: Mapping[LineKey, Counter] | None) -> str:
     """Which Xero lines Xero refused (grouped by account · tax type · option), with how many CI lines are
-    behind each group; or that the refusal is of the whole document."""
+    behind each group (`behind`: lines_behind of the document); or that the refusal is of the whole document."""
     refused = diagnosis.refused
     items = list((payload or {}).get("LineItems") or [])
     if not refused or not items:
@@ -441,29 +467,31 @@ def failed_lines(payload: Mapping[str, Any] | None, diagnosis: Diagnosis, ci_lin
     for position, line in enumerate(items, start=1):
         if hit(line) and not str(line.get("Description", "")).startswith(ADJUSTMENT):
             groups[(str(line.get("AccountCode", "")), str(line.get("TaxType", "")), _line_option(line))].append(position)
-    counted = ci_lines if ci_lines is not None and len(ci_lines) else None
-    parts = []
+    parts, behind_all, codes_all = [], 0, set()
     for (account, tax_type, option), positions in groups.items():
-        shown_positions = ", ".join(map(str, positions[:5])) + (" …" if len(positions) > 5 else "")
-        what = (f"{account} · {tax_type}" + (f" · {option}" if option else "")
-                + f" (line{'s' if len(positions) > 1 else ''} {shown_positions})")
-        details = []
-        behind = 0
-        if counted is not None:
-            rows = counted[(counted["account_code"] == account) & (counted["tax_type"] == tax_type)]
-            if option:
-                rows = rows[rows["option"] == option]
-            behind = len(rows)
-            codes = sorted(set(rows["analysis_code"]))
-            details.append(f"{behind} CI line{'s' if behind != 1 else ''}" + (f" ({', '.join(codes)})" if codes else ""))
-        parts.append((behind, what + (f": {', '.join(details)}" if details else "")))
+        where = f"line{'s' if len(positions) > 1 else ''} " + ", ".join(map(str, positions[:5])) + (" …" if len(positions) > 5 else "")
+        what = f"{where}: {account} · {tax_type}" + (f" · {option}" if option else "")
+        count = 0
+        if behind is not None:
+            codes: Counter = Counter()
+            for (a, t, o), by_code in behind.items():
+                if a == account and t == tax_type and (not option or o == option):
+                    codes.update(by_code)
+            count = sum(codes.values())
+            behind_all += count
+            codes_all.update(codes)
+            what += f" ({count})"
+        parts.append((count, what))
     parts.sort(key=lambda part: (-part[0], part[1]))  # where most CI lines are first
     shown = "; ".join(text for _behind, text in parts[:LINES_SHOWN])
     if len(parts) > LINES_SHOWN:
         shown += f"; … (+{len(parts) - LINES_SHOWN})"
     if adjustments:
         shown += ("; " if shown else "") + f"and {len(adjustments)} GST adjustment line{'s' if len(adjustments) > 1 else ''}"
-    return f"{len(refused_lines)} of {len(items)} Xero line{'s' if len(items) != 1 else ''}: {shown}"
+    head = f"{len(refused_lines)} of {len(items)} Xero line{'s' if len(items) != 1 else ''}"
+    if behind is not None:
+        head += f", from {behind_all} CI line{'s' if behind_all != 1 else ''}" + (f" ({', '.join(sorted(codes_all))})" if codes_all else "")
+    return f"{head}: {shown}"
 
 
 def ci_documents_summary(numbers: Sequence[str]) -> str:
@@ -495,21 +523,21 @@ def explain_failures(
     the fix, the refused lines and where the CI rows are. `failed` is a posting results frame;
     `documents` the documents frame (payloads by document_key); `ci_lines` from ci_line_keys."""
     payloads = dict(zip(documents["document_key"], documents["payload"])) if len(documents) else {}
-    by_invoice = dict(tuple(ci_lines.groupby("invoice_no", sort=False))) if ci_lines is not None and len(ci_lines) else {}
+    by_document = ci_lines_by_document(ci_lines) if ci_lines is not None else {}
     rows = []
     for row in failed.itertuples(index=False):
         payload = payloads.get(row.document_key)
         numbers = [str(n) for n in (row.ci_invoice_nos or ())]
-        behind = pd.concat([by_invoice[n] for n in numbers if n in by_invoice]) if any(n in by_invoice for n in numbers) else None
-        seen = replace(site, used_codes=frozenset(behind["analysis_code"])) if behind is not None else site
+        behind = lines_behind(numbers, by_document)
+        seen = replace(site, used_codes=frozenset(c for codes in behind.values() for c in codes)) if behind is not None else site
         diagnosis = diagnose(row.outcome, row.message or "", row.number, payload, seen)
         refused_codes: list[str] = []
         if behind is not None and diagnosis.refused:
-            mask = pd.Series(False, index=behind.index)
-            for what, value in diagnosis.refused:
-                column = {"account": "account_code", "tax_type": "tax_type", "option": "option"}[what]
-                mask |= behind[column].str.casefold() == value.casefold()
-            refused_codes = sorted(set(behind.loc[mask, "analysis_code"]))
+            position = {"account": 0, "tax_type": 1, "option": 2}
+            refused_codes = sorted({
+                code for key, codes in behind.items() for code in codes
+                if any(key[position[what]].casefold() == value.casefold() for what, value in diagnosis.refused)
+            })
         rows.append({
             "document_key": row.document_key,
             "business_date": str(row.business_date),
