@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..money import cents_to_decimal, decimal_to_cents
 from .eretailer import DESCRIPTION_LIMIT, DOCUMENT_COLUMNS, _branch_options, _Decimals, _gst_adjustments, _gst_label, _Notices
-from .schemas import empty_notices, rate_ratio, tax_cents_by_code
+from .schemas import empty_notices, inclusive_tax_cents, rate_ratio, tax_cents_by_code
 from .takings_validation import (
     BRANCH_DAY_COLUMNS, EXCLUDED_DOCUMENT_COLUMNS, TAKINGS_QUARANTINE_COLUMNS, TENDER_DAY_COLUMNS, TakingsRules,
     ValidatedTakings, takings_source_evidence, validate_takings,
@@ -148,23 +148,33 @@ def build_takings_documents(validated: ValidatedTakings, rules: TakingsRules) ->
         pd.DataFrame({"branch_code": days["branch_code"], "branch_name": days["branch_name"], "business_date": days["business_date"]}),
         document_rules, notices,
     ).tolist()
+    # the content groups and cash-ups of each branch-day, as plain rows (one pass over each frame)
     groups = _content_groups(validated, rules)
-    groups_of = {key: group for key, group in groups.groupby(["business_date", "branch_code"], sort=False)} if len(groups) else {}
-    tender_days = validated.tender_days
-    tenders_of = {key: group for key, group in tender_days.groupby(["business_date", "branch_code"], sort=False)} if len(tender_days) else {}
+    content_of: dict[tuple[str, str], list] = defaultdict(list)
+    if len(groups):
+        # Xero's own tax of each group's amount; a credit note shows −amount, whose tax is −tax (half up
+        # rounds away from zero, the same either way)
+        own_taxes = _xero_tax(groups["amount"].to_numpy(dtype=np.int64), groups["rate_code"].to_numpy(), rules).tolist()
+        for group, own_tax in zip(groups.itertuples(index=False), own_taxes):
+            content_of[(group.business_date, group.branch_code)].append((group, int(own_tax)))
+    tenders_of: dict[tuple[str, str], list] = defaultdict(list)
+    for tender in validated.tender_days.itertuples(index=False):
+        tenders_of[(tender.business_date, tender.branch_code)].append(tender)
 
     documents, payments, tender_lines, totals, tender_rows, no_document = [], [], [], [], [], []
+    # GST adjustment pairs, made in one go after the loop: (document's items, where they go, CI tax, own tax, code, account, tracking)
+    differing: list[tuple[list, int, int, int, str, str, list]] = []
+    zero_balance = rules.zero_balance
     for day_row, option in zip(days.itertuples(index=False), options):
         day, branch = day_row.business_date, day_row.branch_code
         key = takings_document_key(branch, day)
         tracking = [{"Name": rules.tracking_category, "Option": option}]
-        content = groups_of.get((day, branch))
-        tenders = tenders_of.get((day, branch))
-        tender_list = [] if tenders is None else list(tenders.itertuples(index=False))
+        content = content_of.get((day, branch), [])
+        tender_list = tenders_of.get((day, branch), [])
         takings = {t.tender_type: int(t.counted_cents) - int(t.other_process_cents) for t in tender_list}
         over_short = {t.tender_type: int(t.counted_cents) - int(t.expected_cents) for t in tender_list}
-        content_total = 0 if content is None else int(content["amount"].sum())
-        ci_tax = 0 if content is None else int(content["ci_tax"].sum())
+        content_total = sum(int(group.amount) for group, _ in content)
+        ci_tax = sum(int(group.ci_tax) for group, _ in content)
         if content_total != int(day_row.total_incl_cents) or ci_tax != int(day_row.total_gst_cents):
             raise ValueError(f"{key}: the lines add up to {cents_to_decimal(content_total)} (GST {cents_to_decimal(ci_tax)}), "
                              f"the documents to {cents_to_decimal(day_row.total_incl_cents)} (GST "
@@ -173,7 +183,6 @@ def build_takings_documents(validated: ValidatedTakings, rules: TakingsRules) ->
         if net != sum(takings.values()):
             raise ValueError(f"{key}: Σ tenders {cents_to_decimal(sum(takings.values()))} ≠ documents and over/short "
                              f"{cents_to_decimal(net)}: validation lets no such day through")
-        zero_balance = rules.zero_balance
         sign = 1 if zero_balance or net >= 0 else -1
         credit = sign < 0
         document_number = takings_number(rules, branch, day, credit)
@@ -181,21 +190,22 @@ def build_takings_documents(validated: ValidatedTakings, rules: TakingsRules) ->
 
         items: list[dict[str, Any]] = []
         shown_tax = 0
-        if content is not None:
-            line_tax = _xero_tax(sign * content["amount"].to_numpy(dtype=np.int64), content["rate_code"].to_numpy(), rules)
-            differing = []
-            for group, own_tax in zip(content.itertuples(index=False), line_tax.tolist()):
-                amount, group_ci_tax = sign * int(group.amount), sign * int(group.ci_tax)
-                shown_tax += group_ci_tax
-                if amount != 0:
-                    items.append(_item(_content_description(group, day, option, document_rules, document_number, notices),
-                                       amount, own_tax, group.account_code, group.tax_type, tracking, number))
-                if group_ci_tax != own_tax:
-                    differing.append((group_ci_tax, own_tax, group.rate_code, group.account_code, tracking))
-            if differing:
-                ci_taxes, own_taxes, codes, accounts, trackings = (list(column) for column in zip(*differing))
-                for pair in _gst_adjustments(ci_taxes, own_taxes, codes, accounts, trackings, document_rules, number):
-                    items.extend(pair)
+        adjusted = False
+        for group, own_tax in content:
+            amount, group_ci_tax, own_tax = sign * int(group.amount), sign * int(group.ci_tax), sign * own_tax
+            shown_tax += group_ci_tax
+            if amount != 0:
+                items.append(_item(_content_description(group, day, option, document_rules, document_number, notices),
+                                   amount, own_tax, group.account_code, group.tax_type, tracking, number))
+            if group_ci_tax != own_tax:
+                adjusted = True
+                differing.append((items, -1, group_ci_tax, own_tax, group.rate_code, group.account_code, tracking))
+        if adjusted:  # the pairs go right after the content lines
+            at = len(items)
+            for index in range(len(differing) - 1, -1, -1):
+                if differing[index][0] is not items:
+                    break
+                differing[index] = (items, at, *differing[index][2:])
         for tender in tender_list:
             amount = sign * over_short[tender.tender_type]
             if amount != 0:
@@ -204,55 +214,50 @@ def build_takings_documents(validated: ValidatedTakings, rules: TakingsRules) ->
                     f"Till {what} {tender.tender_type} {day}: counted {cents_to_decimal(tender.counted_cents)}, "
                     f"expected {cents_to_decimal(tender.expected_cents)}",
                     amount, 0, tender.over_short_account, rules.exempt_tax_type, tracking, number))
-        paid: dict[str, int] = defaultdict(int)
-        lined: dict[str, int] = defaultdict(int)
+        paid: dict[str, int] = {}
+        lined: dict[str, int] = {}
+        numbers = tuple(day_row.ci_invoice_nos)
         for tender in tender_list:
-            tender_type, amount = tender.tender_type, takings[tender.tender_type]
-            shown = sign * amount
+            tender_type, account = tender.tender_type, tender.account_code
+            shown = sign * takings[tender_type]
             if shown == 0:
                 continue
-            if zero_balance:
-                lined[tender_type] = -shown  # a negative line: the tender as the invoice's balancing entry
-                items.append(tender_line(tender_type, tender.account_code, -shown, f"{tender_type} takings {day}", tracking,
-                                         rules.exempt_tax_type))
-            elif shown < 0:
+            if zero_balance or shown < 0:
+                # zero-balance: a negative line, the tender as the invoice's balancing entry; sign rule: a
+                # tender running against the document, as a positive line
                 lined[tender_type] = -shown
-                what = "refunds and cash out" if sign > 0 else "taken"
-                items.append(tender_line(tender_type, tender.account_code, -shown, f"{tender_type} {what} {day}", tracking,
-                                         rules.exempt_tax_type))
+                what = "takings" if zero_balance else ("refunds and cash out" if sign > 0 else "taken")
+                items.append(tender_line(tender_type, account, -shown, f"{tender_type} {what} {day}", tracking, rules.exempt_tax_type))
+                tender_lines.append({"document_key": key, "business_date": day, "branch_code": branch, "tender_type": tender_type,
+                                     "account_code": account, "amount_cents": -shown})
             else:
                 paid[tender_type] = shown
                 reference = payment_key(document_number, tender_type)
                 payments.append({
                     "payment_key": reference, "document_key": key, "business_date": day, "branch_code": branch,
                     "endpoint": "Payments", "document_endpoint": endpoint, "document_number": document_number,
-                    "tender_type": tender_type, "account_code": tender.account_code, "amount_cents": shown,
-                    "ci_invoice_nos": tuple(day_row.ci_invoice_nos),
-                    "payload": payment_payload(endpoint, document_number, tender.account_code, day, shown, reference),
+                    "tender_type": tender_type, "account_code": account, "amount_cents": shown, "ci_invoice_nos": numbers,
+                    "payload": payment_payload(endpoint, document_number, account, day, shown, reference),
                 })
-        for tender_type, amount in lined.items():
-            tender_lines.append({"document_key": key, "business_date": day, "branch_code": branch, "tender_type": tender_type,
-                                 "account_code": next(t.account_code for t in tender_list if t.tender_type == tender_type),
-                                 "amount_cents": amount})
-        total = sum(decimal_to_cents(item["LineAmount"]) for item in items)
-        layout = "zero_balance" if zero_balance else ("credit_note" if credit else "paid")
+        has_document = bool(items) or adjusted
         for tender in tender_list:
             paid_cents, line_cents = paid.get(tender.tender_type, 0), lined.get(tender.tender_type, 0)
             # an invoice line credits its account, a payment into it debits it; a credit note the other way round
             movement = (paid_cents - line_cents) if not credit else (line_cents - paid_cents)
             tender_rows.append({
-                "business_date": day, "branch_code": branch, "document_key": key if items else None,
+                "business_date": day, "branch_code": branch, "document_key": key if has_document else None,
                 "tender_type": tender.tender_type, "account_code": tender.account_code,
                 "expected_cents": int(tender.expected_cents), "counted_cents": int(tender.counted_cents),
                 "over_short_cents": over_short[tender.tender_type], "other_process_cents": int(tender.other_process_cents),
                 "takings_cents": takings[tender.tender_type], "paid_cents": paid_cents, "line_cents": line_cents,
                 "movement_cents": movement,
             })
-        if not items:
-            no_document.append({"business_date": day, "branch_code": branch, "invoice_nos": tuple(day_row.ci_invoice_nos),
+        if not has_document:
+            no_document.append({"business_date": day, "branch_code": branch, "invoice_nos": numbers,
                                 "total_cents": content_total, "tax_cents": ci_tax, "reason": NOTHING_TO_POST})
             continue
-        reference = f"CI takings {day}, branch {branch}: {len(day_row.ci_invoice_nos)} documents"
+        total = sum(decimal_to_cents(item["LineAmount"]) for item in items)  # (adjustment pairs add nothing)
+        reference = f"CI takings {day}, branch {branch}: {len(numbers)} documents"
         contact = rules.contact_for(branch, day_row.branch_name)
         payload: dict[str, Any] = {
             "Type": "ACCRECCREDIT" if credit else "ACCREC",
@@ -266,15 +271,19 @@ def build_takings_documents(validated: ValidatedTakings, rules: TakingsRules) ->
             "document_key": key, "business_date": day, "branch_code": branch, "endpoint": endpoint,
             "document_type": payload["Type"], "number": document_number, "reference": reference,
             "contact_name": contact["Name"], "status": rules.status, "total_cents": total, "tax_cents": shown_tax,
-            "line_count": len(items), "ci_invoice_nos": tuple(day_row.ci_invoice_nos), "payload": payload,
+            "line_count": 0, "ci_invoice_nos": numbers, "payload": payload,
         })
         totals.append({
             "business_date": day, "branch_code": branch, "document_key": key, "number": document_number, "endpoint": endpoint,
-            "layout": layout, "ci_invoice_count": len(day_row.ci_invoice_nos), "ci_total_cents": content_total,
-            "ci_gst_cents": ci_tax, "over_short_cents": sum(over_short.values()), "takings_cents": sum(takings.values()),
+            "layout": "zero_balance" if zero_balance else ("credit_note" if credit else "paid"),
+            "ci_invoice_count": len(numbers), "ci_total_cents": content_total, "ci_gst_cents": ci_tax,
+            "over_short_cents": sum(over_short.values()), "takings_cents": sum(takings.values()),
             "document_total_cents": total, "document_tax_cents": shown_tax,
             "tender_lines_cents": sum(lined.values()), "payments_cents": sum(paid.values()),
         })
+    _add_adjustments(differing, document_rules, number)
+    for document in documents:
+        document["line_count"] = len(document["payload"]["LineItems"])
     return TakingsBooks(
         documents=_documents_frame(documents),
         payments=payments_frame(payments),
@@ -284,6 +293,21 @@ def build_takings_documents(validated: ValidatedTakings, rules: TakingsRules) ->
         no_document=_integer_frame(no_document, NO_DOCUMENT_COLUMNS),
         notices=notices.frame(),
     )
+
+
+def _add_adjustments(differing: list, document_rules: Any, number: _Decimals) -> None:
+    """The GST adjustment pairs of every document, made in one call, put where each belongs (after its
+    document's content lines, in the order of its groups)."""
+    if not differing:
+        return
+    _, _, ci_taxes, own_taxes, codes, accounts, trackings = (list(column) for column in zip(*differing))
+    pairs = _gst_adjustments(ci_taxes, own_taxes, codes, accounts, trackings, document_rules, number)
+    placed: dict[int, tuple[list, int, list]] = {}
+    for (items, at, *_), pair in zip(differing, pairs):
+        found = placed.setdefault(id(items), (items, at, []))
+        found[2].extend(pair)
+    for items, at, lines in placed.values():
+        items[at:at] = lines
 
 
 def _xero_tax(amount_cents: np.ndarray, rate_codes: np.ndarray, rules: TakingsRules) -> np.ndarray:
@@ -370,6 +394,17 @@ def check_takings_books(validated: ValidatedTakings, books: TakingsBooks, rules:
     tender_days = defaultdict(list)
     for row in validated.tender_days.itertuples(index=False):
         tender_days[(row.business_date, row.branch_code)].append(row)
+    # what Xero computes for each (tax type, amount) the documents send, worked out once per rate
+    sent: dict[str, set[int]] = defaultdict(set)
+    for payload in books.documents["payload"]:
+        for item in payload["LineItems"]:
+            sent[item["TaxType"]].add(decimal_to_cents(item["LineAmount"]))
+    xero_tax: dict[tuple[str, int], int] = {}
+    for tax_type, found in sent.items():
+        if tax_type in rate_of:
+            values = sorted(found)
+            xero_tax.update(zip(((tax_type, value) for value in values),
+                                inclusive_tax_cents(np.array(values, dtype=np.int64), rate_of[tax_type]).tolist()))
     content: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for group in _content_groups(validated, rules).itertuples(index=False):
         content[(group.business_date, group.branch_code)][group.account_code] += int(group.amount)
@@ -388,8 +423,7 @@ def check_takings_books(validated: ValidatedTakings, books: TakingsBooks, rules:
             problem("totals", f"lines {cents_to_decimal(sum(amounts))} / tax {cents_to_decimal(sum(taxes))}, document "
                               f"{cents_to_decimal(document.total_cents)} / {cents_to_decimal(document.tax_cents)}")
         for item, amount, tax in zip(items, amounts, taxes):
-            rate = rate_of.get(item["TaxType"])
-            own = int(tax_cents_by_code(np.array([amount]), np.array(["X"], dtype=object), {"X": rate})[0][0]) if rate is not None else None
+            own = xero_tax.get((item["TaxType"], amount))
             if own != tax:
                 problem("line_tax", f"{item['Description']}: TaxAmount {cents_to_decimal(tax)}, Xero computes {own}")
             if not item.get("Tracking") or item["Tracking"][0].get("Name") != rules.tracking_category:

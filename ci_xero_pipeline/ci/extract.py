@@ -802,15 +802,6 @@ class SalesWithTenders:
     orphan_tenders: pd.DataFrame = field(default_factory=empty_orphan_tenders)
     excess_decimals: pd.DataFrame = field(default_factory=empty_tender_excess)
 
-    # the two frames validate_sales_documents reads, so that this read can be validated as documents
-    @property
-    def invoices(self) -> pd.DataFrame:
-        return self.documents.invoices
-
-    @property
-    def lines(self) -> pd.DataFrame:
-        return self.documents.lines
-
     def of_source(self, source: str) -> SalesWithTenders:
         """The documents of one source (ERETAILER, POS, ACCOUNT) with their lines, tenders and what was
         reported of them; cash-ups, branches and orphan tenders as they are (they name no source)."""
