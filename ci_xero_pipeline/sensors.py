@@ -50,6 +50,7 @@ from dagster import (
     DagsterRunStatus,
     DefaultSensorStatus,
     JobDefinition,
+    JsonMetadataValue,
     OpExecutionContext,
     RunFailureSensorContext,
     RunRequest,
@@ -491,6 +492,8 @@ def _step_failure(event) -> dict:
     documents = [dict(record.data) for record in metadata["failed_documents"].value.records] if "failed_documents" in metadata else []
     failed_days = [str(day) for day in metadata["failed_days"].value or []] if "failed_days" in metadata else []
     reason = (user.description if user is not None else None) or (failure.error.message.strip() if failure.error else "")
+    # the rest the posting assets attach (every CI key per document, the settings to check), in full
+    details = {key: value.value for key, value in metadata.items() if isinstance(value, JsonMetadataValue)}
     return {
         "step": event.step_key,
         "headline": first_sentence(reason),
@@ -499,6 +502,7 @@ def _step_failure(event) -> dict:
         "failed_days": failed_days or sorted({str(d["business_date"]) for d in documents
                                               if d.get("business_date") and not _is_more_row(d)}),
         "documents": documents,
+        "details": details,
     }
 
 
@@ -529,6 +533,8 @@ def failure_report(context: RunFailureSensorContext) -> dict:
         "headline": headline,
         "fix": fixes[0] + more if fixes else None,
         "fixes": fixes,
+        "settings_to_check": sorted({str(setting) for step in steps
+                                     for setting in step["details"].get("settings_to_check") or []}),
         "message": message,
         "partition_range": [run.tags.get(ASSET_PARTITION_RANGE_START_TAG) or run.tags.get(PARTITION_NAME_TAG),
                             run.tags.get(ASSET_PARTITION_RANGE_END_TAG) or run.tags.get(PARTITION_NAME_TAG)],

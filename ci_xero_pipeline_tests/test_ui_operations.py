@@ -21,10 +21,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from dagster import AssetKey, DagsterEventType, DagsterRunStatus, EventRecordsFilter, RunsFilter, SkipReason
+from dagster import AssetKey, DagsterRunStatus, RunsFilter, SkipReason
 from dagster import build_schedule_context, build_sensor_context
 from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
-from dagster._core.definitions.timestamp import TimestampWithTimezone
 from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
 from dagster._core.instance_for_test import instance_for_test
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
@@ -39,10 +38,10 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
-from dagster._serdes import serialize_value
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._daemon.sensor import execute_sensor_iteration
 from dagster._scheduler.scheduler import launch_scheduled_runs
+from dagster._serdes import serialize_value
 from dagster._utils.schedules import cron_string_iterator
 
 from ci_xero_pipeline import cli, sensors
@@ -58,6 +57,10 @@ NZ = ZoneInfo("Pacific/Auckland")
 ERETAILER_ASSETS = [AssetKey(name) for name in ("raw_eretailer", "validated_eretailer", "xero_eretailer_documents", "posted_eretailer")]
 ARCHIVED = "209"  # the sandbox's "Sales - old range", archived in Xero
 LOG = logging.getLogger("test_ui_operations")
+pytestmark = [  # raised inside Dagster's own backfill daemon and in-process executor, not by our calls
+    pytest.mark.filterwarnings("ignore:Function `AssetSelection.sources` is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited:RuntimeWarning"),
+]
 
 
 def set_mapping(site: Path, code: str, account: str) -> None:
@@ -208,6 +211,9 @@ def test_every_failed_run_is_reported_in_the_ui_however_it_was_started(
         report = json.loads(Path(run.tags[sensors.REPORT_TAG]).read_text())
         assert report["started_by"].startswith(how) and report["headline"].startswith(headline.rstrip("…"))
         assert day.isoformat() in report["failed_days"]
+        assert report["settings_to_check"] == ["mapping.sales_accounts.FOOTWEAR"]
+        [step] = report["steps"]  # every CI document behind each failed Xero document, not only the table's few
+        assert step["details"]["ci_invoice_nos_by_document"] and all(step["details"]["ci_invoice_nos_by_document"].values())
         observation = observations[run.run_id]
         assert observation.metadata["headline"].value == report["headline"]
         assert observation.metadata["started_by"].value == report["started_by"]

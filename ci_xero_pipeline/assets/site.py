@@ -218,6 +218,7 @@ def failed_run_observation(report: dict[str, Any]) -> AssetObservation:
         "days": ", ".join(report.get("days") or []) or "(none named)",
         "headline": report.get("headline") or "",
         "fix": report.get("fix") or "(see the run's step failure)",
+        "settings_to_check": ", ".join(report.get("settings_to_check") or []) or "(none named)",
         "documents_not_in_xero": len([d for d in documents if not _is_more_row(d)]),
     }
     if columns:
