@@ -41,6 +41,7 @@ from dagster import (
     sensor,
 )
 
+from ..alerts import alerter_for
 from ..settings import NZ_TIMEZONE, SettingsError, SiteSettings, load_settings
 
 SITE_GROUP = "site"
@@ -101,9 +102,7 @@ def tax_type_rows(settings: SiteSettings) -> list[dict[str, Any]]:
 def settings_rows(settings: SiteSettings, path: Path) -> list[dict[str, Any]]:
     """The settings that decide what reaches Xero, one row each, named as in site.yaml."""
     er, xero, tracking = settings.eretailer, settings.xero, settings.tracking
-    from ..alerts import alerter_for  # the alerts' own words for their channels
-
-    alerter = alerter_for(settings)
+    alerter = alerter_for(settings)  # the alerts' own words for their channels
     rows = [
         ("settings file", str(path)),
         ("site_name", settings.site_name),
