@@ -102,8 +102,8 @@ def reported_failure(instance: DagsterInstance, run_id: str) -> tuple[set[str], 
         while error.cause is not None:  # Dagster wraps the error that was raised
             error = error.cause
         return set(), error.cls_name
-    rows = [record.data for record in user.metadata["failed_documents"].value.records]
-    return {row["ci_invoice_nos"] for row in rows}, None
+    by_document = user.metadata["ci_invoice_nos_by_document"].value  # Xero number → its CI numbers
+    return {number for numbers in by_document.values() for number in numbers}, None
 
 
 def test_each_fault_behaves_as_documented(sandbox, demo_ci_url, make_site):

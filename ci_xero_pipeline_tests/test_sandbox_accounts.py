@@ -575,15 +575,15 @@ def test_a_day_posted_while_202_is_archived_is_refused_and_posts_once_it_is_rest
     """Account 202 (mapping.sales_accounts.FOOTWEAR in the demo) archived with Xero's own call, through
     the project's client: the day is refused with Xero's reason; restored, the re-run posts it.
 
-    The sandbox remembers no Idempotency-Key here: the re-run sends the very batch the first run sent,
-    under the same key, and within Xero's few minutes (xero-facts) the answer to that key is the first
-    run's refusal again, whatever was fixed since. That is the client's key to change, not the chart's."""
+    The sandbox keeps each Idempotency-Key's first answer for Xero's few minutes (xero-facts): the re-run,
+    a minute later with the very same documents, must still be answered anew, not with the refusal."""
     from dagster import DagsterInstance
 
     from .conftest import DEMO_END_DAY
     from .pipeline_helpers import ci_final_totals_by_day, connect_site, run, xero_client, xero_totals_by_day
 
-    sandbox = sandbox_factory(idempotency_seconds=0)
+    sandbox = sandbox_factory()
+    assert sandbox.config.idempotency_seconds >= 300
     site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "summary", "status": "AUTHORISED"}})
     connect_site(site)
     client = xero_client(site)

@@ -9,6 +9,7 @@ import hashlib
 import re
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -99,10 +100,13 @@ def _error_summary(answer: requests.Response) -> tuple[str, list[str]]:
     return (str(summary), messages)
 
 
-def batch_idempotency_key(endpoint: str, keyed_payloads: Sequence[tuple[str, dict[str, Any]]]) -> str:
-    """A key derived from the documents themselves: a retried batch replays instead of duplicating,
-    and a changed document makes a new key. Xero allows at most 128 characters."""
-    digest = hashlib.sha256(endpoint.encode())
+def batch_idempotency_key(endpoint: str, keyed_payloads: Sequence[tuple[str, dict[str, Any]]], scope: str = "") -> str:
+    """A key derived from the documents and the client's scope: a batch retried by the same client
+    replays instead of duplicating, and a changed document makes a new key. Xero allows at most 128
+    characters. A new client (a new run) has a new scope: Xero keeps a key's first answer for minutes, so
+    a document it refused would otherwise be refused again from memory after the fix (a restored
+    account), and across runs the ledger's lookups, not the key, prevent a second copy."""
+    digest = hashlib.sha256(scope.encode() + b"\0" + endpoint.encode())
     for key, payload in keyed_payloads:
         digest.update(key.encode())
         digest.update(dumps_exact(payload).encode())
@@ -145,6 +149,7 @@ class XeroClient:
         self.max_attempts = max_attempts
         self.pacer = pacer or pacer_for(api_url, tenant_id)
         self.calls = CallLog()
+        self.idempotency_scope = uuid.uuid4().hex  # see batch_idempotency_key
 
     def __repr__(self) -> str:
         return f"XeroClient(tenant_id={self.tenant_id!r}, api_url={self.api_url!r})"
@@ -319,7 +324,7 @@ class XeroClient:
             endpoint,
             params={"summarizeErrors": "false", "unitdp": 4},
             body={endpoint: [payload for _, payload in keyed_payloads]},
-            idempotency_key=batch_idempotency_key(endpoint, keyed_payloads),
+            idempotency_key=batch_idempotency_key(endpoint, keyed_payloads, self.idempotency_scope),
         )
         elements = answer.get(endpoint) or []
         if len(elements) != len(keyed_payloads):
