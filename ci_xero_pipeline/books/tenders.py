@@ -239,7 +239,6 @@ def build_eretailer_tender_payments(
             continue
         sign = -1 if document.endpoint == "CreditNotes" else 1
         lines: list[dict[str, Any]] = []
-        tracking = _single_tracking(document.payload)
         for tender_type in sorted(sums, key=str):
             shown = sign * sums[tender_type]
             if shown == 0:
@@ -257,7 +256,7 @@ def build_eretailer_tender_payments(
             else:
                 what = "refunded" if sign > 0 else "taken"
                 lines.append(tender_line(tender_type, account, -shown, f"{tender_type} {what} {document.business_date}",
-                                         tracking, exempt_tax_type))
+                                         _single_tracking(document.payload), exempt_tax_type))
                 added.append({"document_key": document.document_key, "business_date": document.business_date,
                               "branch_code": document.branch_code, "tender_type": tender_type, "account_code": account,
                               "amount_cents": -shown})
