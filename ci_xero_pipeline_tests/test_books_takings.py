@@ -3,7 +3,8 @@
 
 The expected figures are worked out here with Decimal from the handcrafted CI rows (what Xero computes
 for a line, how each account must move), never from the code under test; every payload is checked
-against Xero's OpenAPI spec (the committed subset test_client_conformance uses)."""
+against Xero's OpenAPI spec (the committed subset test_client_conformance uses), and the sandbox Xero
+takes them over HTTP and holds each takings document PAID."""
 
 from __future__ import annotations
 
@@ -39,8 +40,11 @@ from ci_xero_pipeline.books.validation import validate_sales_documents
 from ci_xero_pipeline.ci.extract import TENDER_FRAME_COLUMNS, SalesDocuments, SalesWithTenders
 from ci_xero_pipeline.money import decimal_to_cents, dumps_exact
 
+from ci_xero_pipeline.sandbox.server import SandboxOrganisation
+
 from .sales_frames import BRANCHES, document, frames, line
 from .test_client_conformance import SCHEMA_FILE, TENANT, XeroContract
+from .test_sandbox_accounting import _loopback_http, accounting_spec, error_validator, make_api  # noqa: F401  (fixtures)
 
 D = Decimal
 CENT = D("0.01")
@@ -774,3 +778,38 @@ def test_the_books_check_finds_a_cent_out_of_place():
     def voucher_as_sales(payload, _payments, _frame):
         payload["LineItems"][1]["AccountCode"] = "201"
     assert tampered(voucher_as_sales) == {"account_movement"}
+
+
+# -- against the sandbox Xero, over HTTP ---------------------------------------------------------------
+
+def test_the_sandbox_xero_takes_every_layout_and_each_document_ends_paid(make_api):
+    api = make_api(SandboxOrganisation("Test Retail Ltd", "TEST1", tracking_categories={"CI Branches": list(SHOPS.values())}))
+    docs = [
+        # AKL01: vouchers sold and redeemed, a refund paid in cash (a CASH line), the till over
+        pos("P1", [voucher("50.00"), line("3", "0.04", line_gst=D("0.03")), line("1", "20.00")], [("EFTPOS", "70.12")]),
+        pos("P2", [line("1", "35.00", analysis_code="FOOTWEAR")], [("GIFT_VOUCHER", "30.00"), ("CASH", "5.00")]),
+        pos("C1", [line("-1", "12.00")], [("CASH", "-12.00")], doc_type="CREDIT", original_invoice_no="P0"),
+        # WLG01: a net-negative day, refunded by VISA, with EFTPOS as a line
+        pos("P3", [line("1", "10.00")], [("EFTPOS", "10.00")], branch="WLG01"),
+        pos("C2", [line("-2", "40.00")], [("VISA", "-80.00")], branch="WLG01", doc_type="CREDIT", original_invoice_no="P0"),
+    ]
+    _, books = books_of(docs, counted={("AKL01", DAY, "CASH"): "-6.50"})
+    assert set(books.documents["endpoint"]) == {"Invoices", "CreditNotes"} and len(books.tender_lines) == 2
+    for endpoint in ("Invoices", "CreditNotes"):
+        payloads = [row.payload for row in books.documents.itertuples() if row.endpoint == endpoint]
+        api.create(endpoint, *payloads)
+    made = api.create("Payments", *books.payments["payload"])
+    assert [payment["Reference"] for payment in made] == list(books.payments["payment_key"])
+    invoice = api.get("Invoices", InvoiceNumbers="EOD-AKL01-20261001")["Invoices"][0]
+    # 93.12 of documents, 0.50 over, 6.50 of cash refunded as a line; GST 0.03 + 2.61 + 4.57 − 1.57
+    assert (invoice["Status"], invoice["AmountDue"], invoice["Total"], invoice["TotalTax"]) == ("PAID", D("0.00"), D("100.12"), D("5.64"))
+    note = api.get("CreditNotes", where='CreditNoteNumber=="EODCR-WLG01-20261001"')["CreditNotes"][0]
+    assert (note["Status"], note["RemainingCredit"], note["Total"]) == ("PAID", D("0.00"), D("80.00"))
+    found = api.get("Payments", where='Reference=="EOD-AKL01-20261001/GIFT_VOUCHER"')["Payments"]
+    assert [(p["Account"]["Code"], p["Amount"]) for p in found] == [(LIABILITY, D("30.00"))]
+
+    # a DRAFT site: the 0.00 invoice goes in as it is, with nothing to pay
+    site = rules(status="DRAFT", zero_balance=True, number_prefix="EODZ-")
+    _, drafts = books_of(docs, site, counted={("AKL01", DAY, "CASH"): "-6.50"})
+    saved = api.create("Invoices", *drafts.documents["payload"])
+    assert {(doc["Status"], doc["Total"]) for doc in saved} == {("DRAFT", D("0.00"))} and drafts.payments.empty
