@@ -285,8 +285,12 @@ def test_a_day_refused_for_an_archived_account_says_why_and_the_rerun_after_the_
 ):
     site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "summary", "status": "AUTHORISED"},
                                             "dagster_ui_url": "http://dagster.retail.example:3000"})
-    set_values(site, lambda v: v["mapping"]["sales_accounts"].update(FOOTWEAR="209"))  # archived in the sandbox's chart
     connect_site(site)
+    client = xero_client(site)
+    footwear = next(a for a in client.accounts() if a["Code"] == "202")  # mapping.sales_accounts.FOOTWEAR
+    archived = client.request("POST", f"Accounts/{footwear['AccountID']}",  # as the accountant would, in Xero
+                              body={"Accounts": [{"AccountID": footwear["AccountID"], "Status": "ARCHIVED"}]})
+    assert archived["Accounts"][0]["Status"] == "ARCHIVED"
     instance = DagsterInstance.ephemeral()
     first_day = DEMO_END_DAY - timedelta(days=1)
 
@@ -295,9 +299,9 @@ def test_a_day_refused_for_an_archived_account_says_why_and_the_rerun_after_the_
     assert not failed.success
     user = step_failure(instance, failed.run_id)
     assert user.description.startswith(
-        "2 document(s) of 2 day(s) are not in Xero as CI has them: Xero refused account 209 (archived in Xero), used by "
+        "2 document(s) of 2 day(s) are not in Xero as CI has them: Xero refused account 202 (archived in Xero), used by "
         "CI code FOOTWEAR via mapping.sales_accounts.FOOTWEAR. Fix: point mapping.sales_accounts.FOOTWEAR in site.yaml at an "
-        "active revenue account, or restore account 209 in Xero; then re-run the days (only what is missing is sent).")
+        "active revenue account, or restore account 202 in Xero; then re-run the days (only what is missing is sent).")
     table = user.metadata["failed_documents"].value
     assert [c.name for c in table.schema.columns][:6] == ["business_date", "number", "outcome", "amount", "reason", "fix"]
     rows = {row.data["business_date"]: row.data for row in table.records}
@@ -309,10 +313,10 @@ def test_a_day_refused_for_an_archived_account_says_why_and_the_rerun_after_the_
         number = f"ER-{day.replace('-', '')}"
         assert row["number"] == number and row["outcome"] == "failed"
         assert Decimal(row["amount"]) == Decimal(int(final["total_incl_cents"].sum())) / 100
-        assert "Account code '209' has been archived" in row["reason"]
+        assert "Account code '202' has been archived" in row["reason"]
         assert row["ci_documents"].startswith(f"{len(final)} CI documents: ") and row["ci_documents"].endswith(f"(+{len(final) - 3})")
-        # the refused lines: account 209, one group per branch option, with every FOOTWEAR line of CI behind them
-        assert re.match(rf"^\d+ of \d+ Xero lines, from {len(footwear)} CI lines \(FOOTWEAR\): lines? [\d, ]+: 209 · ",
+        # the refused lines: account 202, one group per branch option, with every FOOTWEAR line of CI behind them
+        assert re.match(rf"^\d+ of \d+ Xero lines, from {len(footwear)} CI lines \(FOOTWEAR\): lines? [\d, ]+: 202 · ",
                         row["failed_lines"]), row["failed_lines"]
         assert len(footwear) > 0
         assert row["ci_rows"].startswith(f"raw_eretailer / {day}: ") and "(analysis_code FOOTWEAR)" in row["ci_rows"]
@@ -325,12 +329,12 @@ def test_a_day_refused_for_an_archived_account_says_why_and_the_rerun_after_the_
                             "AUTHORISED, ") for m in log), log
     assert any(m.startswith("To bring into Xero: 2 documents (2 invoices, 0 credit notes) made from ") for m in log)
     assert "Nothing is held back in quarantine." in log and "Not in Xero: 2 failed." in log
-    assert (f"Refused: 2 documents (ER-{first_day:%Y%m%d}, ER-{DEMO_END_DAY:%Y%m%d}): Account code '209' has been archived, or is "
+    assert (f"Refused: 2 documents (ER-{first_day:%Y%m%d}, ER-{DEMO_END_DAY:%Y%m%d}): Account code '202' has been archived, or is "
             "not a valid code for this document. Fix: point mapping.sales_accounts.FOOTWEAR in site.yaml at an active revenue "
-            "account, or restore account 209 in Xero.") in log, log
+            "account, or restore account 202 in Xero.") in log, log
 
-    # the fix, then the re-run: only what is missing is sent, and Xero equals CI
-    set_values(site, lambda v: v["mapping"]["sales_accounts"].update(FOOTWEAR="202"))
+    # the fix (the first one the failure offers), then the re-run: only what is missing is sent, and Xero equals CI
+    set_values(site, lambda v: v["mapping"]["sales_accounts"].update(FOOTWEAR="201"))
     before = puts(sandbox, site)
     fixed = run(site, first_day, DEMO_END_DAY, instance)
     assert fixed.success and outcome_counts(fixed.results) == {"posted": 2}
