@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+import requests
 import yaml
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
@@ -283,8 +284,10 @@ def puts(sandbox, site) -> int:
 def test_a_day_refused_for_an_archived_account_says_why_and_the_rerun_after_the_fix_sends_only_it(
     sandbox, demo_ci_url, make_site,
 ):
+    deep_link = sandbox.base_url.rstrip("/") + "/organisationlogin/default.aspx?shortcode={short_code}&redirecturl={page}"
     site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "summary", "status": "AUTHORISED"},
-                                            "dagster_ui_url": "http://dagster.retail.example:3000"})
+                                            "dagster_ui_url": "http://dagster.retail.example:3000",
+                                            "xero": {"document_link": deep_link}})
     connect_site(site)
     client = xero_client(site)
     footwear = next(a for a in client.accounts() if a["Code"] == "202")  # mapping.sales_accounts.FOOTWEAR
@@ -349,8 +352,10 @@ def test_a_day_refused_for_an_archived_account_says_why_and_the_rerun_after_the_
     short_code = xero_client(site).organisation()["ShortCode"]
     by_number = {invoice["InvoiceNumber"]: invoice["InvoiceID"] for invoice in invoices}
     for row in fixed.results.itertuples():
-        assert row.xero_link == (f"http://127.0.0.1:8077/organisationlogin/default.aspx?shortcode={short_code}"
+        assert row.xero_link == (f"{sandbox.base_url.rstrip('/')}/organisationlogin/default.aspx?shortcode={short_code}"
                                  f"&redirecturl=/AccountsReceivable/View.aspx?InvoiceID={by_number[row.number]}")
+        page = requests.get(row.xero_link, timeout=10)  # the sandbox answers Xero's deep link with the document's page
+        assert page.ok and row.number in page.text
     shown = latest(instance, "posted_eretailer", DAY)
     assert shown["xero_link"].value == fixed.results.set_index("business_date").loc[DAY, "xero_link"]
     assert [r.data["xero_link"] for r in shown["documents_in_xero"].value.records] == [shown["xero_link"].value]
