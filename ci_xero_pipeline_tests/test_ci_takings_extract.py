@@ -217,6 +217,9 @@ def test_tenders_and_cash_ups_extract_exactly_on_every_dialect(database):
     assert found.excess_decimals.empty and found.orphan_tenders.empty
     every = extract_sales_with_tenders(database, DAY - timedelta(days=1), DAY)
     assert set(every.tenders["invoice_no"]) == {"C1", "P1", "P2", "P3", "W1"}
+    nothing = extract_takings(database, date(2020, 1, 1), date(2020, 1, 31))
+    assert nothing.tenders.empty and nothing.cash_ups.empty and nothing.documents.empty
+    assert dtypes(nothing.tenders) == TENDER_DTYPES and dtypes(nothing.cash_ups) == CASH_UP_DTYPES
 
 
 def test_site_names_for_the_tender_and_cash_up_views(database):
