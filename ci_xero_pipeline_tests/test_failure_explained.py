@@ -325,6 +325,8 @@ def test_a_day_refused_for_an_archived_account_says_why_and_the_rerun_after_the_
         assert row["ci_rows"].startswith(f"raw_eretailer / {day}: ") and "(analysis_code FOOTWEAR)" in row["ci_rows"]
         assert sorted(full[number]) == sorted(final["invoice_no"])  # the full key list, where a person can open it
     assert set(rows) == {first_day.isoformat(), DAY}
+    assert user.metadata["checks_not_run"].value.startswith("every_document_in_xero, every_dollar_accounted_for and "
+                                                            "xero_matches_ci did not run")
 
     # the run log says what the run does, in the product's words
     log = run_log(instance, failed.run_id)
