@@ -224,6 +224,36 @@ def test_no_table_names_a_column_for_cents_that_holds_dollars():
     assert value.value.records[0].data == {"total": "19.99", "xero_gst": "2.61", "total_ci": "0.05"}
 
 
+def test_every_table_of_the_eretailer_assets_names_money_for_dollars():
+    from types import SimpleNamespace
+
+    from ci_xero_pipeline.books.validation import validate_sales_documents
+
+    validated = validate_sales_documents(frames([
+        document("W1", DAY, [line("1", "99.90")]), document("W2", DAY, [line("1", "450.00", analysis_code="SURFBOARDS")]),
+    ]), RULES)
+    built = build_eretailer_documents(validated.invoices, validated.lines, RULES)
+    results = pd.DataFrame({
+        "document_key": built["document_key"], "business_date": DAY, "branch_code": None, "endpoint": "Invoices",
+        "number": built["number"], "outcome": "posted", "xero_id": "id-1", "xero_status": "AUTHORISED",
+        "total_cents": built["total_cents"], "tax_cents": built["tax_cents"], "xero_total_cents": built["total_cents"],
+        "xero_tax_cents": built["tax_cents"], "message": "", "ci_invoice_nos": built["ci_invoice_nos"],
+    })
+    results = metadata.with_xero_links(results, "https://go.xero.com{page}")
+    calls = SimpleNamespace(total=3, writes=1, rate_limited=0)
+    held = metadata.quarantined_documents(validated.quarantine)
+    shown = {**metadata.validated_sales(validated), **metadata.xero_documents(built), **metadata.posted(results, calls, None, held)}
+    tables = {name: value for name, value in shown.items() if hasattr(value, "schema")}
+    assert {"quarantined_rows", "documents_table", "problem_documents", "documents_in_xero"} <= set(tables)
+    for name, value in tables.items():
+        assert not [c.name for c in value.schema.columns if "cents" in c.name], name
+    assert [r.data["total_incl"] for r in tables["quarantined_rows"].records] == ["450.00"]
+    assert [(r.data["total"], r.data["gst"]) for r in tables["documents_table"].records] == [("99.90", "13.03")]
+    assert [(r.data["total"], r.data["xero_link"]) for r in tables["documents_in_xero"].records] == [
+        ("99.90", "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID=id-1")]
+    assert shown["xero_link"].value == "https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID=id-1"
+
+
 def test_each_invoice_links_back_to_its_day_and_the_link_is_not_accounting_content():
     sales = frames([document("W1", DAY, [line("1", "99.90")]), document("C1", DAY, [line("-1", "99.90")], doc_type="CREDIT")])
     built = build_eretailer_documents(sales.invoices, sales.lines, EretailerRules(mode="detail", sales_accounts={"APPAREL": "201"}))
