@@ -159,6 +159,25 @@ def command_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings_path(args), days=args.days)
 
 
+def command_mapping_check(args: argparse.Namespace) -> int:
+    """The mapping against the Xero organisation: reads only, unless --create-missing."""
+    from .xero.chart_check import create_missing, needs_for_eretailer, read_and_check
+
+    settings, xero = _xero(args)
+    client = xero.client()
+    needs = needs_for_eretailer(settings)
+    verdict = read_and_check(client, needs)
+    if args.create_missing and verdict.missing_account_codes:
+        print(verdict.table())
+        print()
+        result = create_missing(client, verdict, needs)
+        print("\n".join(result.lines()))
+        print()
+        verdict = result.verdict
+    print(verdict.table())
+    return 0 if verdict.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ci-xero", description=__doc__)
     parser.add_argument("--settings", help="site settings file (default: ./site.yaml or $CI_XERO_SITE)")
@@ -216,6 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--first", help="first NZ trading day (YYYY-MM-DD); default: --last")
     plan.add_argument("--last", help="last NZ trading day (YYYY-MM-DD); default: yesterday in NZ")
     plan.set_defaults(handler=command_plan)
+
+    mapping = commands.add_parser("mapping", help="the site's mapping against the Xero organisation")
+    mapping_commands = mapping.add_subparsers(dest="mapping_command", required=True)
+    check = mapping_commands.add_parser(
+        "check", help="check each mapped account and tax type in Xero (reads only; posts nothing)",
+        description="Exit status: 0 every mapped account and tax type fits; 1 a problem (each named with its "
+                    "setting and fix); 3 reconnect (`ci-xero connect`).",
+    )
+    check.add_argument("--create-missing", action="store_true",
+                       help="create the accounts Xero does not have (one each, typed for their role); "
+                            "existing accounts are never changed")
+    check.set_defaults(handler=command_mapping_check)
     return parser
 
 
