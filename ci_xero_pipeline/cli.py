@@ -161,11 +161,11 @@ def command_demo(args: argparse.Namespace) -> int:
 
 def command_mapping_check(args: argparse.Namespace) -> int:
     """The mapping against the Xero organisation: reads only, unless --create-missing."""
-    from .xero.chart_check import create_missing, needs_for_eretailer, read_and_check
+    from .xero.chart_check import create_missing, needs_for_site, read_and_check
 
     settings, xero = _xero(args)
     client = xero.client()
-    needs = needs_for_eretailer(settings)
+    needs = needs_for_site(settings)
     verdict = read_and_check(client, needs)
     if args.create_missing and verdict.missing_account_codes:
         print(verdict.table())

@@ -229,9 +229,10 @@ def test_a_verdict_keeps_every_need_in_order_and_its_table_names_each():
     assert [f.setting for f in verdict.findings] == [n.setting for n in needs]
     assert verdict.missing_account_codes == ("999",)  # one account, however many settings name it
     table = verdict.table().splitlines()
-    assert table[0].split() == ["SETTING", "CODE", "XERO", "NAME", "TYPE", "STATUS", "VERDICT"]
-    assert table[1].split() == ["mapping.sales_accounts.A", "200", "Account", "200", "REVENUE", "ACTIVE", "ok"]
+    assert table[0].split() == ["SETTING", "CODE", "NEEDS", "XERO", "NAME", "TYPE", "STATUS", "VERDICT"]
+    assert table[1].split() == ["mapping.sales_accounts.A", "200", "revenue", "Account", "200", "REVENUE", "ACTIVE", "ok"]
     assert "PROBLEM: missing" in table[2] and "2 problem(s):" in verdict.table()
+    assert "tax rate (income)" in table[4] and table[4].endswith("ok")
 
 
 def test_an_unknown_role_is_refused():

@@ -149,9 +149,9 @@ class ChartVerdict:
 
     def table(self) -> str:
         """The verdict as a fixed-width table, then one line per problem with its fix."""
-        header = ("SETTING", "CODE", "XERO NAME", "TYPE", "STATUS", "VERDICT")
+        header = ("SETTING", "CODE", "NEEDS", "XERO NAME", "TYPE", "STATUS", "VERDICT")
         rows = [
-            (f.setting, f.code, f.xero_name or "-", f.xero_type or "-", f.xero_status or "-", "ok" if f.ok else f"PROBLEM: {f.problem}")
+            (f.setting, f.code, f.wants, f.xero_name or "-", f.xero_type or "-", f.xero_status or "-", "ok" if f.ok else f"PROBLEM: {f.problem}")
             for f in self.findings
         ]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -170,6 +170,13 @@ class ChartVerdict:
 
 
 # -- the needs of each process -------------------------------------------------------------------
+def needs_for_site(settings: Any) -> list[Need]:
+    """Everything the site's processes need from the chart, for `ci-xero mapping check` and the check
+    before a run. Today only E-Retailer has settings; the takings and cost-of-goods needs join here
+    (needs_for_takings, needs_for_cogs) when their settings exist."""
+    return needs_for_eretailer(settings)
+
+
 def needs_for_eretailer(settings: Any) -> list[Need]:
     """E-Retailer invoices: each sales account is a revenue account, each tax type one for income.
     `settings` is the SiteSettings (only settings.mapping is read)."""
@@ -268,8 +275,9 @@ def _judge_tax_type(need: TaxTypeNeed, by_type: Mapping[str, Mapping[str, Any]])
                        fix=f"point {need.setting} in site.yaml at one of the organisation's tax types "
                            f"(e.g. OUTPUT2, ZERORATED or NONE for income)")
     name, status = str(rate.get("Name", "")), str(rate.get("Status", ""))
-    seen = dict(setting=need.setting, code=need.tax_type, wants=need.side, xero_name=name, xero_type=f"tax rate ({need.side})",
-                xero_status=status)
+    fits = [label for label, key in (("income", "CanApplyToRevenue"), ("expenses", "CanApplyToExpenses")) if rate.get(key) is True]
+    seen = dict(setting=need.setting, code=need.tax_type, wants=need.side, xero_name=name,
+                xero_type=f"tax rate ({', '.join(fits) or 'neither income nor expenses'})", xero_status=status)
     if status != "ACTIVE":
         return Finding(**seen, problem=TAX_TYPE_ARCHIVED, message=f"{where} ('{name}') is {status or 'not ACTIVE'} in Xero",
                        fix=f"point {need.setting} in site.yaml at an active tax type")
