@@ -39,6 +39,9 @@ MONTH_START = MONTH_END - timedelta(days=29)
 # Xero's minute lasts two seconds here: pacing is real, the wait is not
 FAST_XERO = {"time_scale": 30}
 FAST_CLIENT = {"rate_window_seconds": 2}
+# the runs under faults wait this long for an answer, so that slow answers are lost; reading Xero back
+# and the calm runs wait as a site would (see `patient`)
+SHORT_PATIENCE = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +158,7 @@ def test_a_month_of_detail_documents_through_hundreds_of_faults_ends_with_xero_e
     site = make_site(sandbox, month_ci_url, {
         "eretailer": {"mode": "detail"},
         # small batches and a short patience: many calls, so many faults, and slow answers time out
-        "xero": {"batch_size": 3, "timeout_seconds": 0.5, **FAST_CLIENT},
+        "xero": {"batch_size": 3, "timeout_seconds": SHORT_PATIENCE, **FAST_CLIENT},
     })
     connect_site(site)
     ci = ci_documents(month_ci_url, MONTH_START, MONTH_END)
@@ -173,6 +176,7 @@ def test_a_month_of_detail_documents_through_hundreds_of_faults_ends_with_xero_e
         # every document that is not in Xero is reported, by CI number, with the reason
         plan = sandbox.faults.plan
         sandbox.faults.clear()  # so that reading Xero back is not itself disturbed
+        patient(site)
         reported, error = reported_failure(instance, outcome.run_id)
         missing = missing_numbers(site, ci)
         if error is None:
@@ -181,6 +185,7 @@ def test_a_month_of_detail_documents_through_hundreds_of_faults_ends_with_xero_e
             assert error in XERO_TROUBLE, error
         # and the pipeline never takes a missing document for posted: the next run will send it
         assert not missing & ledger_numbers(site, POSTED), sorted(missing & ledger_numbers(site, POSTED))[:5]
+        patient(site, SHORT_PATIENCE)
         sandbox.faults.set(plan)
     stats = sandbox.faults.stats()
     sandbox.faults.clear()
@@ -305,7 +310,7 @@ def test_voids_reposts_updates_and_lookups_under_faults_end_with_xero_equal_to_c
     sandbox = sandbox_factory(**FAST_XERO)
     site = make_site(sandbox, ci_url, {
         "eretailer": {"mode": "detail", "status": status},
-        "xero": {"batch_size": 3, "timeout_seconds": 0.5, **FAST_CLIENT},
+        "xero": {"batch_size": 3, "timeout_seconds": SHORT_PATIENCE, **FAST_CLIENT},
     })
     connect_site(site)
     assert run(site, first, last).success
@@ -328,6 +333,7 @@ def test_voids_reposts_updates_and_lookups_under_faults_end_with_xero_equal_to_c
             break
         plan = sandbox.faults.plan
         sandbox.faults.clear()
+        patient(site)
         reported, error = reported_failure(instance, outcome.run_id)
         held = {n for n, _t, _x in xero_by_ci_number(site)}
         wrong = {n for n in ci if (n, *ci[n]) not in xero_by_ci_number(site)} | (set(voided) & held)
@@ -335,6 +341,7 @@ def test_voids_reposts_updates_and_lookups_under_faults_end_with_xero_equal_to_c
             assert wrong <= reported, sorted(wrong - reported)[:5]
         else:
             assert error in XERO_TROUBLE, error
+        patient(site, SHORT_PATIENCE)
         sandbox.faults.set(plan)
     stats = sandbox.faults.stats()
     sandbox.faults.clear()
