@@ -193,6 +193,7 @@ def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
     screenshots(page, "launch-the-day")
     launch.click()
     page.get_by_role("link", name="View", exact=True).click()  # in the notice "Launched run …"
+    page.mouse.move(700, 40)  # off the notice, which stays while the pointer rests on it
     expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]{36}"))
     failed_run_url = page.url
     expect(page.get_by_text("Failure", exact=True).first).to_be_visible(timeout=RUN_TIMEOUT_MS)
@@ -266,7 +267,10 @@ def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
     page.goto(f"{url}/assets/posted_eretailer?view=partitions")
     expect(page.get_by_text("Materialized (3)")).to_be_visible()
     expect(page.get_by_text("Failed (0)")).to_be_visible()
-    screenshots(page, "all-green")
+    pick_partition(page, FAILING_DAY)
+    expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
+    expect(page.get_by_text("documents_in_xero", exact=True)).to_be_visible()
+    screenshots(page, "day-posted")
     invoices, _credit_notes = xero_documents(site)
     assert {invoice["InvoiceNumber"] for invoice in invoices if invoice["Status"] == "AUTHORISED"} >= {
         f"ER-{day:%Y%m%d}" for day in (FIRST_DAY, SECOND_DAY, LAST_DAY)
