@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -263,6 +263,22 @@ def _lock_cause(words: str, payload: Mapping[str, Any] | None) -> Cause:
     )
 
 
+def _unnamed_cause(kind: str, field: str, payload: dict | None, codes_for: Callable[[str], Iterable[str]],
+                   setting_prefix: str, what: str, nothing: str, must_be: str) -> "Cause":
+    """Xero refused `what` of the document without naming it: every value of `field` the document uses,
+    and the settings that map CI codes to them."""
+    used = sorted({str(line.get(field)) for line in (payload or {}).get("LineItems") or [] if line.get(field)})
+    codes = sorted({code for value in used for code in codes_for(value)})
+    settings = _setting_list(setting_prefix, codes)
+    return Cause(
+        kind,
+        f"Xero refused {what} of the document without naming it (it uses {_and(used) if used else nothing})"
+        + (f", mapped by {_and(settings)}" if settings else ""),
+        "check each of " + (_and(settings) if settings else setting_prefix) + f" in site.yaml: every one must be {must_be}",
+        tuple(settings), tuple((kind, value) for value in used),
+    )
+
+
 def _refusal_causes(words: str, payload: Mapping[str, Any] | None, site: SiteView) -> list[Cause]:
     causes: list[Cause] = []
     accounts_with_tax = set()
@@ -278,33 +294,15 @@ def _refusal_causes(words: str, payload: Mapping[str, Any] | None, site: SiteVie
         if code not in archived:
             causes.append(_account_cause(code, "invalid", site))
     if _ACCOUNT_GENERIC.search(words) and not any(c.kind == "account" for c in causes):
-        used = sorted({str(line.get("AccountCode")) for line in (payload or {}).get("LineItems") or [] if line.get("AccountCode")})
-        codes = sorted({code for account in used for code in site.codes_for_account(account)})
-        settings = _setting_list("mapping.sales_accounts", codes)
-        causes.append(Cause(
-            "account",
-            f"Xero refused an account of the document without naming it (it uses {_and(used) if used else 'no account'})"
-            + (f", mapped by {_and(settings)}" if settings else ""),
-            "check each of " + (_and(settings) if settings else "mapping.sales_accounts")
-            + " in site.yaml: every one must be an active revenue account in Xero",
-            tuple(settings), tuple(("account", a) for a in used),
-        ))
+        causes.append(_unnamed_cause("account", "AccountCode", payload, site.codes_for_account, "mapping.sales_accounts",
+                                     "an account", "no account", "an active revenue account in Xero"))
     for match in _TAX_INVALID.finditer(words):
         tax = _quoted(match.group("tax"))
         if not any(c.kind == "tax_type" and ("tax_type", tax) in c.refused for c in causes):
             causes.append(_tax_cause(tax, site))
     if _TAX_GENERIC.search(words) and not any(c.kind == "tax_type" for c in causes):
-        used = sorted({str(line.get("TaxType")) for line in (payload or {}).get("LineItems") or [] if line.get("TaxType")})
-        gst = sorted({code for tax in used for code in site.gst_codes_for_tax_type(tax)})
-        settings = _setting_list("mapping.tax_types", gst)
-        causes.append(Cause(
-            "tax_type",
-            f"Xero refused a tax type of the document without naming it (it uses {_and(used) if used else 'none'})"
-            + (f", mapped by {_and(settings)}" if settings else ""),
-            "check each of " + (_and(settings) if settings else "mapping.tax_types")
-            + " in site.yaml: every one must be a sales tax type the organisation has",
-            tuple(settings), tuple(("tax_type", t) for t in used),
-        ))
+        causes.append(_unnamed_cause("tax_type", "TaxType", payload, site.gst_codes_for_tax_type, "mapping.tax_types",
+                                     "a tax type", "none", "a sales tax type the organisation has"))
     for match in _OPTION.finditer(words):
         category = match.group("category")
         causes.append(_option_cause(_quoted(match.group("option")), _quoted(category) if category else None, site))
