@@ -1,7 +1,7 @@
 """The accountant's path through the Dagster UI, in Debian's Chromium: `dagster dev` on a small demo,
 a day that Xero refuses because account 202 (mapping.sales_accounts.FOOTWEAR) was archived, the red
-partition, the failure's headline and its table, the CI rows, the fix and the re-run that turns the day
-green.
+partition, the failure's headline and its table, the CI rows, the failure report and the mapping in force,
+the fix and the re-run that turns the day green, and the invoice in Xero with its way back to the day.
 
 Screenshots go to tmp_path; with CI_XERO_UPDATE_SCREENSHOTS=1 they replace docs/ui/*.png (the README's
 walk-through). Skipped, with the reason, where /usr/bin/chromium is absent (`.ci/run` installs it).
@@ -16,15 +16,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 from dagster import DagsterInstance
 
 from ci_xero_pipeline.ci.demo import create_demo_database
 from ci_xero_pipeline.runner import ensure_dagster_home, nz_yesterday, run_days
-from ci_xero_pipeline.xero.client import XeroApiError
+from ci_xero_pipeline.settings import load_settings
 
 from .pipeline_helpers import connect_site, xero_documents
-from .ui_driver import CHROMIUM_ARGS, PROJECT_ROOT, VIEWPORT, DagsterDev, set_account_status, system_chromium
+from .ui_driver import CHROMIUM_ARGS, PROJECT_ROOT, VIEWPORT, DagsterDev, free_port, set_account_status, system_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -45,11 +44,20 @@ SCREENSHOTS_ENV_VAR = "CI_XERO_UPDATE_SCREENSHOTS"
 
 
 @pytest.fixture
-def browser():
+def chromium() -> str:
+    """Asked first, so that a machine without it skips before anything starts."""
     executable = system_chromium()
     if executable is None:
         pytest.skip("Debian's Chromium is not installed (/usr/bin/chromium): "
                     "apt-get install chromium chromium-driver (.ci/run does)")
+    return executable
+
+
+@pytest.fixture
+def browser(chromium: str, days_before):
+    """Started after the days before are posted: Dagster's in-process run wants the thread's event loop,
+    which Playwright's sync API holds while it runs."""
+    executable = chromium
     with sync_api.sync_playwright() as playwright:
         try:
             chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -96,7 +104,13 @@ def demo_site(tmp_path: Path, sandbox, make_site):
     site's Dagster instance (DAGSTER_HOME) holding the repository's dagster.yaml."""
     ci_path = tmp_path / "ci.sqlite"
     create_demo_database(f"sqlite:///{ci_path}", days=3, end_day=LAST_DAY, branches=2, invoices_per_day=(4, 8))
-    site = make_site(sandbox, f"sqlite:///{ci_path}", {"first_trading_day": FIRST_DAY.isoformat()})
+    ui_port = free_port()
+    site = make_site(sandbox, f"sqlite:///{ci_path}", {
+        "first_trading_day": FIRST_DAY.isoformat(),
+        # links both ways: each posted document to its page in the sandbox Xero, each invoice back to its day
+        "xero": {"document_link": f"{sandbox.base_url}/organisationlogin/default.aspx?shortcode={{short_code}}&redirecturl={{page}}"},
+        "dagster_ui_url": f"http://127.0.0.1:{ui_port}",
+    })
     connect_site(site)
     home = ensure_dagster_home(tmp_path / "dagster_home")
     # the instance's databases exist before dagster dev starts: two processes creating them at once
@@ -105,38 +119,37 @@ def demo_site(tmp_path: Path, sandbox, make_site):
         instance.get_runs(limit=1)
         instance.all_instigator_state()
         instance.get_latest_materialization_events([])
-    return site, home
+    return site, home, ui_port
 
 
 @pytest.fixture
 def dagster_dev(demo_site, tmp_path: Path):
-    site, home = demo_site
-    server = DagsterDev(site, home, tmp_path / "dagster_dev.log")
+    site, home, ui_port = demo_site
+    server = DagsterDev(site, home, tmp_path / "dagster_dev.log", port=ui_port)
     server.start()
     yield server
     server.stop()
 
 
-def break_footwear_account(site: Path):
-    """Make the FOOTWEAR lines unpostable the way a bookkeeper would: archive account 202 in Xero.
-    Returns how the test fixes it and which re-execution the fix needs."""
-    try:
-        set_account_status(site, "202", "ARCHIVED")
-        return "202", lambda: set_account_status(site, "202", "ACTIVE"), "From failure"
-    except XeroApiError as error:
-        if error.status != 404:
-            raise
-    # until the sandbox writes accounts: point the setting at an account the organisation does not have;
-    # the documents are built anew with the fixed mapping, so every step runs again
-    values = yaml.safe_load(site.read_text())
-    values["mapping"]["sales_accounts"]["FOOTWEAR"] = "299"
-    site.write_text(yaml.safe_dump(values))
+@pytest.fixture
+def days_before(demo_site, dagster_dev):
+    """The first two days, posted as `ci-xero run` posts them, into the instance the UI shows, while
+    dagster dev starts."""
+    site, home, _port = demo_site
+    with DagsterInstance.from_config(str(home)) as instance:
+        run = run_days(site, FIRST_DAY, SECOND_DAY, instance)
+    assert run.success, run.run_id
+    return run
 
-    def restore_mapping() -> None:
-        values["mapping"]["sales_accounts"]["FOOTWEAR"] = "202"
-        site.write_text(yaml.safe_dump(values))
 
-    return "299", restore_mapping, "All steps in root run"
+def sandbox_address(site: Path) -> str:
+    """The sandbox Xero's web address, as the site's document links name it."""
+    return load_settings(site).xero.document_link.split("/organisationlogin")[0]
+
+
+def scroll_to_top(locator) -> None:
+    """Scroll the page so that the element is at the top of the view (for the screenshot)."""
+    locator.evaluate("element => element.scrollIntoView({block: 'start', inline: 'nearest'})")
 
 
 def pick_partition(page, day: str) -> None:
@@ -154,25 +167,18 @@ def open_partition(page, url: str, asset: str, day: str) -> None:
 
 
 def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
-    demo_site, dagster_dev: DagsterDev, page, screenshots
+    chromium, demo_site, dagster_dev: DagsterDev, days_before, page, screenshots
 ):
-    site, home = demo_site
+    site, _home, _port = demo_site
     started = time.monotonic()
-    # the days before: posted as `ci-xero run` does, into the instance the UI shows, while dagster dev starts
-    instance = DagsterInstance.from_config(str(home))
-    try:
-        before = run_days(site, FIRST_DAY, SECOND_DAY, instance)
-    finally:
-        instance.dispose()
-    assert before.success, before.run_id
-    print(f"{time.monotonic() - started:5.1f} s  days before posted (run {before.run_id[:8]})")
     dagster_dev.wait_until_loaded()
     print(f"{time.monotonic() - started:5.1f} s  dagster dev loaded")
     dagster_dev.skip_welcome_prompt()
     url = dagster_dev.url
 
-    # a bookkeeper archives the footwear sales account in Xero
-    account, fix, re_execution = break_footwear_account(site)
+    # a bookkeeper archives the footwear sales account in Xero, with Xero's own call
+    account = "202"
+    assert set_account_status(site, account, "ARCHIVED")["Status"] == "ARCHIVED"
 
     # 1. the data path: CI → validated → Xero documents → posted, two of three days filled
     page.goto(f"{url}/locations/{LOCATION}/asset-groups/eretailer/lineage")
@@ -251,11 +257,32 @@ def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
         expect(page.get_by_text(entry, exact=True).first).to_be_visible()
     screenshots(page, "validated-rows")
 
-    # 7. the fix, then the re-run from the failed run's page
-    fix()
+    # 7. the failure report, reachable from the UI: the sensor report_failed_posting records each failed run
+    # on the site asset failed_runs (and on the run's tags)
+    failed_run_id = failed_run_url.split("/runs/")[1].split("?")[0]
+    assert SETTING in dagster_dev.wait_for_run_tag(failed_run_id, "ci-xero/failure")
+    page.goto(f"{url}/assets/failed_runs")
+    expect(page.get_by_text(failed_run_id).first).to_be_visible()
+    report_headline = page.locator("tr", has=page.get_by_text("headline", exact=True)).first
+    expect(report_headline).to_contain_text(f"Xero refused account {account} (archived in Xero)")
+    expect(report_headline).to_contain_text(SETTING)
+    scroll_to_top(page.get_by_text("run", exact=True).first)
+    screenshots(page, "failure-report")
+
+    # 8. the mapping in force: which Xero account each CI code goes to, and the setting that changes it
+    page.goto(f"{url}/assets/site_settings")
+    footwear = page.locator("tr", has_text=SETTING).last
+    expect(footwear).to_contain_text("FOOTWEAR")
+    expect(footwear).to_contain_text(account)
+    scroll_to_top(page.get_by_text("sales_accounts", exact=True))  # its key: the row is wider than the page
+    screenshots(page, "mapping-in-force")
+
+    # 9. the fix (the account restored in Xero), then the re-run from the failed run's page: from the failure,
+    # since the documents the failed run built are still right
+    assert set_account_status(site, account, "ACTIVE")["Status"] == "ACTIVE"
     page.goto(failed_run_url)
     page.get_by_role("button", name="Re-execute all (*)").locator("xpath=following::button[1]").click()
-    choice = page.get_by_role("menuitem", name=re_execution)
+    choice = page.get_by_role("menuitem", name="From failure")
     expect(choice).to_be_visible()
     screenshots(page, "re-execute")
     choice.click()
@@ -263,7 +290,7 @@ def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
     expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_TIMEOUT_MS)
     screenshots(page, "re-run-succeeded")
 
-    # 8. every day green, and the day's invoice is in Xero
+    # 10. every day green, and the day's invoice is in Xero
     page.goto(f"{url}/assets/posted_eretailer?view=partitions")
     expect(page.get_by_text("Materialized (3)")).to_be_visible()
     expect(page.get_by_text("Failed (0)")).to_be_visible()
@@ -271,6 +298,23 @@ def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
     expect(page.get_by_text("Materialized", exact=True).first).to_be_visible()
     expect(page.get_by_text("documents_in_xero", exact=True)).to_be_visible()
     screenshots(page, "day-posted")
+
+    # 11. the invoice in Xero, one click away (its xero_link), and from there back to its day (its Url)
+    xero_link = page.locator(f'a[href^="{sandbox_address(site)}/organisationlogin/"]').first
+    xero_link.scroll_into_view_if_needed()
+    with page.context.expect_page() as opened:  # a metadata link opens in a new tab
+        xero_link.click()
+    invoice_page = opened.value
+    invoice_page.set_viewport_size(VIEWPORT)
+    expect(invoice_page.get_by_role("heading", name=re.compile(FAILING_NUMBER))).to_be_visible()
+    expect(invoice_page.get_by_text("AUTHORISED").first).to_be_visible()
+    source = invoice_page.locator("a#source")
+    expect(source).to_have_attribute("href", re.compile(re.escape(f"{url}/assets/posted_eretailer") + f".*partition={FAILING_DAY}"))
+    screenshots(invoice_page, "invoice-in-xero")
+    source.click()
+    expect(invoice_page).to_have_url(re.compile(f"partition={FAILING_DAY}"))
+    expect(invoice_page.get_by_text("documents_in_xero", exact=True)).to_be_visible()
+    invoice_page.close()
     invoices, _credit_notes = xero_documents(site)
     assert {invoice["InvoiceNumber"] for invoice in invoices if invoice["Status"] == "AUTHORISED"} >= {
         f"ER-{day:%Y%m%d}" for day in (FIRST_DAY, SECOND_DAY, LAST_DAY)

@@ -40,11 +40,11 @@ def free_port() -> int:
 class DagsterDev:
     """`dagster dev` (webserver, daemon and code server) on the repository's workspace.yaml for one site."""
 
-    def __init__(self, site_path: Path, dagster_home: Path, log_path: Path):
+    def __init__(self, site_path: Path, dagster_home: Path, log_path: Path, port: int | None = None):
         self.site_path = site_path
         self.dagster_home = dagster_home
         self.log_path = log_path
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
@@ -96,6 +96,21 @@ class DagsterDev:
             time.sleep(0.25)
         raise TimeoutError(f"dagster dev did not load within {timeout} s:\n{self.log_tail()}")
 
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        query = "query($id: ID!) { runOrError(runId: $id) { ... on Run { tags { key value } } } }"
+        run = self.graphql(query, {"id": run_id})["runOrError"]
+        return {tag["key"]: tag["value"] for tag in run.get("tags") or []}
+
+    def wait_for_run_tag(self, run_id: str, key: str, timeout: float = 120) -> str:
+        """Until a sensor has written `key` on the run (the daemon ticks every 30 s or so)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.run_tags(run_id).get(key)
+            if value is not None:
+                return value
+            time.sleep(1)
+        raise TimeoutError(f"run {run_id} has no tag {key} after {timeout} s:\n{self.log_tail()}")
+
     def skip_welcome_prompt(self) -> None:
         """The webserver's one-time "join the Dagster community" dialog would cover the first page."""
         self.graphql("mutation { setNuxSeen }")
@@ -105,7 +120,7 @@ class DagsterDev:
         if self.process is None:
             return
         group = self.process.pid  # start_new_session: the group is the dagster dev process's own id
-        for sig, grace in ((signal.SIGINT, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, grace in ((signal.SIGINT, 5.0), (signal.SIGKILL, 5.0)):
             try:
                 os.killpg(group, sig)
             except ProcessLookupError:
