@@ -184,7 +184,7 @@ def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
     page.goto(f"{url}/locations/{LOCATION}/asset-groups/eretailer/lineage")
     for asset in ("raw_eretailer", "validated_eretailer", "xero_eretailer_documents", "posted_eretailer"):
         expect(page.get_by_text(asset, exact=True).first).to_be_visible()
-    expect(page.get_by_text(re.compile(r"^\d+% filled$"))).to_have_count(4)  # the partitions page counts them
+    expect(page.get_by_text(re.compile(r"^\d+% filled$"))).to_have_count(4)  # one per asset; step 3 counts the days
     expect(page.get_by_text("3 / 3 Passed")).to_be_visible()  # posted_eretailer's checks on the days posted
     screenshots(page, "asset-graph")
 
