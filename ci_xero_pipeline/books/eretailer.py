@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..bulk import cycle_collector_paused
 from .rules import EretailerRules
-from .schemas import NOTICE_COLUMNS, amounts_for_tax, combined_notices, empty_notices, notices_frame, rate_ratio, tax_cents_by_code
+from .schemas import NOTICE_COLUMNS, amounts_for_tax, combined_notices, empty_notices, notices_frame, rate_ratio, xero_tax_cents
 
 DOCUMENT_COLUMNS = [
     "document_key", "business_date", "branch_code", "endpoint", "document_type", "number", "reference",
@@ -181,11 +181,7 @@ def _gst_label(code: str, rules: EretailerRules) -> str:
 
 def _xero_line_tax(amount_cents: np.ndarray, gst_codes: np.ndarray, rules: EretailerRules) -> np.ndarray:
     """Xero's own tax of each GST-inclusive line amount, at the rate of the line's gst_code."""
-    tax, known = tax_cents_by_code(amount_cents, gst_codes, rules.gst_rates)
-    if not known.all():
-        missing = sorted({str(code) for code in np.asarray(gst_codes, dtype=object)[~known].tolist()})
-        raise ValueError(f"gst_code(s) {missing} have no GST rate (EretailerRules.gst_rates)")
-    return tax
+    return xero_tax_cents(amount_cents, gst_codes, rules.gst_rates, "EretailerRules.gst_rates")
 
 
 def _gst_adjustments(

@@ -169,6 +169,16 @@ def tax_cents_by_code(amount_cents: np.ndarray, gst_codes: np.ndarray, rates: Ma
     return tax, known
 
 
+def xero_tax_cents(amount_cents: np.ndarray, gst_codes: np.ndarray, rates: Mapping[str, Any], where: str) -> np.ndarray:
+    """Xero's own tax of each GST-inclusive line amount at the rate of its gst_code; a code with no rate
+    is the settings' error (`where` names them), never a silent 0."""
+    tax, known = tax_cents_by_code(amount_cents, gst_codes, rates)
+    if not known.all():
+        missing = sorted({str(code) for code in np.asarray(gst_codes, dtype=object)[~known].tolist()})
+        raise ValueError(f"gst_code(s) {missing} have no GST rate ({where})")
+    return tax
+
+
 def _tax_by_code(amount_cents, gst_codes, rates: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """tax_cents_by_code, and which lines' codes have a non-zero rate."""
     amount = np.asarray(amount_cents, dtype=np.int64)

@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..money import cents_to_decimal, decimal_to_cents
 from .eretailer import DESCRIPTION_LIMIT, DOCUMENT_COLUMNS, _branch_options, _Decimals, _gst_adjustments, _gst_label, _Notices
-from .schemas import empty_notices, inclusive_tax_cents, rate_ratio, tax_cents_by_code
+from .schemas import empty_notices, inclusive_tax_cents, rate_ratio, xero_tax_cents
 from .takings_validation import (
     BRANCH_DAY_COLUMNS, EXCLUDED_DOCUMENT_COLUMNS, TAKINGS_QUARANTINE_COLUMNS, TENDER_DAY_COLUMNS, TakingsRules,
     ValidatedTakings, takings_source_evidence, validate_takings,
@@ -311,11 +311,7 @@ def _add_adjustments(differing: list, document_rules: Any, number: _Decimals) ->
 
 
 def _xero_tax(amount_cents: np.ndarray, rate_codes: np.ndarray, rules: TakingsRules) -> np.ndarray:
-    tax, known = tax_cents_by_code(amount_cents, rate_codes, rules.gst_rates)
-    if not known.all():
-        missing = sorted({str(code) for code in np.asarray(rate_codes, dtype=object)[~known].tolist()})
-        raise ValueError(f"gst_code(s) {missing} have no GST rate (TakingsRules.gst_rates)")
-    return tax
+    return xero_tax_cents(amount_cents, rate_codes, rules.gst_rates, "TakingsRules.gst_rates")
 
 
 def _item(description: str, amount: int, tax: int, account: str, tax_type: str, tracking: list, number: _Decimals) -> dict[str, Any]:
