@@ -37,7 +37,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 import pandas as pd
 
-from ..ci.extract import SalesDocuments, empty_orphan_tenders
+from ..ci.extract import empty_orphan_tenders
 from ..money import cents_to_decimal
 from .rules import NZ_GST_RATES, NZ_TAX_TYPES, EretailerRules
 from .schemas import NOTICE_COLUMNS, combined_notices, empty_notices, notices_frame
@@ -224,18 +224,11 @@ def _key(day: Any, branch: Any) -> tuple[Any, Any]:
 
 
 def validate_takings(read: Any, rules: TakingsRules) -> ValidatedTakings:
-    """Split a read (extract.SalesWithTenders, or any object with documents, tenders, cash_ups and
-    branches; documents of any source) into postable branch-days and quarantined ones."""
+    """Split a read (extract.SalesWithTenders; documents of any source) into postable branch-days and
+    quarantined ones."""
     invoices = read.documents.invoices
-    pos = (invoices["source"] == POS).to_numpy(dtype=bool)
-    excluded = [_excluded(invoices[~pos], "not a POS document")]
-    pos_numbers = set(invoices.loc[pos, "invoice_no"].tolist())
-    documents = SalesDocuments(
-        invoices=invoices[pos].reset_index(drop=True),
-        lines=_of(read.documents.lines, pos_numbers),
-        orphan_lines=read.documents.orphan_lines,
-        excess_decimals=_of(read.documents.excess_decimals, pos_numbers),
-    )
+    excluded = [_excluded(invoices[(invoices["source"] != POS).to_numpy(dtype=bool)], "not a POS document")]
+    documents = read.of_source(POS).documents
     checked = validate_sales_documents(documents, rules.document_rules())
     quarantine = _Quarantine()
     notices = [checked.notices]
