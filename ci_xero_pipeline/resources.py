@@ -11,6 +11,8 @@ from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
 from .books.rules import EretailerRules
+from .books.takings_validation import TakingsRules
+from .books.tenders import TenderMapping
 from .ci.extract import engine_for
 from .ci.tables import CINames
 from .settings import SiteSettings, load_settings
@@ -45,6 +47,46 @@ def eretailer_rules(settings: SiteSettings) -> EretailerRules:
     )
 
 
+def tender_mapping(settings: SiteSettings) -> TenderMapping:
+    """The tender mapping every process shares (settings `mapping.tender_accounts`,
+    `mapping.voucher_liability_account`)."""
+    mapping = settings.mapping
+    return TenderMapping(accounts=dict(mapping.tender_accounts), voucher_liability_account=mapping.voucher_liability_account)
+
+
+def takings_rules(settings: SiteSettings) -> TakingsRules:
+    """The books' view of the site settings for end-of-day takings: the sales mapping, tax types, rates,
+    tolerance, tracking and tender mapping are the shared sections', the rest is `takings:`."""
+    mapping, takings = settings.mapping, settings.takings
+    return TakingsRules(
+        sales_accounts=dict(mapping.sales_accounts),
+        tax_types=dict(mapping.tax_types),
+        gst_rates=dict(mapping.gst_rates),
+        gst_tolerance_cents=mapping.gst_tolerance_cents,
+        tracking_category=settings.tracking.category_name,
+        tracking_options=dict(settings.tracking.branch_options),
+        tender_accounts=dict(mapping.tender_accounts),
+        over_short_account=takings.over_short_account,
+        over_short_accounts=dict(takings.over_short_accounts),
+        rounding_account=takings.rounding_account,
+        rounding_analysis_codes=tuple(takings.rounding_analysis_codes),
+        voucher_analysis_codes=tuple(mapping.voucher_analysis_codes),
+        voucher_liability_account=mapping.voucher_liability_account,
+        voucher_gst=takings.voucher_gst,
+        takings_contacts={branch: contact.model_dump(exclude_none=True) for branch, contact in takings.contacts.items()},
+        contact_number_format=takings.contact_number_format,
+        contact_name_format=takings.contact_name_format,
+        status=takings.status,
+        zero_balance=takings.zero_balance,
+        missing_cash_up=takings.missing_cash_up,
+        number_prefix=takings.number_prefix,
+        credit_note_prefix=takings.credit_note_prefix,
+    )
+
+
+PROCESSES = ("eretailer", "takings")  # the settings sections that post to Xero, each with its own policy
+
+
 class SiteResource(ConfigurableResource):
     """The site settings file, read and validated once per process."""
 
@@ -57,15 +99,27 @@ class SiteResource(ConfigurableResource):
             self._settings = load_settings(self.settings_file)
         return self._settings
 
-    def posting_policy(self) -> PostingPolicy:
-        er = self.settings.eretailer
-        return PostingPolicy(authorised_changes=er.changes_after_posting, missing_source=er.missing_ci_documents)
+    def _process(self, process: str):
+        if process not in PROCESSES:
+            raise ValueError(f"unknown process {process!r}; the site's processes are {list(PROCESSES)}")
+        return getattr(self.settings, process)
 
-    def quarantine_severity(self) -> str:
-        return self.settings.eretailer.quarantine_check_severity
+    def posting_policy(self, process: str = "eretailer") -> PostingPolicy:
+        """How that process's documents CI changed after posting are handled (its own settings section)."""
+        section = self._process(process)
+        return PostingPolicy(authorised_changes=section.changes_after_posting, missing_source=section.missing_ci_documents)
+
+    def quarantine_severity(self, process: str = "eretailer") -> str:
+        return self._process(process).quarantine_check_severity
 
     def eretailer_rules(self) -> EretailerRules:
         return eretailer_rules(self.settings)
+
+    def takings_rules(self) -> TakingsRules:
+        return takings_rules(self.settings)
+
+    def tender_mapping(self) -> TenderMapping:
+        return tender_mapping(self.settings)
 
 
 _STATE_ENGINES: dict[str, Engine] = {}
@@ -196,8 +250,13 @@ class XeroResource(ConfigurableResource):
             pacer=pacer_for(self.api_url, keeper.connection.tenant_id, limits),
         )
 
-    def ledger(self, tenant_id: str, run_id: str | None = None) -> PostingLedger:
-        return PostingLedger(state_engine(os.path.expandvars(self.state_database_url)), tenant_id, run_id, site=self.site_key)
+    def ledger(self, tenant_id: str, run_id: str | None = None, process: str | None = None) -> PostingLedger:
+        """The posting ledger of this site and organisation; `process` names whose documents it holds
+        (none: the ledger's own default)."""
+        engine = state_engine(os.path.expandvars(self.state_database_url))
+        if process is None:
+            return PostingLedger(engine, tenant_id, run_id, site=self.site_key)
+        return PostingLedger(engine, tenant_id, run_id, site=self.site_key, process=process)
 
     def ensure_tracking(self, client: XeroClient, option_names: list[str]) -> TrackingSetup:
         return ensure_tracking_options(

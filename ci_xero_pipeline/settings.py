@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +34,38 @@ class SettingsError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _time_of_day(value: str, example: str) -> str:
+    """A process's schedule_time: HH:MM, 24-hour, NZ time (every process's schedule reads it alike)."""
+    if not _TIME_OF_DAY.match(value):
+        raise ValueError(f"'{value}' is not a time of day as HH:MM (24-hour, NZ time), e.g. '{example}'")
+    return value
+
+
+def _hour_minute(value: str) -> tuple[int, int]:
+    hour, minute = value.split(":")
+    return int(hour), int(minute)
+
+
+# Xero's Account Code: "alpha numeric account code e.g 200 or SALES (max length = 10)" (the Account schema)
+_ACCOUNT_CODE_LIMIT = 10
+
+
+def _account_code(value: str | None, setting: str) -> str | None:
+    if value is None:
+        return value
+    if not value.strip():
+        raise ValueError(f"{setting} is empty: write a Xero account code (e.g. \"611\") or leave the setting out")
+    if len(value) > _ACCOUNT_CODE_LIMIT:
+        raise ValueError(f"{setting} '{value}' is longer than Xero's {_ACCOUNT_CODE_LIMIT} characters for an account code")
+    return value
+
+
+def _account_codes(values: dict[str, str], setting: str) -> dict[str, str]:
+    for key, value in values.items():
+        _account_code(value, f"{setting}.{key}")
+    return values
 
 
 class EretailerSettings(_Strict):
@@ -63,18 +96,19 @@ class EretailerSettings(_Strict):
     all_or_nothing_days: bool = False
     # Money held in quarantine fails the day's no_quarantined_rows check (error) or only warns.
     quarantine_check_severity: Literal["error", "warn"] = "error"
+    # Web orders' tenders become payments of the E-Retailer documents (into mapping.tender_accounts),
+    # so web sales do not sit in receivables and web voucher redemptions reduce the liability. Off: the
+    # documents are posted unpaid, for a bookkeeper who applies the payouts by hand.
+    pay_tenders: bool = False
 
     @field_validator("schedule_time")
     @classmethod
     def _time_of_day(cls, value: str) -> str:
-        if not _TIME_OF_DAY.match(value):
-            raise ValueError(f"'{value}' is not a time of day as HH:MM (24-hour, NZ time), e.g. '02:00'")
-        return value
+        return _time_of_day(value, "02:00")
 
     @property
     def schedule_hour_minute(self) -> tuple[int, int]:
-        hour, minute = self.schedule_time.split(":")
-        return int(hour), int(minute)
+        return _hour_minute(self.schedule_time)
 
 
 class TrackingSettings(_Strict):
@@ -102,6 +136,46 @@ class MappingSettings(_Strict):
     # How far CI's GST on a line may be from rate × amount before the document is quarantined (CI
     # rounds GST per unit, so a line of many units can be a few cents away).
     gst_tolerance_cents: int = Field(default=2, ge=0, le=100)
+    # The tender mapping every process shares (takings, E-Retailer tenders): CI tender_type → the Xero
+    # account its payments go into (a clearing account with payments enabled, or a bank account).
+    # GIFT_VOUCHER, unless listed, pays into voucher_liability_account (a redemption reduces it).
+    tender_accounts: dict[str, str] = Field(default_factory=dict)
+    # The gift voucher liability (CURRLIAB with payments enabled): vouchers sold are credited to it,
+    # vouchers redeemed (GIFT_VOUCHER tenders) are paid out of it.
+    voucher_liability_account: str | None = None
+    # CI analysis codes of gift vouchers sold: those lines go to the liability, tax type NONE.
+    voucher_analysis_codes: list[str] = Field(default_factory=list)
+    # The mapping check before a run creates accounts Xero lacks altogether, typed for their role
+    # (payments enabled where payments go to them); it never changes an existing account.
+    create_missing_accounts: bool = False
+
+    @field_validator("tender_accounts")
+    @classmethod
+    def _tender_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        return _account_codes(value, "mapping.tender_accounts")
+
+    @field_validator("voucher_liability_account")
+    @classmethod
+    def _liability_code(cls, value: str | None) -> str | None:
+        return _account_code(value, "mapping.voucher_liability_account")
+
+    @model_validator(mode="after")
+    def _vouchers_are_not_sales(self) -> "MappingSettings":
+        sold_as_sales = sorted(set(self.voucher_analysis_codes) & set(self.sales_accounts))
+        if sold_as_sales:
+            raise ValueError(
+                f"mapping.voucher_analysis_codes {sold_as_sales} are also in mapping.sales_accounts: a gift voucher "
+                "sold is a liability, not a sale; take them out of mapping.sales_accounts")
+        if self.voucher_analysis_codes and not self.voucher_liability_account:
+            raise ValueError("mapping.voucher_analysis_codes are set but mapping.voucher_liability_account is not: set "
+                             "the Xero account (a liability with payments enabled) that vouchers sold go to")
+        voucher_tender = self.tender_accounts.get("GIFT_VOUCHER")
+        if voucher_tender and self.voucher_liability_account and voucher_tender != self.voucher_liability_account:
+            raise ValueError(
+                f"mapping.tender_accounts.GIFT_VOUCHER ({voucher_tender}) differs from mapping.voucher_liability_account "
+                f"({self.voucher_liability_account}): a voucher redeemed must reduce the liability its sale raised; "
+                "leave GIFT_VOUCHER out of tender_accounts (it then pays into voucher_liability_account)")
+        return self
 
     @model_validator(mode="after")
     def _rates_for_every_code(self) -> "MappingSettings":
@@ -116,6 +190,114 @@ class MappingSettings(_Strict):
         if not value:
             raise ValueError("map at least one CI analysis code to a Xero sales account code")
         return value
+
+
+_CONTACT_FIELDS = {"branch_code", "branch_name"}
+
+
+def _contact_format(value: str) -> str:
+    """A takings contact format: text with {branch_code} and {branch_name} only."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"'{value}' is not a format: {error} (write {{branch_code}} or {{branch_name}})") from None
+    unknown = sorted(names - _CONTACT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown placeholder(s) {unknown} in '{value}'; use {{branch_code}} and {{branch_name}}")
+    if "branch_code" not in names and "branch_name" not in names:
+        raise ValueError(f"'{value}' would give every branch the same contact: use {{branch_code}} or {{branch_name}}")
+    return value
+
+
+class TakingsContact(_Strict):
+    """A branch's takings contact in Xero. Xero finds contacts by ContactNumber (unique, 50 characters)."""
+
+    ContactNumber: str | None = Field(default=None, min_length=1, max_length=50)
+    Name: str | None = Field(default=None, min_length=1, max_length=255)
+
+    @model_validator(mode="after")
+    def _something(self) -> "TakingsContact":
+        if self.ContactNumber is None and self.Name is None:
+            raise ValueError("give the branch's ContactNumber, Name or both (or leave the branch out for the formats)")
+        return self
+
+
+class TakingsSettings(_Strict):
+    """End-of-day takings (processes.md §1): one Xero document per branch per trading day, paid by its
+    tenders. The sales mapping, tax types, GST rates, tolerance, tracking and the tender mapping are the
+    shared `mapping:` and `tracking:` sections'."""
+
+    enabled: bool = False
+    schedule_time: str = "01:30"
+    sensor_interval_seconds: int = Field(default=300, ge=30)
+    # DRAFT needs zero_balance (Xero pays only AUTHORISED documents)
+    status: Literal["DRAFT", "AUTHORISED"] = "AUTHORISED"
+    # The takings invoice carries its tenders as negative lines to their accounts, totals 0.00 and has
+    # no payments (the only layout a DRAFT can have).
+    zero_balance: bool = False
+    over_short_account: str | None = None
+    # tender_type → over/short account, where one tender's differences go elsewhere
+    over_short_accounts: dict[str, str] = Field(default_factory=dict)
+    rounding_account: str | None = None
+    rounding_analysis_codes: list[str] = Field(default_factory=list)
+    # A voucher sale line on which CI charged GST: quarantine it, or post it taxed_at_sale (to the
+    # liability with its tax type and CI's GST). NZ taxes vouchers at redemption: an accountant decides.
+    voucher_gst: Literal["quarantine", "taxed_at_sale"] = "quarantine"
+    # branch_code → {ContactNumber, Name}; other branches get the formats below
+    contacts: dict[str, TakingsContact] = Field(default_factory=dict)
+    contact_number_format: str = Field(default="TAKINGS-{branch_code}", min_length=1)
+    contact_name_format: str = Field(default="Takings {branch_name}", min_length=1)
+    # A tender with money and no ci_cash_ups row: quarantine the branch-day, or take counted = expected.
+    missing_cash_up: Literal["quarantine", "counted_is_expected"] = "quarantine"
+    number_prefix: str = Field(default="EOD-", max_length=20)
+    credit_note_prefix: str = Field(default="EODCR-", max_length=20)
+    # as eretailer's (site.yaml says what each does)
+    changes_after_posting: Literal["void_and_repost", "credit_note"] = "void_and_repost"
+    missing_ci_documents: Literal["stop", "withdraw"] = "stop"
+    quarantine_check_severity: Literal["error", "warn"] = "error"
+
+    @field_validator("schedule_time")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        return _time_of_day(value, "01:30")
+
+    @field_validator("over_short_account", "rounding_account")
+    @classmethod
+    def _one_code(cls, value: str | None, info) -> str | None:
+        return _account_code(value, f"takings.{info.field_name}")
+
+    @field_validator("over_short_accounts")
+    @classmethod
+    def _per_tender_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        return _account_codes(value, "takings.over_short_accounts")
+
+    @field_validator("contact_number_format", "contact_name_format")
+    @classmethod
+    def _formats(cls, value: str) -> str:
+        return _contact_format(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TakingsSettings":
+        if self.status == "DRAFT" and not self.zero_balance:
+            raise ValueError(
+                "takings.status DRAFT needs takings.zero_balance: true. Xero pays only AUTHORISED documents, so a "
+                "DRAFT takings invoice can only carry its tenders as negative lines (total 0.00); or set "
+                "takings.status: AUTHORISED")
+        if self.number_prefix == self.credit_note_prefix:
+            raise ValueError(f"takings.number_prefix and takings.credit_note_prefix are both '{self.number_prefix}': the takings "
+                             "credit note of a net-negative day needs a prefix of its own")
+        if self.enabled:
+            if not self.over_short_account:
+                raise ValueError("takings.over_short_account is required when takings.enabled is true: the Xero "
+                                 "account (expense or revenue) each till's over/short goes to")
+            if self.rounding_analysis_codes and not self.rounding_account:
+                raise ValueError(f"takings.rounding_account is required when takings.rounding_analysis_codes are set "
+                                 f"({sorted(self.rounding_analysis_codes)}): the Xero account cash rounding goes to")
+        return self
+
+    @property
+    def schedule_hour_minute(self) -> tuple[int, int]:
+        return _hour_minute(self.schedule_time)
 
 
 class XeroSettings(_Strict):
@@ -306,6 +488,7 @@ class SiteSettings(_Strict):
     state_database_url: str | None = None
     first_trading_day: date
     eretailer: EretailerSettings = Field(default_factory=EretailerSettings)
+    takings: TakingsSettings = Field(default_factory=TakingsSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     mapping: MappingSettings
     xero: XeroSettings
@@ -330,6 +513,43 @@ class SiteSettings(_Strict):
     def _sensible_dates(self) -> "SiteSettings":
         if self.first_trading_day.year < 2000:
             raise ValueError("first_trading_day must be a real trading day (YYYY-MM-DD)")
+        return self
+
+    @model_validator(mode="after")
+    def _processes_fit_the_mapping(self) -> "SiteSettings":
+        """The checks that read two sections; each message names the settings (they have no one place)."""
+        mapping, takings = self.mapping, self.takings
+        if self.eretailer.pay_tenders and not mapping.tender_accounts:
+            raise ValueError("eretailer.pay_tenders is true but mapping.tender_accounts is empty: map each tender "
+                             "type of web orders (ONLINE, cards, PAYPAL, AFTERPAY, …) to its Xero account, or set "
+                             "eretailer.pay_tenders: false")
+        if takings.enabled:
+            missing = [name for name, value in (("mapping.tender_accounts", mapping.tender_accounts),
+                                                ("mapping.voucher_liability_account", mapping.voucher_liability_account))
+                       if not value]
+            if missing:
+                raise ValueError(f"takings.enabled is true but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                                 "not set: takings pays every tender into its account and takes gift vouchers to the "
+                                 "liability; set them (site.yaml's comments say how) or set takings.enabled: false")
+        both = sorted(set(takings.rounding_analysis_codes) & set(mapping.voucher_analysis_codes))
+        if both:
+            raise ValueError(f"analysis code(s) {both} are in both mapping.voucher_analysis_codes and "
+                             "takings.rounding_analysis_codes: a line is a gift voucher sold or cash rounding, not both")
+        rounding_sales = sorted(set(takings.rounding_analysis_codes) & set(mapping.sales_accounts))
+        if rounding_sales:
+            raise ValueError(f"takings.rounding_analysis_codes {rounding_sales} are also in mapping.sales_accounts: "
+                             "cash rounding is not a sale; take them out of mapping.sales_accounts")
+        voucher_tender = {"GIFT_VOUCHER"} if mapping.voucher_liability_account else set()
+        unpaid = sorted(set(takings.over_short_accounts) - set(mapping.tender_accounts) - voucher_tender)
+        if unpaid:
+            raise ValueError(f"takings.over_short_accounts names tender type(s) {unpaid} that mapping.tender_accounts "
+                             "does not map: check the spelling (tender types as CI writes them, e.g. CASH)")
+        er_prefix = self.eretailer.number_prefix
+        clash = [name for name, value in (("takings.number_prefix", takings.number_prefix),
+                                          ("takings.credit_note_prefix", takings.credit_note_prefix)) if value == er_prefix]
+        if clash:
+            raise ValueError(f"{' and '.join(clash)} equal{'s' if len(clash) == 1 else ''} eretailer.number_prefix "
+                             f"'{er_prefix}': each process's documents need numbers of their own")
         return self
 
     def path(self, value: str) -> Path:
@@ -390,13 +610,15 @@ def settings_file() -> Path:
 def _describe(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        message = problem["msg"]
+        where = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
             message = "is not a known setting (check the spelling against site.yaml's comments)"
         elif problem["type"] == "missing":
             message = "is required"
-        lines.append(f"  - {where}: {message}")
+        # a check across sections has no one place: its message names the settings itself
+        named = not where or message.startswith(f"{where}.") or message.startswith(f"{where} ")
+        lines.append(f"  - {message}" if named else f"  - {where}: {message}")
     return "\n".join(lines)
 
 

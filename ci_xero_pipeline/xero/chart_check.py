@@ -170,16 +170,71 @@ class ChartVerdict:
 
 
 # -- the needs of each process -------------------------------------------------------------------
+PROCESSES = ("eretailer", "takings")
+VOUCHER_TENDER = "GIFT_VOUCHER"
+# CI's tenders taken only at a till (ci-source-contract.md, ci_sales_tenders.tender_type): a web order is
+# never paid by them, so E-Retailer's payments need every other mapped tender (cards, ONLINE, PAYPAL,
+# AFTERPAY, GIFT_VOUCHER, a site's own) and not these.
+IN_STORE_TENDER_TYPES = frozenset({"CASH", "EFTPOS"})
+
+
 def needs_for_site(settings: Any) -> list[Need]:
-    """Everything the site's processes need from the chart, for `ci-xero mapping check` and the check
-    before a run. Today only E-Retailer has settings; the takings and cost-of-goods needs join here
-    (needs_for_takings, needs_for_cogs) when their settings exist."""
-    return needs_for_eretailer(settings)
+    """Everything the site's processes need from the chart, for `ci-xero mapping check`: E-Retailer's
+    (with its tenders' accounts when eretailer.pay_tenders), then takings' when takings.enabled; each
+    need once, named by its setting as site.yaml writes it. `settings` is the SiteSettings."""
+    needs = needs_for_process(settings, "eretailer")
+    if settings.takings.enabled:
+        needs += needs_for_process(settings, "takings")
+    return _once(needs)
+
+
+def needs_for_process(settings: Any, process: str) -> list[Need]:
+    """What one process needs from the chart, for the check at the start of its run.
+
+    eretailer: each sales account a revenue account, each tax type one for income; when
+      eretailer.pay_tenders, the account of each mapped tender a web order can carry (clearing or bank;
+      GIFT_VOUCHER the voucher liability) and the tax type of the sign rule's tender lines.
+    takings: the same sales mapping, every mapped tender's account, the voucher liability (vouchers sold
+      and redeemed), the over/short account(s) and the rounding account, and the tax type of those lines."""
+    if process == "eretailer":
+        needs = needs_for_eretailer(settings)
+        if settings.eretailer.pay_tenders:
+            mapping = settings.mapping
+            web = {tender: account for tender, account in mapping.tender_accounts.items() if tender not in IN_STORE_TENDER_TYPES}
+            needs += needs_for_tenders(tender_accounts=web, voucher_liability_account=mapping.voucher_liability_account,
+                                       setting_prefix="mapping", voucher_redemptions=True)
+            needs += _exempt_tax_type(settings)
+    elif process == "takings":
+        mapping, takings = settings.mapping, settings.takings
+        needs = needs_for_eretailer(settings)
+        needs += needs_for_takings(
+            tender_accounts=mapping.tender_accounts, voucher_liability_account=mapping.voucher_liability_account,
+            over_short_account=takings.over_short_account, over_short_accounts=takings.over_short_accounts,
+            rounding_account=takings.rounding_account, setting_prefix="takings", mapping_prefix="mapping",
+        )
+        needs += _exempt_tax_type(settings)
+    else:
+        raise ValueError(f"unknown process {process!r}; use one of {list(PROCESSES)}")
+    return _once(needs)
+
+
+def _once(needs: Iterable[Need]) -> list[Need]:
+    """Each need once (the processes share the sales and tender mapping), in first-seen order."""
+    return list(dict.fromkeys(needs))
+
+
+def _exempt_tax_type(settings: Any) -> list[Need]:
+    """Tender, voucher, over/short and rounding lines carry the tax type of gst_code E (NONE when the
+    site maps no E): the need is already there when E is mapped."""
+    if "E" in settings.mapping.tax_types:
+        return []
+    return [TaxTypeNeed("mapping.tax_types.E", "NONE", "OUTPUT")]
 
 
 def needs_for_eretailer(settings: Any) -> list[Need]:
-    """E-Retailer invoices: each sales account is a revenue account, each tax type one for income.
-    `settings` is the SiteSettings (only settings.mapping is read)."""
+    """E-Retailer invoices (and the sales lines of every process: the mapping is shared): each sales
+    account is a revenue account, each tax type one for income. `settings` is the SiteSettings (only
+    settings.mapping is read); the tenders' needs are needs_for_process's."""
     mapping = settings.mapping
     needs: list[Need] = [
         AccountNeed(f"mapping.sales_accounts.{code}", str(account), "revenue")
@@ -192,6 +247,26 @@ def needs_for_eretailer(settings: Any) -> list[Need]:
     return needs
 
 
+def needs_for_tenders(
+    *,
+    tender_accounts: Mapping[str, str],
+    voucher_liability_account: str | None = None,
+    setting_prefix: str = "mapping",
+    voucher_tender: str = VOUCHER_TENDER,
+    voucher_redemptions: bool = False,
+) -> list[AccountNeed]:
+    """Each tender's account takes payments (clearing: CURRENT with payments enabled, or BANK); the
+    voucher tender, mapped itself, pays into a liability. voucher_redemptions: the voucher tender is
+    paid even unmapped, into voucher_liability_account (as TenderMapping pays it)."""
+    needs: list[AccountNeed] = []
+    for tender, account in sorted(tender_accounts.items()):
+        role: Role = "voucher_liability" if tender == voucher_tender else "clearing"
+        needs.append(AccountNeed(f"{setting_prefix}.tender_accounts.{tender}", str(account), role))
+    if voucher_redemptions and voucher_tender not in tender_accounts and voucher_liability_account:
+        needs.append(AccountNeed(f"{setting_prefix}.voucher_liability_account", str(voucher_liability_account), "voucher_liability"))
+    return needs
+
+
 def needs_for_takings(
     *,
     tender_accounts: Mapping[str, str],
@@ -200,18 +275,18 @@ def needs_for_takings(
     over_short_accounts: Mapping[str, str] | None = None,
     rounding_account: str | None = None,
     setting_prefix: str = "takings",
-    voucher_tender: str = "GIFT_VOUCHER",
+    voucher_tender: str = VOUCHER_TENDER,
+    mapping_prefix: str | None = None,
 ) -> list[AccountNeed]:
-    """End-of-day takings, from the takings settings once they exist (settings.takings.*): each tender's
-    account takes payments (the voucher tender pays into the voucher liability), the voucher liability
-    takes payments, over/short and rounding are expense or revenue accounts. The sales accounts and tax
-    types are the shared mapping's: add needs_for_eretailer's for them."""
-    needs: list[AccountNeed] = []
-    for tender, account in sorted(tender_accounts.items()):
-        role: Role = "voucher_liability" if tender == voucher_tender else "clearing"
-        needs.append(AccountNeed(f"{setting_prefix}.tender_accounts.{tender}", str(account), role))
+    """End-of-day takings: each tender's account takes payments (the voucher tender pays into the voucher
+    liability), the voucher liability takes payments, over/short and rounding are expense or revenue
+    accounts. The tender accounts and the voucher liability are named under mapping_prefix (the site's
+    `mapping`; default: setting_prefix), the others under setting_prefix. The sales accounts and tax
+    types are the shared mapping's: add needs_for_eretailer's for them (needs_for_process does)."""
+    shared = mapping_prefix or setting_prefix
+    needs = needs_for_tenders(tender_accounts=tender_accounts, setting_prefix=shared, voucher_tender=voucher_tender)
     if voucher_liability_account:
-        needs.append(AccountNeed(f"{setting_prefix}.voucher_liability_account", str(voucher_liability_account), "voucher_liability"))
+        needs.append(AccountNeed(f"{shared}.voucher_liability_account", str(voucher_liability_account), "voucher_liability"))
     if over_short_account:
         needs.append(AccountNeed(f"{setting_prefix}.over_short_account", str(over_short_account), "over_short"))
     for tender, account in sorted((over_short_accounts or {}).items()):
