@@ -24,6 +24,7 @@ from .pacing import DailyLimitReached, TenantPacer, pacer_for
 # Xero's own advice for a batch; a request of 50 documents stays far below its size limit.
 DEFAULT_BATCH_SIZE = 50
 _NUMBERS_PER_LOOKUP = 100  # one page of results; keeps lookup URLs near 1.5 kB
+_REFERENCES_PER_LOOKUP = 50  # `Reference=="…" OR …` clauses per payments lookup (about 2 kB of URL)
 
 
 class XeroApiError(RuntimeError):
@@ -297,7 +298,65 @@ class XeroClient:
                     found[document[number_field]] = document
         return found
 
+    def find_payments_by_reference(self, references: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every payment Xero holds under each Reference (any status: a DELETED one says a removal
+        went through), by the reference asked for; [] for one Xero does not hold. One call per 50
+        references (`where=Reference=="…" OR …`); Xero compares references without regard to case."""
+        wanted = sorted(set(references))
+        found: dict[str, list[dict[str, Any]]] = {reference: [] for reference in wanted}
+        by_folded = {reference.casefold(): reference for reference in wanted}
+        for start in range(0, len(wanted), _REFERENCES_PER_LOOKUP):
+            chunk = wanted[start : start + _REFERENCES_PER_LOOKUP]
+            where = " OR ".join(f'Reference=="{_where_text(reference)}"' for reference in chunk)
+            for payment in self.get_all("Payments", "Payments", {"where": where, "page": 1, "pageSize": 100}):
+                reference = by_folded.get(str(payment.get("Reference") or "").casefold())
+                if reference is not None:
+                    found[reference].append(payment)
+        return found
+
+    def payment(self, payment_id: str) -> dict[str, Any] | None:
+        """One payment by its PaymentID (DELETED ones too); None when Xero has no such payment."""
+        try:
+            answer = self.request("GET", f"Payments/{payment_id}")
+        except XeroApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        payments = answer.get("Payments") or []
+        return payments[0] if payments else None
+
     # -- writing ------------------------------------------------------------------------------
+    def put_payments(self, keyed_payloads: Sequence[tuple[str, dict[str, Any]]]) -> list[DocumentOutcome]:
+        """One PUT /Payments of up to batch_size payments (the spec's createPayments), each payment's own
+        result, with the batch's Idempotency-Key as put_batch gives it. Unlike put_batch it sends only
+        summarizeErrors: createPayments takes no unitdp (payments are amounts of 2 decimals)."""
+        answer = self.request(
+            "PUT", "Payments", params={"summarizeErrors": "false"},
+            body={"Payments": [payload for _, payload in keyed_payloads]},
+            idempotency_key=batch_idempotency_key("Payments", keyed_payloads, self.idempotency_scope),
+        )
+        elements = answer.get("Payments") or []
+        if len(elements) != len(keyed_payloads):
+            raise XeroApiError(200, f"Xero answered {len(elements)} elements for {len(keyed_payloads)} payments")
+        outcomes = []
+        for (key, _), element in zip(keyed_payloads, elements):
+            messages = _validation_messages(element)
+            ok = element.get("StatusAttributeString", "OK") != "ERROR" and not element.get("HasValidationErrors")
+            outcomes.append(DocumentOutcome(key=key, ok=ok and not messages, document=element, messages=tuple(messages)))
+        return outcomes
+
+    def delete_payment(self, payment_id: str) -> dict[str, Any]:
+        """Remove a payment (the spec's deletePayment: POST /Payments/{id} {"Status": "DELETED"}; Xero
+        deletes payments one a call). Xero's answer: the payment, now DELETED. A refusal raises
+        XeroApiError with Xero's words; a lost answer XeroOutcomeUnknown (look it up: DELETED = done)."""
+        body = {"Status": "DELETED"}
+        key = batch_idempotency_key(f"Payments/{payment_id}", [(payment_id, body)], self.idempotency_scope)
+        answer = self.request("POST", f"Payments/{payment_id}", body=body, idempotency_key=key)
+        payments = answer.get("Payments") or []
+        if not payments:
+            raise XeroApiError(200, f"Xero answered no payment for the removal of {payment_id}")
+        return payments[0]
+
     def create_tracking_category(self, name: str) -> dict[str, Any]:
         answer = self.request("PUT", "TrackingCategories", body={"Name": name})
         return answer["TrackingCategories"][0]
@@ -354,6 +413,11 @@ def _page_count(pagination: Any) -> int | None:
         return int(pagination["pageCount"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _where_text(value: str) -> str:
+    """A value inside a where clause's double quotes (a quote or backslash escaped)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def parse_xero_date(value: str | None) -> date | None:

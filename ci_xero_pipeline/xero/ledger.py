@@ -10,6 +10,11 @@ share one state database without ever taking each other's documents for their ow
 source keys (the CI documents the Xero document was made from), so a later run can tell a document
 CI withdrew from one CI merely did not return, and the hash of the document's accounting content, so
 a change of wording is never taken for a change of the books.
+
+Several processes share the table (E-Retailer documents, takings documents, their payments). A ledger
+given a `process` sees, per partition, only that process's rows (keys `<process>/…`): a process never
+takes another's documents of the same day for its own withdrawn ones, and documents never see payment
+rows (keys `<process>-payment/…`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import sqlalchemy as sa
 from ..money import decimal_to_cents, dumps_exact
 
 INTENDED, POSTED, FAILED, WITHDRAWN = "intended", "posted", "failed", "withdrawn"
+PAYMENTS_ENDPOINT = "Payments"  # rows of payments (xero/payments.py) share the table with documents
 
 # Bump when accounting_content changes what it looks at: rows hashed under another version are then
 # compared with what Xero holds instead of being taken as changed (a code upgrade never rewrites books).
@@ -143,21 +149,38 @@ def _entry(row: Any) -> LedgerEntry:
 class PostingLedger:
     """One site's rows for one organisation. Every write commits at once: the row must outlive a SIGKILL."""
 
-    def __init__(self, engine: sa.Engine, tenant_id: str, run_id: str | None = None, site: str = "default"):
+    def __init__(
+        self, engine: sa.Engine, tenant_id: str, run_id: str | None = None, site: str = "default", process: str | None = None,
+    ):
         self.engine = engine
         self.site = site
         self.tenant_id = tenant_id
         self.run_id = run_id
+        self.process = process
         _metadata.create_all(engine, checkfirst=True)
 
     def __repr__(self) -> str:
-        return f"PostingLedger(site={self.site!r}, tenant_id={self.tenant_id!r}, dialect={self.engine.dialect.name!r})"
+        process = f", process={self.process!r}" if self.process is not None else ""
+        return (f"PostingLedger(site={self.site!r}, tenant_id={self.tenant_id!r}{process}, "
+                f"dialect={self.engine.dialect.name!r})")
 
     def _where(self, keys: Iterable[str] | None = None):
         condition = (LEDGER.c.site == self.site) & (LEDGER.c.tenant_id == self.tenant_id)
         if keys is not None:
             condition = condition & LEDGER.c.document_key.in_(list(keys))
         return condition
+
+    def _in_scope(self):
+        """The rows a partition read sees: this process's own. Without a process, every document row as
+        before; payment rows (which came after) never, so an unscoped document ledger cannot take a
+        day's payments for documents CI no longer returned."""
+        if self.process is None:
+            return LEDGER.c.endpoint != PAYMENTS_ENDPOINT
+        return LEDGER.c.document_key.startswith(f"{self.process}/", autoescape=True)
+
+    def _owns(self, key: str) -> bool:
+        # SQLite's LIKE ignores case: the prefix is checked again, exactly
+        return self.process is None or key.startswith(f"{self.process}/")
 
     def entries(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
         found: dict[str, LedgerEntry] = {}
@@ -175,20 +198,24 @@ class PostingLedger:
         with self.engine.connect() as connection:
             for start in range(0, len(partitions), 500):
                 rows = connection.execute(
-                    sa.select(LEDGER).where(self._where() & LEDGER.c.partition_key.in_(partitions[start : start + 500]))
+                    sa.select(LEDGER).where(
+                        self._where() & self._in_scope() & LEDGER.c.partition_key.in_(partitions[start : start + 500])
+                    )
                 ).mappings()
                 for row in rows:
-                    found[row["document_key"]] = _entry(row)
+                    if self._owns(row["document_key"]):
+                        found[row["document_key"]] = _entry(row)
         return found
 
     def posted_partitions(self) -> list[str]:
-        """The days for which this site holds documents in Xero (posted, or possibly posted)."""
+        """The days for which this site (this process, when set) holds documents in Xero (posted, or
+        possibly posted)."""
         with self.engine.connect() as connection:
             rows = connection.execute(
-                sa.select(LEDGER.c.partition_key).distinct()
-                .where(self._where() & LEDGER.c.state.in_([POSTED, INTENDED]))
+                sa.select(LEDGER.c.partition_key, LEDGER.c.document_key)
+                .where(self._where() & self._in_scope() & LEDGER.c.state.in_([POSTED, INTENDED]))
             )
-            return sorted(row[0] for row in rows)
+            return sorted({row[0] for row in rows if self._owns(row[1])})
 
     @staticmethod
     def _intent_values(intent: Intent) -> dict[str, Any]:
