@@ -18,6 +18,11 @@ XERO_MATCHES_CI = "xero_matches_ci"
 EVERY_DOLLAR = "every_dollar_accounted_for"
 
 
+def severity(name: str) -> AssetCheckSeverity:
+    """A site's check severity setting (error | warn) as Dagster's."""
+    return AssetCheckSeverity.WARN if name == "warn" else AssetCheckSeverity.ERROR
+
+
 def validation_check_specs(asset_name: str) -> list[AssetCheckSpec]:
     return [
         AssetCheckSpec(

@@ -30,8 +30,9 @@ from dagster import (
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from .alerts import alerter_for
-from .assets.eretailer import GROUP as ERETAILER_GROUP
-from .assets.eretailer import build_eretailer_assets
+from .assets.eretailer import ERETAILER
+from .assets.process import Process, build_process_assets
+from .assets.takings import TAKINGS
 from .assets.site import broken_site_definitions, mode_words, organisation, site_asset_specs
 from .io_manager import DailyFrameIOManager
 from .planning import eretailer_plan
@@ -49,6 +50,7 @@ from .settings import NZ_TIMEZONE, SettingsError, SiteSettings, load_settings, s
 NZ = ZoneInfo(NZ_TIMEZONE)
 ERETAILER_JOB = "eretailer_to_xero"
 ERETAILER_SCHEDULE = "eretailer_daily"
+PROCESSES: tuple[Process, ...] = (ERETAILER, TAKINGS)
 POSTS_DAY_TAG = "ci-xero/posts-day"  # on each run the schedule asks for: the NZ trading day it posts
 TICK_TAG = "ci-xero/tick"  # ... and the NZ time of the tick
 
@@ -82,19 +84,40 @@ def schedule_description(schedule_time: str) -> str:
             f"with the day it posts ({POSTS_DAY_TAG}) and keyed by it, so a day is asked for once.")
 
 
+def process_job_name(process: str) -> str:
+    """Each process's job: eretailer_to_xero, takings_to_xero, …"""
+    return f"{process}_to_xero"
+
+
+def process_settings(settings: SiteSettings, process: str):
+    """The site.yaml section of a process (its schedule_time, sensor interval, posting policy)."""
+    return getattr(settings, process)
+
+
+def enabled_processes(settings: SiteSettings) -> list[Process]:
+    """E-Retailer always; every other process when its section says enabled."""
+    return [p for p in PROCESSES if p.name == ERETAILER.name or getattr(process_settings(settings, p.name), "enabled", False)]
+
+
 def build_eretailer_schedule(job: JobDefinition, settings: SiteSettings) -> ScheduleDefinition:
-    hour, minute = settings.eretailer.schedule_hour_minute
+    return build_process_schedule(job, settings, ERETAILER.name)
+
+
+def build_process_schedule(job: JobDefinition, settings: SiteSettings, process: str) -> ScheduleDefinition:
+    section = process_settings(settings, process)
+    hour, minute = section.schedule_hour_minute
     first_day = settings.first_trading_day
+    name = f"{process}_daily"
 
     @schedule(
-        name=ERETAILER_SCHEDULE,
+        name=name,
         job=job,
         cron_schedule=f"{minute} {hour} * * *",
         execution_timezone=NZ_TIMEZONE,
         default_status=DefaultScheduleStatus.STOPPED,
-        description=schedule_description(settings.eretailer.schedule_time),
+        description=schedule_description(section.schedule_time),
     )
-    def eretailer_daily(context: ScheduleEvaluationContext):
+    def process_daily(context: ScheduleEvaluationContext):
         tick = context.scheduled_execution_time or datetime.now(NZ)  # "Test schedule" in the UI may give none
         day = day_posted_by_tick(tick)
         at = tick.astimezone(NZ).strftime("%Y-%m-%d %H:%M %Z")
@@ -103,15 +126,24 @@ def build_eretailer_schedule(job: JobDefinition, settings: SiteSettings) -> Sche
         context.log.info(f"The tick of {at} posts the NZ trading day {day}.")
         return RunRequest(
             partition_key=day.isoformat(),
-            run_key=f"{ERETAILER_SCHEDULE}:{day.isoformat()}",
+            run_key=f"{name}:{day.isoformat()}",
             # the partition tag as Dagster would resolve it, so the request needs no repository to resolve it
             tags={PARTITION_NAME_TAG: day.isoformat(), POSTS_DAY_TAG: day.isoformat(), TICK_TAG: at},
         )
 
-    return eretailer_daily
+    return process_daily
 
 
 # -- the code location ------------------------------------------------------------------------------------
+
+def job_description(process: Process, settings: SiteSettings) -> str:
+    what = (f"{mode_words(settings)}, as {settings.eretailer.status}" if process.name == ERETAILER.name
+            else f"as {process_settings(settings, process.name).status}")
+    return (f"{process.title} from CI to Xero for the chosen NZ trading days: to {organisation(settings)}, {what} (the "
+            "asset site_settings shows every setting). Launched from this job's page a run carries the job's name and "
+            "tags; launched from the asset graph, a group or an asset's page Dagster runs it as __ASSET_JOB (the same "
+            "assets and failure report).")
+
 
 def build_definitions(path: str | Path | None = None) -> Definitions:
     path = Path(path).resolve() if path else settings_file()
@@ -120,22 +152,20 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
     except SettingsError as error:
         return broken_site_definitions(path, error)
     partitions = trading_days(settings)
-    eretailer_assets = build_eretailer_assets(partitions, xero_pool=xero_pool_name(settings))
-
-    eretailer_job = define_asset_job(
-        ERETAILER_JOB,
-        selection=AssetSelection.groups(ERETAILER_GROUP),
-        description=f"E-Retailer invoices from CI to Xero for the chosen NZ trading days: to {organisation(settings)}, "
-        f"{mode_words(settings)}, as {settings.eretailer.status} (the asset site_settings shows every setting). "
-        "Launched from this job's page a run carries the job's name and tags; launched from the asset graph, a "
-        "group or an asset's page Dagster runs it as __ASSET_JOB (the same assets and failure report).",
+    processes = enabled_processes(settings)
+    process_assets = [a for p in processes for a in build_process_assets(p, partitions, xero_pool=xero_pool_name(settings))]
+    process_jobs = {p.name: define_asset_job(
+        process_job_name(p.name),
+        selection=AssetSelection.groups(p.group),
+        description=job_description(p, settings),
         tags={
             # the machine a run started on, so a later `ci-xero run` can tell whether its process died
             "ci-xero/host": socket.gethostname(),
             SITE_TAG: settings.site_name,
         },
-    )
-    schedules: list[ScheduleDefinition] = [build_eretailer_schedule(eretailer_job, settings)]
+    ) for p in processes}
+    eretailer_job = process_jobs[ERETAILER.name]
+    schedules: list[ScheduleDefinition] = [build_process_schedule(job, settings, name) for name, job in process_jobs.items()]
     if settings.xero.keep_alive_time:
         keep_hour, keep_minute = settings.xero.keep_alive_time.split(":")
         schedules.append(
@@ -148,7 +178,7 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
                 description=f"Refreshes the Xero connection daily at {settings.xero.keep_alive_time} NZ time.",
             )
         )
-    jobs = [eretailer_job, eretailer_plan, xero_keep_alive]
+    jobs = [*process_jobs.values(), eretailer_plan, xero_keep_alive]
     job_names = [job.name for job in jobs]
     # alerts (site.yaml `alerts:`): a failed run of any job, money left in quarantine, the connection's state
     alerter = alerter_for(settings)
@@ -160,7 +190,7 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
     if alerter is not None:
         sensor_defs.append(build_quarantine_sensor(alerter, settings.site_name, job_names))
     return Definitions(
-        assets=[*eretailer_assets, *site_asset_specs(settings, path, settings.xero.refresh_warning_days)],
+        assets=[*process_assets, *site_asset_specs(settings, path, settings.xero.refresh_warning_days)],
         jobs=jobs,
         schedules=schedules,
         sensors=sensor_defs,

@@ -3,8 +3,9 @@
 A backfill runs many days in one run (single-run backfill policy) and writes them in one output;
 Dagster's file IO managers write a multi-partition output to one place. This one splits the output by
 its `business_date` column (the partition key) and reads any set of days back as one value.
-Values are DataFrames or dataclasses whose fields are DataFrames; pickle keeps integers and Decimals
-exactly as they are.
+Values are DataFrames or dataclasses whose fields are DataFrames (or such dataclasses); a frame with no
+`business_date` (a dimension such as the branches) is kept whole with every day. Pickle keeps integers
+and Decimals exactly as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ DAY_COLUMN = "business_date"
 
 
 def _split_frame(frame: pd.DataFrame, days: list[str]) -> dict[str, pd.DataFrame]:
+    if DAY_COLUMN not in frame.columns:  # not by day: every day keeps it whole
+        return {day: frame for day in days}
     by_day = {day: part for day, part in frame.groupby(DAY_COLUMN, sort=False)} if len(frame) else {}
     unexpected = set(by_day) - set(days)
     if unexpected:
@@ -34,9 +37,9 @@ def split_by_day(value: Any, days: list[str]) -> dict[str, Any]:
         return _split_frame(value, days)
     if dataclasses.is_dataclass(value):
         frames = {
-            f.name: _split_frame(getattr(value, f.name), days)
+            f.name: split_by_day(getattr(value, f.name), days)
             for f in dataclasses.fields(value)
-            if isinstance(getattr(value, f.name), pd.DataFrame)
+            if isinstance(getattr(value, f.name), pd.DataFrame) or dataclasses.is_dataclass(getattr(value, f.name))
         }
         return {day: dataclasses.replace(value, **{name: parts[day] for name, parts in frames.items()}) for day in days}
     raise TypeError(f"cannot store a {type(value).__name__} by day; return a DataFrame or a dataclass of them")
@@ -45,11 +48,13 @@ def split_by_day(value: Any, days: list[str]) -> dict[str, Any]:
 def combine_days(values: list[Any]) -> Any:
     first = values[0]
     if isinstance(first, pd.DataFrame):
+        if DAY_COLUMN not in first.columns:  # kept whole with every day: one copy
+            return values[-1]
         return pd.concat(values, ignore_index=True) if len(values) > 1 else first
     frames = {
-        f.name: pd.concat([getattr(v, f.name) for v in values], ignore_index=True)
+        f.name: combine_days([getattr(v, f.name) for v in values])
         for f in dataclasses.fields(first)
-        if isinstance(getattr(first, f.name), pd.DataFrame)
+        if isinstance(getattr(first, f.name), pd.DataFrame) or dataclasses.is_dataclass(getattr(first, f.name))
     }
     return dataclasses.replace(first, **frames)
 

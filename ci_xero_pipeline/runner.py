@@ -33,7 +33,7 @@ from dagster._core.storage.dagster_run import DagsterRun, RunRecord
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from .code_location import build_definitions, xero_pool_name
+from .code_location import build_definitions, process_job_name, xero_pool_name
 from .io_manager import DailyFrameIOManager
 from .settings import NZ_TIMEZONE, SiteSettings, load_settings
 
@@ -360,7 +360,7 @@ def _console_for_warnings() -> None:
 class RangeRun:
     success: bool
     run_id: str
-    results: pd.DataFrame  # the posted_eretailer rows of the range
+    results: pd.DataFrame  # the posted_<process> rows of the range
     failed_checks: list[str]
 
 
@@ -371,14 +371,16 @@ def stored_asset_days(settings: SiteSettings, asset_name: str, first: date, last
 
 
 def run_days(
-    settings_path: str | Path, first: date, last: date, instance: DagsterInstance, log_level: str = "WARNING"
+    settings_path: str | Path, first: date, last: date, instance: DagsterInstance, log_level: str = "WARNING",
+    process: str = "eretailer",
 ) -> RangeRun:
-    """Materialise the E-Retailer assets for first..last as ONE run (documents batched across days).
+    """Materialise one process's assets (E-Retailer unless named) for first..last as ONE run (documents
+    batched across days).
     Every event still reaches the instance (the UI shows it); log_level only sets what the console prints.
     The run respects the organisation's pool; runs of this machine that died holding it are released."""
     _console_for_warnings()
     settings = load_settings(settings_path)
-    job = build_definitions(settings_path).resolve_job_def(JOB_NAME)
+    job = build_definitions(settings_path).resolve_job_def(process_job_name(process))
     pool = xero_pool_name(settings)
     ensure_pool_limit(instance, pool)
     release_slots_of_dead_runs(instance, pool, job.name)
@@ -401,7 +403,7 @@ def run_days(
         if not evaluation.passed
     ]
     results = pd.DataFrame()
-    posted = [e for e in outcome.all_events if e.is_successful_output and e.step_key == "posted_eretailer"]
+    posted = [e for e in outcome.all_events if e.is_successful_output and e.step_key == f"posted_{process}"]
     if posted:  # the step answered (a blocking check may still have failed it afterwards)
-        results = stored_asset_days(settings, "posted_eretailer", first, last)
+        results = stored_asset_days(settings, f"posted_{process}", first, last)
     return RangeRun(outcome.success, outcome.run_id, results, failed_checks)

@@ -106,7 +106,7 @@ def test_rounding_traps_and_zero_days_post_exactly_with_xeros_own_per_line_tax(m
     # ... and the run says so
     if mode == "summary":
         documents_event = [e for e in instance.all_logs(outcome.run_id) if e.dagster_event and e.dagster_event.is_step_materialization
-                           and e.dagster_event.step_key == "xero_eretailer_documents"]
+                           and e.dagster_event.event_specific_data.materialization.asset_key.to_user_string() == "xero_eretailer_documents"]
         metadata = documents_event[0].dagster_event.event_specific_data.materialization.metadata
         assert metadata["days_without_document_in_run"].value == [ZERO_NET.isoformat()]
     assert set(run(site, TRAPS, ZERO_TOTAL).results["outcome"]) == {"already_posted"}

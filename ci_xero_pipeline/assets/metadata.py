@@ -346,6 +346,8 @@ def _plural(count: int, one: str, many: str | None = None) -> str:
 
 
 def mode_words(rules: Any) -> str:
+    if rules.mode == "takings":
+        return "end-of-day takings (one document per branch per day, a payment per tender)"
     if rules.mode == "detail":
         return "Detail mode (one Xero document per CI document)"
     return "Summary mode (one invoice per " + ("branch per day" if rules.summary_grouping == "branch_day" else "day") + ")"
@@ -425,4 +427,47 @@ def run_log_after(results: pd.DataFrame, quarantined: pd.DataFrame, explained: p
     others = explained[~explained["outcome"].isin(["failed"])] if len(explained) else explained
     for row in others.drop_duplicates(["outcome", "fix"]).head(REFUSALS_LOGGED).itertuples(index=False):
         lines.append(f"{row.outcome.capitalize()}: {row.business_date} {row.number}: {row.fix}.")
+    return lines
+
+
+# -- payments -------------------------------------------------------------------------------------------
+PAYMENT_SHOWN = ["business_date", "payment_key", "document_number", "tender_type", "account_code", "amount_cents"]
+PAYMENT_RESULT_SHOWN = ["business_date", "payment_key", "tender_type", "account_code", "amount_cents", "outcome", "message"]
+PAYMENT_GOOD = ("posted", "already_posted", "withdrawn")
+
+
+def xero_payments(payments: pd.DataFrame) -> dict[str, Any]:
+    """One day's payments to send: how many, how much, into which accounts."""
+    by_account = (payments.groupby("account_code")["amount_cents"].sum().to_dict() if len(payments) else {})
+    return {
+        "payments": len(payments),
+        "payments_amount": money(payments["amount_cents"].sum() if len(payments) else 0),
+        "by_account": MetadataValue.json({str(k): money(v) for k, v in sorted(by_account.items())}),
+        "payments_table": table(payments, PAYMENT_SHOWN, money_columns=["amount_cents"]),
+    }
+
+
+def payments_posted(results: pd.DataFrame) -> dict[str, Any]:
+    """One day's payments as Xero holds them after the run (empty when the process pays nothing)."""
+    if results is None or results.empty:
+        return {"payments_in_xero": 0}
+    outcomes = {str(k): int(v) for k, v in results["outcome"].value_counts().items()}
+    good = results[results["outcome"].isin(("posted", "already_posted"))]
+    return {
+        "payments_in_xero": len(good),
+        "payments_in_xero_amount": money(good["amount_cents"].sum() if len(good) else 0),
+        "payment_outcomes": MetadataValue.json(outcomes),
+        "payments_table": table(results, PAYMENT_RESULT_SHOWN, money_columns=["amount_cents"]),
+    }
+
+
+def payments_log(results: pd.DataFrame) -> list[str]:
+    """What the payments step did, in a line (and the first refusals)."""
+    if results is None or results.empty:
+        return []
+    counts = results["outcome"].value_counts().to_dict()
+    line = "Payments: " + ", ".join(f"{int(n)} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items())) + "."
+    lines = [line]
+    for row in results[~results["outcome"].isin(PAYMENT_GOOD)].head(REFUSALS_LOGGED).itertuples(index=False):
+        lines.append(f"Payment {row.payment_key} ({row.business_date}, {money(row.amount_cents)}): {row.outcome}: {row.message}")
     return lines

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..money import decimal_to_cents
+from ..money import cents_to_decimal, decimal_to_cents
 from .eretailer import EXCLUDED_COLUMNS
 from .validation import ValidatedSales
 
@@ -137,3 +137,29 @@ def dollars_by_day(
         c, x, q, e = ci.get(day, (0, 0)), tuple(xero.get(day, (0, 0))), held_back.get(day, (0, 0)), rule.get(day, (0, 0))
         rows.append((day, c[0], c[1], x[0], x[1], q[0], q[1], e[0], e[1], c[0] - x[0] - q[0] - e[0], c[1] - x[1] - q[1] - e[1]))
     return pd.DataFrame(rows, columns=DOLLAR_COLUMNS)
+
+
+def less_tender_lines(documents: pd.DataFrame, tender_lines: pd.DataFrame) -> pd.DataFrame:
+    """The documents with each one's total less the tender lines the sign rule added to it (tender lines
+    carry no tax): what CI's own totals are compared with."""
+    if tender_lines.empty:
+        return documents
+    added = tender_lines.groupby("document_key")["amount_cents"].sum()
+    less = documents["document_key"].map(added).fillna(0).astype("int64")
+    return documents.assign(total_cents=documents["total_cents"].astype("int64") - less)
+
+
+def less_tender_lines_held(held: dict[tuple[str, str], dict[str, Any]], results: pd.DataFrame,
+                           tender_lines: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
+    """What Xero holds, each document's Total less the tender lines we put on it (found by the results'
+    key → number), for the per-day count of CI's dollars."""
+    if tender_lines.empty or results.empty:
+        return held
+    added = tender_lines.groupby("document_key")["amount_cents"].sum().to_dict()
+    adjusted = dict(held)
+    for key, endpoint, number in zip(results["document_key"], results["endpoint"], results["number"]):
+        xero = held.get((endpoint, number))
+        if key in added and xero is not None and xero.get("Total") is not None:
+            total = decimal_to_cents(xero["Total"]) - int(added[key])
+            adjusted[(endpoint, number)] = {**xero, "Total": cents_to_decimal(total)}
+    return adjusted

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from ..ci.extract import empty_tenders
 from ..money import cents_to_decimal
 from .rules import EretailerRules
 from .schemas import (
@@ -54,11 +55,13 @@ class ValidatedSales:
     orphan_lines: pd.DataFrame = field(default_factory=empty_orphan_lines)
     # reported, nothing held back for it (NOTICE_COLUMNS): e.g. a HELD or VOID document repeated by the view
     notices: pd.DataFrame = field(default_factory=empty_notices)
+    # the tenders of the postable documents (extract.TENDER_FRAME_COLUMNS), when the process pays them
+    tenders: pd.DataFrame = field(default_factory=lambda: empty_tenders())
 
     def __setstate__(self, state: dict) -> None:
         """A value pickled before a field existed (a stored day) reads back with that field empty."""
         for name, default in (("unmapped", lambda: pd.DataFrame(columns=UNMAPPED_COLUMNS)),
-                              ("orphan_lines", empty_orphan_lines), ("notices", empty_notices)):
+                              ("orphan_lines", empty_orphan_lines), ("notices", empty_notices), ("tenders", empty_tenders)):
             state.setdefault(name, default())
         self.__dict__.update(state)
 

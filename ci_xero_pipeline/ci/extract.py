@@ -351,10 +351,13 @@ class SalesDocuments:
     lines: pd.DataFrame
     orphan_lines: pd.DataFrame = field(default_factory=empty_orphan_lines)
     excess_decimals: pd.DataFrame = field(default_factory=empty_excess_decimals)
+    # the documents' tenders (TENDER_FRAME_COLUMNS), when the read asked for them (E-Retailer tender payments)
+    tenders: pd.DataFrame = field(default_factory=lambda: empty_tenders())
 
     def __setstate__(self, state: dict) -> None:
         """A value pickled before a field existed (a stored day) reads back with that field empty."""
-        for name, default in (("orphan_lines", empty_orphan_lines), ("excess_decimals", empty_excess_decimals)):
+        for name, default in (("orphan_lines", empty_orphan_lines), ("excess_decimals", empty_excess_decimals),
+                              ("tenders", empty_tenders)):
             state.setdefault(name, default())
         self.__dict__.update(state)
 
@@ -719,6 +722,14 @@ TENDER_FRAME_COLUMNS = [
     "invoice_no", "business_date", "branch_code", "source", "status", "doc_type", "tender_no", "tender_type",
     "amount_cents", "paid_at",
 ]
+
+
+def empty_tenders() -> pd.DataFrame:
+    frame = pd.DataFrame({column: pd.Series(dtype=object) for column in TENDER_FRAME_COLUMNS})
+    frame["amount_cents"] = frame["amount_cents"].astype("int64")
+    return frame
+
+
 ORPHAN_TENDER_COLUMNS = ["business_date", "invoice_no", "tender_no", "tender_type", "amount_cents", "reason"]
 TENDER_EXCESS_COLUMNS = [
     "business_date", "branch_code", "invoice_no", "tender_no", "tender_type", "view", "column", "value", "places", "reason",

@@ -1,0 +1,322 @@
+"""One asset factory for every CI process. A process is declared (`Process`): its CI read, its validation,
+its pure document builder, and the checks of what it made; this module turns a declaration into the
+same four steps for every process, one NZ trading day per partition, one group per process:
+
+    raw_<process> → validated_<process> → xero_<process>_documents + xero_<process>_payments → posted_<process>
+
+The posting step is the same for all: the mapping checked against the organisation (one read of the
+accounts, one of the tax rates), the tracking options, our payments of documents CI changed released,
+the documents posted exactly once (xero.posting), their payments posted exactly once (xero.payments),
+the failures explained, Xero read back and the process's reconciliation checks run. The posting layer
+takes opaque documents (key, endpoint, payload, totals, partition); the declaration joins the CI
+lineage back.
+"""
+
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable, Iterator, Sequence
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetOut,
+    BackfillPolicy,
+    Failure,
+    MetadataValue,
+    Output,
+    PartitionsDefinition,
+    asset,
+    multi_asset,
+)
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from .. import checks
+from ..books.diagnosis import failure_headline
+from ..books.schemas import XeroDocuments
+from ..books.tenders import XeroPayments
+from ..resources import CISourceResource, SiteResource, XeroResource
+from ..xero.chart_check import ChartVerdict, Need, create_missing, read_and_check
+from ..xero.oauth import ReconnectRequired, RefreshRefused
+from ..xero.pacing import DailyLimitReached
+from ..xero.payments import FAILED_PAYMENT_OUTCOMES, post_payments, release_payments
+from ..xero.posting import FAILED_OUTCOMES, SourceEvidence, lock_date, post_documents
+from ..xero.reconcile import read_documents
+from ..xero.tokens import NotConnectedError, TokenStoreError
+from ..xero.tracking import tracking_options_used
+from . import metadata
+
+# the frames between the steps are type-checked against their pandera models on every materialisation
+XERO_DOCUMENTS_TYPE = pandera_schema_to_dagster_type(XeroDocuments)
+XERO_PAYMENTS_TYPE = pandera_schema_to_dagster_type(XeroPayments)
+PAYMENT_FAILED_OUTCOMES = FAILED_PAYMENT_OUTCOMES  # failed, unknown, not sent
+
+
+@dataclass(frozen=True)
+class Books:
+    """What a process's builder made of the postable rows of a run's days."""
+
+    documents: pd.DataFrame  # books.eretailer DOCUMENT_COLUMNS: what the posting layer takes
+    payments: pd.DataFrame  # books.tenders PAYMENT_COLUMNS (empty when the process pays nothing)
+    checks: list[AssetCheckResult]  # the documents against CI, before anything is sent (blocking)
+    log: list[str] = field(default_factory=list)
+    # one partition's metadata from its part of the documents: (documents of the day, day) → metadata
+    day_metadata: Callable[[pd.DataFrame, str], dict[str, Any]] = lambda part, day: metadata.xero_documents(part)
+    run_metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Posting:
+    """What the posting step hands to the process's reconciliation checks."""
+
+    site: SiteResource
+    validated: Any
+    documents: pd.DataFrame
+    payments: pd.DataFrame
+    results: pd.DataFrame  # xero.posting RESULT_COLUMNS
+    payment_results: pd.DataFrame  # xero.payments PAYMENT_RESULT_COLUMNS
+    held: dict  # (endpoint, number) → the document Xero holds now (read back after posting)
+    days: list[str]
+
+
+@dataclass(frozen=True)
+class Process:
+    """A CI process, declared. Names: the steps are raw_<name>, validated_<name>, xero_<name>_documents,
+    xero_<name>_payments and posted_<name>, in the group <name>."""
+
+    name: str
+    title: str  # in the product's words, e.g. "End-of-day takings"
+    read: Callable[[CISourceResource, SiteResource, date, date], Any]
+    describe_read: Callable[[Any, str], dict[str, Any]]  # (the read's part of one day, day) → metadata
+    log_read: Callable[[Any, list[str]], str]
+    validate: Callable[[Any, SiteResource], Any]
+    describe_validated: Callable[[Any], dict[str, Any]]
+    log_validated: Callable[[Any], list[str]]
+    validation_check_specs: Callable[[str], list[AssetCheckSpec]]
+    validation_checks: Callable[[Any, SiteResource], list[AssetCheckResult]]
+    build: Callable[[Any, SiteResource, list[str]], Books]
+    build_check_specs: Callable[[str], list[AssetCheckSpec]]
+    # posting
+    chart_needs: Callable[[SiteResource], list[Need]]
+    evidence: Callable[[Any, SiteResource], SourceEvidence]
+    quarantined: Callable[[Any], pd.DataFrame]  # metadata.quarantined_documents' shape
+    explain: Callable[[pd.DataFrame, pd.DataFrame, SiteResource, Any], pd.DataFrame]
+    posted_check_specs: Callable[[str], list[AssetCheckSpec]]
+    posted_checks: Callable[[Posting], list[AssetCheckResult]]
+    rules: Callable[[SiteResource], Any]  # what the run log says of the mode and status (mode_words, .status)
+    description: str = ""
+
+    @property
+    def group(self) -> str:
+        return self.name
+
+    def asset_names(self) -> list[str]:
+        return [f"raw_{self.name}", f"validated_{self.name}", f"xero_{self.name}_documents",
+                f"xero_{self.name}_payments", f"posted_{self.name}"]
+
+
+# -- what stops a run whole --------------------------------------------------------------------------------
+@contextmanager
+def stop_when_disconnected() -> Iterator[None]:
+    """A dead connection fails the run with one message saying how to reconnect, and no retry:
+    retrying a revoked or expired grant cannot succeed."""
+    try:
+        yield
+    except (ReconnectRequired, RefreshRefused, NotConnectedError, TokenStoreError) as error:
+        raise Failure(description=str(error), allow_retries=False) from None
+
+
+@contextmanager
+def stop_at_daily_limit() -> Iterator[None]:
+    """Xero's daily budget ran out outside the posting loop (tracking, reconciliation reads): stop
+    cleanly; what was posted is in the ledger, and the next run resumes from there."""
+    try:
+        yield
+    except DailyLimitReached as error:
+        raise Failure(
+            description=f"{error}. Nothing more was sent; the next run resumes where this one stopped.",
+            allow_retries=False,
+        ) from None
+
+
+def trading_days(context: AssetExecutionContext) -> list[str]:
+    return sorted(context.partition_keys)
+
+
+def check_the_mapping(client: Any, needs: Sequence[Need], create: bool, title: str) -> tuple[ChartVerdict, list[str]]:
+    """The mapping against the organisation before anything of the process is sent: one read of the
+    accounts, one of the tax rates. Missing accounts are created when the site allows it; any other
+    problem stops the process's run whole, naming the setting and the Xero account."""
+    verdict = read_and_check(client, needs)
+    said: list[str] = []
+    if not verdict.ok and create and verdict.missing_account_codes:
+        result = create_missing(client, verdict, needs)
+        said = result.lines()
+        verdict = read_and_check(client, needs)
+    if not verdict.ok:
+        raise Failure(
+            description=f"{title}: nothing was posted, the mapping does not fit the Xero organisation: "
+            f"{verdict.summary()}. Fix: {'; '.join(f.fix for f in verdict.problems)}.",
+            metadata={"mapping_problems": MetadataValue.md(verdict.table()), **({"accounts_created": MetadataValue.json(said)} if said else {})},
+            allow_retries=False,
+        )
+    return verdict, said
+
+
+def raise_if_failed(explained: pd.DataFrame, payment_results: pd.DataFrame, process: str) -> None:
+    """Fail the step (the partitions turn red) when a document or payment that must be in Xero is not.
+    The headline names the cause and the fix; the table leads from each document back to its CI rows."""
+    failed = explained[explained["outcome"].isin(FAILED_OUTCOMES)]
+    unpaid = payment_results[payment_results["outcome"].isin(PAYMENT_FAILED_OUTCOMES)] if len(payment_results) else payment_results
+    if failed.empty and unpaid.empty:
+        return
+    if len(failed):
+        headline = failure_headline(failed)
+    else:
+        first = unpaid.iloc[0]
+        headline = (f"{first['business_date']} payment {first['payment_key']}: {first['message']}"
+                    + (f" (and {len(unpaid) - 1} more payments)" if len(unpaid) > 1 else ""))
+    fields: dict[str, Any] = metadata.failed_documents(failed) if len(failed) else {}
+    if len(unpaid):
+        fields["failed_payments"] = metadata.table(
+            unpaid, ["business_date", "payment_key", "tender_type", "account_code", "amount_cents", "outcome", "message"],
+            money_columns=["amount_cents"])
+    raise Failure(
+        description=headline,
+        metadata={
+            **fields,
+            # Dagster shows the checks of a step that raised as "Execution failed": they did not run
+            "checks_not_run": MetadataValue.text(
+                f"The checks of posted_{process} did not run: the posting stopped before Xero was read back. "
+                "They run again with the re-run of these days."),
+        },
+        allow_retries=False,
+    )
+
+
+# -- the factory ---------------------------------------------------------------------------------------------
+def build_process_assets(process: Process, partitions_def: PartitionsDefinition, xero_pool: str | None = None) -> list:
+    name = process.name
+    raw_name, validated_name, documents_name, payments_name, posted_name = process.asset_names()
+    common = dict(
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=process.group,
+    )
+
+    @asset(name=raw_name, **common, io_manager_key="daily_io_manager", kinds={"sql"},
+           description=f"{process.title}: the CI rows as CI holds them (every status), for the days.")
+    def raw(context: AssetExecutionContext, ci: CISourceResource, site: SiteResource):
+        days = trading_days(context)
+        value = process.read(ci, site, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+        metadata.add_per_day(context, value, days, process.describe_read)
+        context.log.info(process.log_read(value, days))
+        return value
+
+    @asset(name=validated_name, **common, io_manager_key="daily_io_manager", ins={"raw": _in(raw_name)},
+           check_specs=process.validation_check_specs(validated_name),
+           description=f"{process.title}: the rows that can be posted; everything else quarantined with its reason.")
+    def validated(context: AssetExecutionContext, site: SiteResource, raw: Any) -> Iterator:
+        value = process.validate(raw, site)
+        metadata.add_per_day(context, value, trading_days(context), lambda part, _day: process.describe_validated(part))
+        for line in process.log_validated(value):
+            context.log.info(line)
+        yield Output(value)
+        yield from process.validation_checks(value, site)
+
+    @multi_asset(
+        name=f"build_{name}_documents",
+        outs={
+            documents_name: AssetOut(io_manager_key="daily_io_manager", dagster_type=XERO_DOCUMENTS_TYPE,
+                                     description=f"{process.title}: the exact Xero documents, keyed by CI."),
+            payments_name: AssetOut(io_manager_key="daily_io_manager", dagster_type=XERO_PAYMENTS_TYPE,
+                                    description=f"{process.title}: the exact Xero payments (one per tender), "
+                                    "each keyed by its Reference."),
+        },
+        ins={"validated": _in(validated_name)},
+        check_specs=process.build_check_specs(documents_name),
+        can_subset=False,
+        **common,
+    )
+    def build(context: AssetExecutionContext, site: SiteResource, validated: Any) -> Iterator:
+        days = trading_days(context)
+        books = process.build(validated, site, days)
+        for line in books.log:
+            context.log.info(line)
+        for day, part in _by_day(books.documents, days).items():
+            context.add_asset_metadata(books.day_metadata(part, day), asset_key=documents_name, partition_key=day)
+        for day, part in _by_day(books.payments, days).items():
+            context.add_asset_metadata(metadata.xero_payments(part), asset_key=payments_name, partition_key=day)
+        yield Output(books.documents, output_name=documents_name, metadata=books.run_metadata)
+        yield Output(books.payments, output_name=payments_name)
+        yield from books.checks
+
+    @asset(
+        name=posted_name, **common, io_manager_key="daily_io_manager", kinds={"xero"},
+        ins={"validated": _in(validated_name), "documents": _in(documents_name), "payments": _in(payments_name)},
+        check_specs=process.posted_check_specs(posted_name),
+        pool=xero_pool,  # one run at a time talks to the organisation: its rate limits are shared
+        description=f"{process.title}: what Xero holds for each document and payment: posted now, already there, "
+        "taken back, or why not. Fails (red) when one that must be in Xero is not, with the CI rows it came from.",
+    )
+    def posted(context: AssetExecutionContext, site: SiteResource, xero: XeroResource, validated: Any,
+               documents: pd.DataFrame, payments: pd.DataFrame) -> Iterator:
+        days = trading_days(context)
+        settings = site.settings
+        quarantined = process.quarantined(validated)
+        with stop_when_disconnected(), stop_at_daily_limit():
+            client = xero.client()
+            tracking = None
+            organisation: dict = {}
+            if len(documents):
+                organisation = client.organisation()  # its name for the log, its lock date, its ShortCode for the links
+                verdict, created = check_the_mapping(client, process.chart_needs(site),
+                                                     settings.mapping.create_missing_accounts, process.title)
+                context.log.info(f"Mapping checked against the organisation: {len(verdict.findings)} accounts and tax types fit."
+                                 + (" " + " ".join(created) if created else ""))
+                tracking = xero.ensure_tracking(client, tracking_options_used(documents["payload"], xero.tracking_category))
+            for line in metadata.run_log_before(organisation.get("Name") or settings.xero.tenant_name or "",
+                                                process.rules(site), days, documents, quarantined):
+                context.log.info(line)
+            ledger = xero.ledger(client.tenant_id, context.run.run_id, process=name)
+            payment_ledger = xero.ledger(client.tenant_id, context.run.run_id, process=f"{name}-payment")
+            locked_until = lock_date(organisation) if organisation else None
+            policy, evidence = site.posting_policy(name), process.evidence(validated, site)
+            # our payments of documents about to change come off first (Xero changes no paid document)
+            released = release_payments(client, payment_ledger, payments, documents, locked_until,
+                                        partitions=days, evidence=evidence, policy=policy)
+            results = post_documents(client, ledger, documents, days, policy, evidence)
+            paid = post_payments(client, payment_ledger, payments, results, locked_until)
+            payment_results = pd.concat([frame for frame in (released, paid) if len(frame)] or [paid], ignore_index=True)
+            results = metadata.with_xero_links(results, settings.xero.document_link, organisation.get("ShortCode") or "")
+            explained = process.explain(results, documents, site, validated)
+            for line in metadata.run_log_after(results, quarantined, explained) + metadata.payments_log(payment_results):
+                context.log.info(line)
+            # before reading Xero back: a failed partition yields no checks, and a spent day has no calls left
+            raise_if_failed(explained, payment_results, name)
+            held = read_documents(client, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+        metadata.add_per_day_frames(
+            context, days,
+            lambda day, part, held_back, why, paid_part: {
+                **metadata.posted(part, client.calls, tracking, held_back, why), **metadata.payments_posted(paid_part)},
+            results, quarantined, explained, payment_results,
+        )
+        yield Output(results)
+        yield from process.posted_checks(Posting(site, validated, documents, payments, results, payment_results, held, days))
+
+    return [raw, validated, build, posted]
+
+
+def _in(asset_name: str):
+    from dagster import AssetIn
+
+    return AssetIn(key=asset_name)
+
+
+def _by_day(frame: pd.DataFrame, days: list[str]) -> dict[str, pd.DataFrame]:
+    from ..io_manager import split_by_day
+
+    return split_by_day(frame, days)

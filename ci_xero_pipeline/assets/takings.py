@@ -1,0 +1,278 @@
+"""The end-of-day takings process, declared (processes.md §1): per branch per NZ trading day, one takings
+invoice (or, on a net-negative day, a credit note) and one payment per tender into its clearing account.
+The steps are assets/process.py's; the accounting is books/takings.py's."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from dagster import AssetCheckResult, AssetCheckSpec, MetadataValue
+
+from .. import checks
+from ..books.diagnosis import EXPLAINED_COLUMNS, SiteView, explain_failures
+from ..books.takings import TakingsBooks, build_takings_documents, check_takings_books
+from ..books.takings_validation import ValidatedTakings, takings_source_evidence, validate_takings
+from ..ci.extract import SalesWithTenders, extract_takings
+from ..money import decimal_to_cents
+from ..resources import CISourceResource, SiteResource
+from ..xero.chart_check import needs_for_process
+from ..xero.posting import GOOD_OUTCOMES, SourceEvidence
+from . import metadata
+from .process import Books, Posting, Process, build_process_assets
+
+GROUP = "takings"
+BOOKS_MATCH_CI = "takings_match_ci_to_the_cent"
+TENDERS_PAID = "every_tender_paid_as_counted"
+TAKINGS_SHOWN = ["business_date", "branch_code", "number", "endpoint", "ci_invoice_count", "ci_total_cents", "ci_gst_cents",
+                 "over_short_cents", "document_total_cents", "document_tax_cents", "tender_lines_cents", "payments_cents"]
+TAKINGS_MONEY = [c for c in TAKINGS_SHOWN if c.endswith("_cents") and c != "ci_invoice_count"]
+
+
+def read(ci: CISourceResource, site: SiteResource, first: date, last: date) -> SalesWithTenders:
+    """The POS documents (every status) with their lines and tenders, the cash-ups and the branches."""
+    return extract_takings(ci.engine(), first, last, names=ci.names())
+
+
+def describe_read(read: SalesWithTenders, day: str) -> dict:
+    documents = read.documents.invoices
+    return {
+        "pos_documents": len(documents),
+        "by_status": MetadataValue.json({str(k): int(v) for k, v in documents["status"].value_counts().items()}),
+        "tenders": len(read.tenders),
+        "cash_ups": len(read.cash_ups),
+        "branches": int(documents["branch_code"].nunique()) if len(documents) else 0,
+    }
+
+
+def log_read(read: SalesWithTenders, days: list[str]) -> str:
+    return (f"Read from CI for {metadata.day_range(days)}: {len(read.documents.invoices)} POS documents, "
+            f"{len(read.tenders)} tenders, {len(read.cash_ups)} cash-up rows.")
+
+
+def validate(read: SalesWithTenders, site: SiteResource) -> ValidatedTakings:
+    return validate_takings(read, site.takings_rules())
+
+
+def describe_validated(validated: ValidatedTakings) -> dict:
+    days = validated.branch_days
+    held = validated.quarantined_days
+    return {
+        "branch_days": len(days),
+        "postable_branch_days": int(len(days) - len(held)),
+        "quarantined_branch_days": len(held),
+        "quarantined_amount": metadata.money(held["total_incl_cents"].sum() if len(held) else 0),
+        "quarantine": metadata.table(validated.quarantine, ["business_date", "branch_code", "invoice_no", "tender_type", "check", "reason"]),
+        "unmapped_codes": MetadataValue.json(validated.unmapped_codes),
+    }
+
+
+def log_validated(validated: ValidatedTakings) -> list[str]:
+    held = validated.quarantined_days
+    lines = [f"{len(validated.branch_days) - len(held)} branch-days can be posted; {len(held)} quarantined."]
+    for row in validated.quarantine.drop_duplicates(["business_date", "branch_code"]).head(5).itertuples(index=False):
+        lines.append(f"Quarantined {row.business_date} {row.branch_code}: {row.reason}")
+    return lines
+
+
+def validation_check_specs(asset_name: str) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec(checks.NO_QUARANTINE, asset=asset_name,
+                       description="No branch-day was quarantined: takings held back fail the day (an error unless the "
+                       "site set takings.quarantine_check_severity: warn)."),
+        AssetCheckSpec(checks.CODES_MAPPED, asset=asset_name,
+                       description="Every CI code and tender type in the data has a Xero mapping (warning)."),
+    ]
+
+
+def validation_checks(validated: ValidatedTakings, site: SiteResource) -> list[AssetCheckResult]:
+    held = validated.quarantined_days
+    severity = checks.severity(site.quarantine_severity("takings"))
+    unmapped = {kind: codes for kind, codes in validated.unmapped_codes.items() if codes}
+    return [
+        AssetCheckResult(check_name=checks.NO_QUARANTINE, passed=held.empty, severity=severity, metadata={
+            "quarantined_branch_days": len(held),
+            "quarantined_amount": metadata.money(held["total_incl_cents"].sum() if len(held) else 0),
+            "reasons": metadata.table(validated.quarantine, ["business_date", "branch_code", "invoice_no", "tender_type", "reason"]),
+        }),
+        AssetCheckResult(check_name=checks.CODES_MAPPED, passed=not unmapped, severity=checks.severity("warn"),
+                         metadata={"unmapped_codes": unmapped}),
+    ]
+
+
+def build(validated: ValidatedTakings, site: SiteResource, days: list[str]) -> Books:
+    """The takings documents of the postable branch-days and one payment per tender; blocking: the
+    books equal CI's figures account by account."""
+    rules = site.takings_rules()
+    books = build_takings_documents(validated, rules)
+    problems = check_takings_books(validated, books, rules)
+    log = [f"Made {len(books.documents)} takings documents ({int((books.documents['endpoint'] == 'CreditNotes').sum()) if len(books.documents) else 0} "
+           f"credit notes) and {len(books.payments)} payments, status {rules.status}."]
+    log += [f"{row.business_date} {row.branch_code}: no document: {row.reason}" for row in books.no_document.itertuples(index=False)]
+    totals_by_day = dict(tuple(books.totals.groupby("business_date"))) if len(books.totals) else {}
+    check = AssetCheckResult(
+        check_name=BOOKS_MATCH_CI, passed=problems.empty,
+        metadata={
+            "branch_days": len(books.totals),
+            "problems": metadata.table(problems, ["business_date", "branch_code", "check", "message"]),
+            "totals": metadata.table(books.totals, TAKINGS_SHOWN, money_columns=TAKINGS_MONEY),
+        },
+    )
+    return Books(
+        documents=books.documents, payments=books.payments, checks=[check], log=log,
+        day_metadata=lambda part, day: {
+            **metadata.xero_documents(part),
+            "ci_beside_documents": metadata.table(totals_by_day.get(day, books.totals.iloc[0:0]), TAKINGS_SHOWN, money_columns=TAKINGS_MONEY),
+        },
+    )
+
+
+def build_check_specs(asset_name: str) -> list[AssetCheckSpec]:
+    return [AssetCheckSpec(
+        BOOKS_MATCH_CI, asset=asset_name, blocking=True,  # a wrong builder never reaches Xero
+        description="Per branch-day, before anything is sent: each document's lines add up, every line's tax is what "
+        "Xero computes, its tax is CI's GST, its payments add up to its total, and every account it touches moves by "
+        "exactly CI's figures (each tender's account by what the cash-up counted).",
+    )]
+
+
+def explain(results: pd.DataFrame, documents: pd.DataFrame, site: SiteResource, validated: ValidatedTakings) -> pd.DataFrame:
+    problems = results[~results["outcome"].isin(GOOD_OUTCOMES)]
+    if problems.empty:
+        return pd.DataFrame(columns=EXPLAINED_COLUMNS)
+    rules = site.takings_rules().document_rules()
+    options = {str(b): str(rules.tracking_options.get(b, n)) for b, n in zip(validated.branch_days["branch_code"], validated.branch_days["branch_name"])}
+    return explain_failures(problems, documents, SiteView(rules, site.settings.tracking.strategy, options), "raw_takings")
+
+
+def quarantined(validated: ValidatedTakings) -> pd.DataFrame:
+    """One row per quarantined branch-day (its takings as CI has them), for the run log and the day's summary."""
+    held = validated.quarantined_days
+    first_reason = validated.quarantine.drop_duplicates(["business_date", "branch_code"]).set_index(["business_date", "branch_code"])["reason"]
+    return pd.DataFrame({
+        "business_date": held["business_date"].to_numpy(dtype=object),
+        "invoice_no": [f"takings of {b}" for b in held["branch_code"]],
+        "branch_code": held["branch_code"].to_numpy(dtype=object),
+        "total_incl_cents": held["total_incl_cents"].to_numpy(dtype=np.int64),
+        "reason": [first_reason.get((d, b), "") for d, b in zip(held["business_date"], held["branch_code"])],
+    }, columns=["business_date", "invoice_no", "branch_code", "total_incl_cents", "reason"])
+
+
+# -- after posting ----------------------------------------------------------------------------------------
+def posted_check_specs(asset_name: str) -> list[AssetCheckSpec]:
+    return checks.posting_check_specs(asset_name) + [AssetCheckSpec(
+        TENDERS_PAID, asset=asset_name, blocking=True,
+        description="Read back from Xero: each takings document is PAID (or a 0.00 invoice), and each tender's payment "
+        "is in Xero with CI's counted amount, into the tender's account.",
+    )]
+
+
+def tender_differences(payments: pd.DataFrame, results: pd.DataFrame, held: dict, zero_balance: bool) -> pd.DataFrame:
+    """One row per payment or document that Xero does not hold as the books say (empty: all paid as counted)."""
+    rows = []
+    good = results[results["outcome"].isin(GOOD_OUTCOMES - {"withdrawn"})]
+    where = {key: (endpoint, number) for key, endpoint, number in zip(good["document_key"], good["endpoint"], good["number"])}
+    for key, (endpoint, number) in where.items():
+        xero = held.get((endpoint, number))
+        if xero is None:
+            rows.append((number, "", "document", "in Xero", "missing"))
+            continue
+        total = decimal_to_cents(xero.get("Total", 0))
+        if not (xero.get("Status") == "PAID" or (total == 0 and xero.get("Status") == "AUTHORISED")
+                or (zero_balance and total == 0)):
+            rows.append((number, "", "status", "PAID", f"{xero.get('Status')} with {xero.get('AmountDue')} due"))
+    for payment in payments.itertuples(index=False):
+        if payment.document_key not in where:
+            continue
+        xero = held.get(where[payment.document_key]) or {}
+        found = [p for p in xero.get("Payments") or [] if p.get("Reference") == payment.payment_key]
+        amount = sum(decimal_to_cents(p.get("Amount", 0)) for p in found)
+        if amount != int(payment.amount_cents):
+            rows.append((where[payment.document_key][1], payment.payment_key, "payment", metadata.money(payment.amount_cents),
+                         metadata.money(amount) if found else "missing"))
+    return pd.DataFrame(rows, columns=["number", "payment", "field", "ci", "xero"])
+
+
+def every_dollar(posting: Posting, books: TakingsBooks) -> pd.DataFrame:
+    """Per day: CI's FINAL takings = Xero's takings (the documents' totals as Xero holds them, less what the
+    books add beside CI's sales: over/short and tender lines) + quarantined, totals and GST to the cent."""
+    validated, results, held = posting.validated, posting.results, posting.held
+    days = validated.branch_days
+    rows = []
+    built = {row.document_key: row for row in books.totals.itertuples(index=False)}
+    xero_by_day: dict[str, list[int]] = {}
+    for key, endpoint, number, outcome in zip(results["document_key"], results["endpoint"], results["number"], results["outcome"]):
+        xero, row = held.get((endpoint, number)), built.get(key)
+        if outcome == "withdrawn" or xero is None or row is None or xero.get("Status") in ("VOIDED", "DELETED"):
+            continue
+        sign = -1 if endpoint == "CreditNotes" else 1
+        beside_sales = sign * int(row.document_total_cents) - int(row.ci_total_cents)
+        sums = xero_by_day.setdefault(str(row.business_date), [0, 0])
+        sums[0] += sign * decimal_to_cents(xero.get("Total", 0)) - beside_sales
+        sums[1] += sign * decimal_to_cents(xero.get("TotalTax", 0))
+    no_document = {str(d): 0 for d in books.no_document["business_date"]} if len(books.no_document) else {}
+    for day in posting.days:
+        of_day = days[days["business_date"] == day]
+        ci_total, ci_gst = int(of_day["total_incl_cents"].sum()), int(of_day["total_gst_cents"].sum())
+        held_back = of_day[of_day["quarantined"].to_numpy(dtype=bool)]
+        q_total, q_gst = int(held_back["total_incl_cents"].sum()), int(held_back["total_gst_cents"].sum())
+        nothing = books.no_document[books.no_document["business_date"] == day] if day in no_document else books.no_document.iloc[0:0]
+        e_total, e_gst = int(nothing["total_cents"].sum()), int(nothing["tax_cents"].sum())
+        x_total, x_gst = xero_by_day.get(day, [0, 0])
+        rows.append((day, ci_total, ci_gst, x_total, x_gst, q_total, q_gst, e_total, e_gst,
+                     ci_total - x_total - q_total - e_total, ci_gst - x_gst - q_gst - e_gst))
+    from ..books.daybook import DOLLAR_COLUMNS
+
+    return pd.DataFrame(rows, columns=DOLLAR_COLUMNS)
+
+
+def posted_checks(posting: Posting) -> list[AssetCheckResult]:
+    rules = posting.site.takings_rules()
+    books = build_takings_documents(posting.validated, rules)  # pure and quick: what the documents step made
+    differences = tender_differences(posting.payments, posting.results, posting.held, rules.zero_balance)
+    return [
+        checks.posting_check(posting.results),
+        checks.reconciliation_check(posting.documents, posting.results, posting.held),
+        checks.dollars_check(every_dollar(posting, books)),
+        AssetCheckResult(check_name=TENDERS_PAID, passed=differences.empty, metadata={
+            "payments_compared": len(posting.payments),
+            "differences": metadata.table(differences, ["number", "payment", "field", "ci", "xero"]),
+        }),
+    ]
+
+
+TAKINGS = Process(
+    name=GROUP,
+    title="End-of-day takings",
+    read=read,
+    describe_read=describe_read,
+    log_read=log_read,
+    validate=validate,
+    describe_validated=describe_validated,
+    log_validated=log_validated,
+    validation_check_specs=validation_check_specs,
+    validation_checks=validation_checks,
+    build=build,
+    build_check_specs=build_check_specs,
+    chart_needs=lambda site: needs_for_process(site.settings, "takings"),
+    evidence=lambda validated, site: SourceEvidence(**takings_source_evidence(validated)),
+    quarantined=quarantined,
+    explain=explain,
+    posted_check_specs=posted_check_specs,
+    posted_checks=posted_checks,
+    rules=lambda site: _TakingsWords(site.takings_rules().status),
+)
+
+
+class _TakingsWords:
+    """What the run log says of the process's mode and status."""
+
+    mode = "takings"
+
+    def __init__(self, status: str):
+        self.status = status
+
+
+def build_takings_assets(partitions_def, xero_pool: str | None = None) -> list:
+    return build_process_assets(TAKINGS, partitions_def, xero_pool)
