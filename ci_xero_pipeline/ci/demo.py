@@ -5,12 +5,19 @@ Everything is generated with numpy's seeded Generator in integer units (cents, t
 ten-thousandths) with commercial rounding done in integer arithmetic; money reaches the database as
 exact decimal text (SQLite) or Decimal (servers), never as a binary float. The same arguments always
 give the same rows.
+
+The tills' end-of-day takings (processes.md §1, §5) get what an accountant meets in real takings: gift
+vouchers sold at the counter (analysis code VOUCHER, exempt), NZ cash rounding of cash sales to 10 cents
+(a ROUNDING line), tills over and short, and named scenarios (TAKINGS_SCENARIOS) at fixed branches and
+days. They are drawn from a random stream of their own (the seed with TILLS_STREAM), so the web
+store's documents, the account customers' and the deliveries are the same rows as before the tills had
+them (the main stream draws exactly what it drew).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -117,6 +124,37 @@ EXPORT_FREIGHT_X10000 = 350_000  # 35.00
 DONATION_X10000 = np.array([20_000, 50_000, 100_000])
 DONATION_DESCRIPTION = "Donation - KidsCan Charitable Trust"
 INSERT_CHUNK_ROWS = 50_000
+
+# The tills: gift vouchers sold, cash rounding, the takings scenarios (a stream of their own, see above)
+TILLS_STREAM = 9  # mixed with the seed: np.random.default_rng([seed, TILLS_STREAM])
+VOUCHER, ROUNDING = "VOUCHER", "ROUNDING"  # CI analysis codes of a gift voucher sold and of cash rounding
+VOUCHER_DESCRIPTION, ROUNDING_DESCRIPTION = "Gift voucher", "Cash rounding"
+VOUCHER_SALE_RATE = 0.03  # share of till invoices that also sell a gift voucher
+TILL_VOUCHERS_CENTS = np.array([2000, 5000, 10000])
+CASH_STEP_CENTS = 10  # NZ has no 1c, 2c or 5c coins: cash is paid in multiples of 10 cents
+MISCOUNT_SHORT_CENTS = -500  # the over_short scenario's till: $5.00 short
+# name -> (branch, trading days before the database's last day); the voucher pair moves to the
+# nearest day on which a web order really was paid in part by gift voucher (the web store's data is
+# never changed for the tills): DemoSummary.takings_scenarios says where each one is in a database
+TAKINGS_SCENARIO_PLAN: dict[str, tuple[str, int]] = {
+    "negative_tender": ("AKL01", 1),  # net sales, but a large cash refund: CASH nets negative
+    "net_negative": ("WLG01", 2),  # a large refund to EFTPOS: the branch-day's tenders net negative
+    "over_short": ("CHC01", 3),  # the cash counted is $5.00 short of the cash expected
+    "voucher_sold": ("HAM01", 1),  # a gift voucher sold at the till …
+    "voucher_redeemed_online": (WEB, 1),  # … on a day a web order is paid in part by gift voucher
+}
+DEMO_MONTH_END = date(2026, 10, 31)  # the month the tests and benchmarks build (their end_day)
+
+
+def takings_scenarios(last_day: date) -> dict[str, tuple[str, str]]:
+    """Where the takings scenarios are planned in a demo database whose last day is last_day: name ->
+    (branch_code, ISO day)."""
+    return {name: (branch, (last_day - timedelta(days=back)).isoformat()) for name, (branch, back) in TAKINGS_SCENARIO_PLAN.items()}
+
+
+# the scenarios of the demo month, as the demo_ci_url fixture builds it (6 days, 5 branches): each one
+# really is in that database (test_demo_takings_data)
+TAKINGS_SCENARIOS: dict[str, tuple[str, str]] = takings_scenarios(DEMO_MONTH_END)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -409,6 +447,237 @@ def tenders_for(
 
 
 # ---------------------------------------------------------------------------------------------------
+# The tills: gift vouchers sold, cash rounding and the takings scenarios
+
+
+def ceil_divide(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+@dataclass
+class TillDocuments:
+    """POS documents while the tills' extras are added to them: column arrays per document (branch,
+    day, created, updated, status, is_credit, original, tender_type: one tender per document, for its
+    total) and per line (doc, line_no and GeneratedSales' line columns, totals included). Documents are
+    added at the end and lines after their document's own; finished() puts them in time order."""
+
+    docs: dict[str, np.ndarray]
+    lines: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, sales: GeneratedSales, day: np.ndarray, created: np.ndarray, updated: np.ndarray,
+           status: np.ndarray, tender_type: np.ndarray) -> TillDocuments:
+        docs = {"branch": sales.docs["branch"], "day": day, "created": created, "updated": updated, "status": status,
+                "is_credit": sales.docs["is_credit"], "original": sales.docs["original"], "tender_type": tender_type}
+        return cls({name: np.array(values) for name, values in docs.items()},
+                   {name: np.array(values) for name, values in sales.lines.items()})
+
+    def __len__(self) -> int:
+        return len(self.docs["day"])
+
+    def totals(self) -> np.ndarray:
+        """Each document's total in cents (Σ its lines), exact in int64."""
+        total = np.zeros(len(self), dtype=np.int64)
+        np.add.at(total, self.lines["doc"], self.lines["line_total_incl_cents"])
+        return total
+
+    def takings(self, branch: int, day: int, tender_type: str | None = None) -> int:
+        """Σ the FINAL documents of a branch-day (of one tender type)."""
+        chosen = (self.docs["status"] == "FINAL") & (self.docs["branch"] == branch) & (self.docs["day"] == day)
+        if tender_type is not None:
+            chosen &= self.docs["tender_type"] == tender_type
+        return int(self.totals()[chosen].sum())
+
+    def add_lines(self, doc: np.ndarray, *, quantity_x1000, unit_price_incl_x10000, gst_code, analysis_code, description,
+                  sku=None, unit_cost_excl_x10000=0, unit_cost_missing=True) -> None:
+        """One line more on each of `doc` (distinct documents), numbered after their last."""
+        doc = np.asarray(doc, dtype=np.int64)
+        size = len(doc)
+
+        def column(values, dtype) -> np.ndarray:
+            return np.broadcast_to(np.asarray(values, dtype=dtype), (size,)).copy()
+
+        quantity = column(quantity_x1000, np.int64)
+        price = column(unit_price_incl_x10000, np.int64)
+        codes = column(gst_code, object)
+        total = line_total_cents(quantity, price, np.zeros(size, dtype=np.int64))
+        added = {
+            "doc": doc, "line_no": np.bincount(self.lines["doc"], minlength=len(self))[doc] + 1,
+            "sku": column(sku, object), "description": column(description, object), "quantity_x1000": quantity,
+            "unit_price_incl_x10000": price, "discount_incl_cents": np.zeros(size, dtype=np.int64), "gst_code": codes,
+            "analysis_code": column(analysis_code, object), "unit_cost_excl_x10000": column(unit_cost_excl_x10000, np.int64),
+            "unit_cost_missing": column(unit_cost_missing, bool), "line_total_incl_cents": total,
+            "line_gst_cents": gst_cents(total, codes),
+        }
+        self.lines = {name: np.concatenate([values, added[name].astype(values.dtype)]) for name, values in self.lines.items()}
+
+    def add_document(self, branch: int, day: int, created: int, tender_type: str, original: int = -1) -> int:
+        """A FINAL document (a credit when it reverses `original`) with no lines yet; its index."""
+        added = {"branch": branch, "day": day, "created": created, "updated": created, "status": "FINAL",
+                 "is_credit": original >= 0, "original": original, "tender_type": tender_type}
+        self.docs = {name: np.concatenate([values, np.array([added[name]], dtype=values.dtype)]) for name, values in self.docs.items()}
+        return len(self) - 1
+
+    def sell(self, catalogue: Catalogue, branch: int, day: int, created: int, tender_type: str,
+             products: list[tuple[int, int]]) -> int:
+        """A sale of catalogue products [(product, quantity ×1000)], GST standard rated."""
+        doc = self.add_document(branch, day, created, tender_type)
+        for product, quantity in products:
+            self.add_lines(np.array([doc]), quantity_x1000=quantity, unit_price_incl_x10000=catalogue.price_x10000[product],
+                           gst_code="S", analysis_code=catalogue.analysis_code[product],
+                           description=catalogue.description[product], sku=catalogue.sku[product],
+                           unit_cost_excl_x10000=catalogue.cost_x10000[product], unit_cost_missing=False)
+        return doc
+
+    def refund(self, original: int, day: int, created: int, tender_type: str) -> int:
+        """A credit returning every line of `original` (same branch), refunded to tender_type."""
+        doc = self.add_document(int(self.docs["branch"][original]), day, created, tender_type, original=original)
+        returned = {name: values[self.lines["doc"] == original] for name, values in self.lines.items()}
+        returned["doc"] = np.full(len(returned["doc"]), doc, dtype=np.int64)
+        returned["quantity_x1000"] = -returned["quantity_x1000"]
+        returned["line_total_incl_cents"] = line_total_cents(
+            returned["quantity_x1000"], returned["unit_price_incl_x10000"], returned["discount_incl_cents"])
+        returned["line_gst_cents"] = gst_cents(returned["line_total_incl_cents"], returned["gst_code"])
+        self.lines = {name: np.concatenate([values, returned[name]]) for name, values in self.lines.items()}
+        return doc
+
+    def sell_vouchers(self, docs: np.ndarray, cents: np.ndarray) -> None:
+        """A gift voucher sold on each of `docs` (distinct documents) for `cents`: a VOUCHER line, exempt
+        (NZ taxes a voucher when it is redeemed), no stock, no cost."""
+        self.add_lines(docs, quantity_x1000=1000, unit_price_incl_x10000=np.asarray(cents, dtype=np.int64) * 100,
+                       gst_code="E", analysis_code=VOUCHER, description=VOUCHER_DESCRIPTION)
+
+    def sell_vouchers_now_and_then(self, rng: np.random.Generator) -> None:
+        """Some invoices also sell a gift voucher."""
+        docs = np.flatnonzero(~self.docs["is_credit"] & (rng.random(len(self)) < VOUCHER_SALE_RATE))
+        self.sell_vouchers(docs, rng.choice(TILL_VOUCHERS_CENTS, size=len(docs)))
+
+    def round_cash(self) -> None:
+        """NZ cash rounding: a document paid in cash whose total is not a multiple of 10 cents gets a
+        ROUNDING line (exempt, no stock) to the nearest 10 cents, 5 cents rounding toward zero (the
+        retailer's choice in NZ), so the cash paid or refunded is a sum the coins can make."""
+        total = self.totals()
+        size = np.abs(total)
+        left = size % CASH_STEP_CENTS
+        rounded = np.where(left <= CASH_STEP_CENTS // 2, size - left, size - left + CASH_STEP_CENTS)
+        adjustment = np.sign(total) * (rounded - size)
+        docs = np.flatnonzero((self.docs["tender_type"] == "CASH") & (adjustment != 0))
+        # a credit's lines have negative quantities: −(1 × −amount) is the amount
+        credit = self.docs["is_credit"][docs]
+        self.add_lines(docs, quantity_x1000=np.where(credit, -1000, 1000),
+                       unit_price_incl_x10000=np.where(credit, -adjustment[docs], adjustment[docs]) * 100,
+                       gst_code="E", analysis_code=ROUNDING, description=ROUNDING_DESCRIPTION)
+
+    def finished(self) -> tuple[GeneratedSales, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The documents in time order (ties: the order they were made) as GeneratedSales, with their
+        day, created, updated, status and tender type."""
+        n = len(self)
+        order = np.lexsort((np.arange(n), self.docs["created"], self.docs["day"]))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        docs = {name: values[order] for name, values in self.docs.items()}
+        docs["original"] = np.where(docs["original"] >= 0, rank[np.maximum(docs["original"], 0)], -1)
+        doc = rank[self.lines["doc"]]
+        line_order = np.lexsort((self.lines["line_no"], doc))
+        lines = {name: values[line_order] for name, values in self.lines.items()}
+        lines["doc"] = doc[line_order]
+        n_lines = np.bincount(lines["doc"], minlength=n)
+        sales = GeneratedSales(docs={
+            "branch": docs["branch"], "is_credit": docs["is_credit"], "original": docs["original"],
+            "export": np.zeros(n, dtype=bool), "n_lines": n_lines,
+            "total_incl_cents": segment_sums(lines["line_total_incl_cents"], n_lines),
+            "total_gst_cents": segment_sums(lines["line_gst_cents"], n_lines),
+        }, lines=lines)
+        return sales, docs["day"], docs["created"], docs["updated"], docs["status"], docs["tender_type"]
+
+
+def catalogue_product(catalogue: Catalogue, item: str) -> int:
+    """The first colour of a catalogue item."""
+    return int(np.flatnonzero(np.char.startswith(catalogue.description.astype(str), f"{item} - "))[0])
+
+
+def plant_takings_scenarios(
+    rng: np.random.Generator,
+    pos: TillDocuments,
+    catalogue: Catalogue,
+    days: int,
+    branch_codes: np.ndarray,
+    web_vouchers: Iterable[tuple[int, str, int]],
+    miscounts: dict[tuple[int, int, str], int],
+) -> dict[str, tuple[str, int]]:
+    """The takings scenarios of TAKINGS_SCENARIO_PLAN whose branch the database has and whose day (and
+    the day before, for a refund of an earlier sale) it holds: documents added to `pos`, the over/short
+    set in `miscounts` ((branch, day, tender) -> counted − expected). web_vouchers: the web store's
+    FINAL orders paid in part by gift voucher, (day, branch_code, voucher cents). Returns name ->
+    (branch_code, day index)."""
+    index_of = {code: i for i, code in enumerate(branch_codes.tolist()) if code != WEB}
+    boots, jacket, card = (catalogue_product(catalogue, item) for item in ("Waterproof Walking Boots", "Puffer Jacket", "Greeting Card"))
+    boots_cents, jacket_cents = (int(line_total_cents(1000, catalogue.price_x10000[p], 0)) for p in (boots, jacket))
+    planted: dict[str, tuple[str, int]] = {}
+
+    def where(name: str, earliest: int) -> tuple[int, int] | None:
+        branch, back = TAKINGS_SCENARIO_PLAN[name]
+        at = days - 1 - back
+        return (index_of[branch], at) if branch in index_of and at >= earliest else None
+
+    def at(day: int, hour: int) -> int:
+        return day * 86_400 + hour * 3600 + int(rng.integers(0, 3600))
+
+    def counted_as_expected(branch: int, day: int) -> None:  # the scenario shows one thing, not a random miscount too
+        for key in [key for key in miscounts if key[:2] == (branch, day)]:
+            del miscounts[key]
+
+    # a customer returns boots bought yesterday for cash: the day's cash refunds outweigh its cash sales
+    # by $20 at least, and the branch-day still nets $20 or more of sales
+    if found := where("negative_tender", earliest=1):
+        branch, day = found
+        pairs = max(1, ceil_divide(max(pos.takings(branch, day, "CASH"), 0) + 2000, boots_cents))
+        sale = pos.sell(catalogue, branch, day - 1, at(day - 1, 11), "CASH", [(boots, pairs * 1000)])
+        pos.refund(sale, day, at(day, 14), "CASH")
+        short = pos.takings(branch, day) - 2000
+        if short < 0:
+            pos.sell(catalogue, branch, day, at(day, 15), "EFTPOS", [(jacket, ceil_divide(-short, jacket_cents) * 1000)])
+        counted_as_expected(branch, day)
+        planted["negative_tender"] = (branch_codes[branch], day)
+
+    # a bulk order of boots bought yesterday returned to the card: refunds exceed the day's sales by $20 at least
+    if found := where("net_negative", earliest=1):
+        branch, day = found
+        pairs = max(1, ceil_divide(pos.takings(branch, day) + 2000, boots_cents))
+        sale = pos.sell(catalogue, branch, day - 1, at(day - 1, 10), "EFTPOS", [(boots, pairs * 1000)])
+        pos.refund(sale, day, at(day, 13), "EFTPOS")
+        counted_as_expected(branch, day)
+        planted["net_negative"] = (branch_codes[branch], day)
+
+    # the till's cash is counted $5.00 short (a cash sale first, if the day has none)
+    if found := where("over_short", earliest=0):
+        branch, day = found
+        paid_cash = (pos.docs["status"] == "FINAL") & (pos.docs["branch"] == branch) & (pos.docs["day"] == day) & (pos.docs["tender_type"] == "CASH")
+        if not paid_cash.any():
+            pos.sell(catalogue, branch, day, at(day, 12), "CASH", [(card, 1000)])
+        counted_as_expected(branch, day)
+        miscounts[(branch, day, "CASH")] = MISCOUNT_SHORT_CENTS
+        planted["over_short"] = (branch_codes[branch], day)
+
+    # a gift voucher sold at the till on the day nearest the planned one that a web order is paid in part
+    # by voucher, for the same amount (the pair an accountant follows through the liability account)
+    if found := where("voucher_sold", earliest=0):
+        branch, planned = found
+        redeemed: dict[int, list[tuple[str, int]]] = {}
+        for day, web_branch, cents in web_vouchers:
+            redeemed.setdefault(day, []).append((web_branch, cents))
+        nearest = sorted(redeemed, key=lambda day: (abs(day - planned), -day))
+        day = nearest[0] if nearest else planned
+        web_branch, cents = next((v for v in redeemed.get(day, []) if v[0] == WEB), (redeemed.get(day) or [(None, 5000)])[0])
+        sale = pos.add_document(branch, day, at(day, 13), "EFTPOS")
+        pos.sell_vouchers(np.array([sale]), np.array([cents]))
+        planted["voucher_sold"] = (branch_codes[branch], day)
+        if web_branch is not None:
+            planted["voucher_redeemed_online"] = (web_branch, day)
+    return {name: planted[name] for name in TAKINGS_SCENARIO_PLAN if name in planted}
+
+
+# ---------------------------------------------------------------------------------------------------
 # Table data: contract column -> (kind, values); kinds say how values reach the database
 
 
@@ -590,6 +859,8 @@ class DemoSummary:
     goods_received: int
     goods_received_lines: int
     seed: int
+    # the takings scenarios this database holds, as TAKINGS_SCENARIOS names them: name -> (branch_code, ISO day)
+    takings_scenarios: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return (
@@ -696,12 +967,23 @@ def create_demo_database(
                                    (codes[customer], names_[customer], emails[customer]), order_ref)
     data["sales_invoices"].append(invoices)
     data["sales_invoice_lines"].append(lines)
-    data["sales_tenders"].append(tender_table(tenders_for(
-        rng, invoice_no, sales.docs["total_incl_cents"], created, ERETAILER_TENDERS, voucher_share=0.04)))
+    web_tenders = tenders_for(rng, invoice_no, sales.docs["total_incl_cents"], created, ERETAILER_TENDERS, voucher_share=0.04)
+    data["sales_tenders"].append(tender_table(web_tenders))
     eretailer_invoices, eretailer_lines = n, len(sales.lines["doc"])
+    position = {number: i for i, number in enumerate(invoice_no.tolist())}
+    web_vouchers = [  # (day, branch, cents) of the FINAL web orders paid in part by gift voucher
+        (int(doc_day[doc]), str(branch_codes[sales.docs["branch"][doc]]), int(amount))
+        for doc, amount in ((position[number], amount) for number, tender_type, amount in zip(
+            web_tenders["invoice_no"].tolist(), web_tenders["tender_type"].tolist(), web_tenders["amount"].tolist())
+            if tender_type == "GIFT_VOUCHER")
+        if status[doc] == "FINAL"
+    ]
 
+    planted: dict[str, tuple[str, int]] = {}
     if include_other_processes:
-        add_other_processes(rng, catalogue, data, days, branch_codes, store_count, lines_per_invoice)
+        tills = np.random.default_rng([seed, TILLS_STREAM])
+        planted = add_other_processes(rng, catalogue, data, days, branch_codes, store_count, lines_per_invoice,
+                                      tills=tills, web_vouchers=web_vouchers)
 
     engine, own_engine = _demo_engine(url)
     try:
@@ -723,6 +1005,7 @@ def create_demo_database(
         eretailer_invoices=eretailer_invoices, eretailer_lines=eretailer_lines,
         sales_tenders=counts["sales_tenders"], cash_ups=counts["cash_ups"],
         goods_received=counts["goods_received"], goods_received_lines=counts["goods_received_lines"], seed=seed,
+        takings_scenarios={name: (str(branch), (first_day + timedelta(days=at)).isoformat()) for name, (branch, at) in planted.items()},
     )
 
 
@@ -734,8 +1017,12 @@ def add_other_processes(
     branch_codes: np.ndarray,
     store_count: int,
     lines_per_invoice: tuple[int, int],
-) -> None:
-    """POS sales and cash-ups in the stores, account customer invoices and credits, goods received."""
+    tills: np.random.Generator | None = None,
+    web_vouchers: Iterable[tuple[int, str, int]] = (),
+) -> dict[str, tuple[str, int]]:
+    """POS sales and cash-ups in the stores, account customer invoices and credits, goods received.
+    Returns the takings scenarios planted: name -> (branch_code, day index)."""
+    planted: dict[str, tuple[str, int]] = {}
     # POS: a few sales per store per day, in time order
     if store_count:
         per_store_day = rng.integers(3, 10, size=(days, store_count))
@@ -747,27 +1034,45 @@ def add_other_processes(
         sales = generate_sales(rng, catalogue, branch, lines_range=(1, 4), credit_rate=0.03,
                                donation_rate=0.02, discount_rate=0.05)
         n = len(doc_day)
-        invoice_no = numbered("P", 2_000_001, n, 7)
         status = statuses(rng, n, held=0.0, void=0.005)
         updated = updated_times(rng, created, status, edited_share=0.0)
+        # one tender per document, its type drawn before the tills' extras settle the amount
+        tender_type = tenders_for(rng, np.arange(n), sales.docs["total_incl_cents"], created, POS_TENDERS)["tender_type"]
+        # cash is sometimes over or short: drawn per FINAL store, day and tender type, as CI's tills are
+        final = status == "FINAL"
+        drawn = (pd.DataFrame({"branch": sales.docs["branch"][final], "day": doc_day[final], "tender_type": tender_type[final]})
+                 .groupby(["branch", "day", "tender_type"], sort=True).size().reset_index())
+        off = (drawn["tender_type"].to_numpy() == "CASH") & (rng.random(len(drawn)) < 0.15)
+        miscount = np.zeros(len(drawn), dtype=np.int64)
+        miscount[off] = rng.integers(-500, 501, size=int(off.sum()))
+        miscount = CASH_STEP_CENTS * half_up_divide(miscount, CASH_STEP_CENTS)  # counted cash is whole 10 cents too
+        miscounts = {key: int(cents) for key, cents in zip(
+            zip(drawn["branch"].tolist(), drawn["day"].tolist(), drawn["tender_type"].tolist()), miscount.tolist()) if cents}
+
+        tills = tills if tills is not None else np.random.default_rng(TILLS_STREAM)
+        pos = TillDocuments.of(sales, doc_day, created, updated, status, tender_type)
+        pos.sell_vouchers_now_and_then(tills)
+        planted = plant_takings_scenarios(tills, pos, catalogue, days, branch_codes, web_vouchers, miscounts)
+        pos.round_cash()
+        sales, doc_day, created, updated, status, tender_type = pos.finished()
+        n = len(doc_day)
+        invoice_no = numbered("P", 2_000_001, n, 7)
         invoices, lines = sales_tables(sales, invoice_no, doc_day, created, updated, status, POS, branch_codes, None, None)
         data["sales_invoices"].append(invoices)
         data["sales_invoice_lines"].append(lines)
-        tenders = tenders_for(rng, invoice_no, sales.docs["total_incl_cents"], created, POS_TENDERS)
-        data["sales_tenders"].append(tender_table(tenders))
+        total = sales.docs["total_incl_cents"]
+        data["sales_tenders"].append(tender_table({
+            "invoice_no": invoice_no, "tender_no": np.ones(n, dtype=np.int64), "tender_type": tender_type,
+            "amount": total, "paid_at": created,
+        }))
 
-        # Cash-ups: the FINAL documents' tenders per store, day and tender type; cash is sometimes over/short
-        position = {number: i for i, number in enumerate(invoice_no.tolist())}
-        doc = np.array([position[number] for number in tenders["invoice_no"].tolist()], dtype=np.int64)
-        final = status[doc] == "FINAL"
-        frame = pd.DataFrame({
-            "branch": sales.docs["branch"][doc][final], "day": doc_day[doc][final],
-            "tender_type": tenders["tender_type"][final], "expected": tenders["amount"][final],
-        })
-        expected = frame.groupby(["branch", "day", "tender_type"], sort=True)["expected"].sum().reset_index()
-        counted = expected["expected"].to_numpy(dtype=np.int64).copy()
-        off = (expected["tender_type"].to_numpy() == "CASH") & (rng.random(len(expected)) < 0.15)
-        counted[off] += rng.integers(-500, 501, size=int(off.sum()))
+        # Cash-ups: the FINAL documents' tenders per store, day and tender type, counted as drawn above
+        final = status == "FINAL"
+        expected = (pd.DataFrame({"branch": sales.docs["branch"][final], "day": doc_day[final],
+                                  "tender_type": tender_type[final], "expected": total[final]})
+                    .groupby(["branch", "day", "tender_type"], sort=True)["expected"].sum().reset_index())
+        keys = zip(expected["branch"].tolist(), expected["day"].tolist(), expected["tender_type"].tolist())
+        counted = expected["expected"].to_numpy(dtype=np.int64) + np.array([miscounts.get(key, 0) for key in keys], dtype=np.int64)
         data["cash_ups"].append({
             "branch_code": text(branch_codes[expected["branch"].to_numpy()]),
             "business_date": day(expected["day"].to_numpy()),
@@ -838,6 +1143,7 @@ def add_other_processes(
         "gst_code": text(np.full(len(product), "S", dtype=object)),
         "analysis_code": text(catalogue.analysis_code[product]),
     })
+    return planted
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -4,8 +4,10 @@ Payments go only to a BANK account or to one with `EnablePaymentsToAccount` (xer
 the spec's Account.EnablePaymentsToAccount). The chart holds the two bank accounts of Xero's NZ demo
 chart (090, 091), tender clearing accounts 611-617 (CURRENT assets with payments enabled, as
 point-of-sale integrations use them; processes.md, end-of-day takings) and the gift voucher liability
-835 with payments enabled (a GIFT_VOUCHER tender is a payment to it, processes.md section 5). 620
-Prepayments is a CURRENT asset without payments: a payment to it is refused.
+835 with payments enabled (a GIFT_VOUCHER tender is a payment to it, processes.md section 5), and the
+takings' own expense accounts, 481 Till over/short and 482 Cash rounding (tax type NONE: neither is a
+supply, processes.md section 1). 620 Prepayments is a CURRENT asset without payments: a payment to it is
+refused.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ NZ_ACCOUNTS: tuple[SeedAccount, ...] = (
     SeedAccount("429", "General Expenses", "OVERHEADS", "EXPENSE", "INPUT2"),
     SeedAccount("469", "Rent", "OVERHEADS", "EXPENSE", "INPUT2"),
     SeedAccount("477", "Wages and Salaries", "EXPENSE", "EXPENSE", "NONE"),
+    SeedAccount("481", "Till over/short", "OVERHEADS", "EXPENSE", "NONE",
+                description="Cash counted at the tills less cash expected"),
+    SeedAccount("482", "Cash rounding", "OVERHEADS", "EXPENSE", "NONE",
+                description="Cash sales rounded to 10 cents"),
     SeedAccount("610", "Accounts Receivable", "CURRENT", "ASSET", "NONE", system_account="DEBTORS"),
     SeedAccount("611", "Cash clearing", "CURRENT", "ASSET", "NONE", enable_payments=True,
                 description="Till cash counted, until banked"),
