@@ -1,5 +1,7 @@
-"""The demo: the demo CI database and the local Xero sandbox, the last days posted in Summary mode and
-in Detail mode (each into its own sandbox organisation), and a report of what Xero now holds."""
+"""The demo: the demo CI database and the local Xero sandbox, the last days' E-Retailer invoices posted in
+Summary mode and in Detail mode (each into its own sandbox organisation), the branches' end-of-day takings
+posted beside the Summary ones, and a report of what Xero now holds: per process CI beside Xero (the
+per-day check), and per clearing account CI's figure beside how Xero moved it."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import yaml
 from sqlalchemy import func, select
 
 from .ci.demo import create_demo_database
-from .ci.extract import engine_for, extract_sales_documents
+from .books.tenders import TenderMapping
+from .ci.extract import engine_for, extract_sales_documents, extract_sales_with_tenders
 from .ci.tables import build_ci_tables
-from .money import cents_to_decimal
+from .money import cents_to_decimal, decimal_to_cents
 from .resources import XeroResource
 from .runner import dagster_home, dagster_instance, nz_yesterday, run_days
 from .settings import SiteSettings, load_settings
@@ -84,23 +87,85 @@ def last_ci_day(settings: SiteSettings) -> date | None:
     return date.fromisoformat(str(newest)[:10]) if newest else None
 
 
-def _report(settings: SiteSettings, mode: str, results: pd.DataFrame, first: date, last: date) -> bool:
-    documents = extract_sales_documents(engine_for(settings.resolved_ci_database_url), first, last, names=settings.ci_names.names())
-    final = documents.invoices[documents.invoices["status"] == "FINAL"]
-    good = results[results["outcome"].isin(["posted", "already_posted"])]
-    signed = good["total_cents"].where(good["endpoint"] == "Invoices", -good["total_cents"])
-    signed_tax = good["tax_cents"].where(good["endpoint"] == "Invoices", -good["tax_cents"])
-    outcomes = results["outcome"].value_counts().to_dict()
-    ci_total, ci_gst = int(final["total_incl_cents"].sum()), int(final["total_gst_cents"].sum())
-    print(
-        f"  {mode}: {len(results)} Xero documents for {first} … {last}: "
-        + ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
-    )
-    print(
-        f"    CI FINAL total {cents_to_decimal(ci_total)} (GST {cents_to_decimal(ci_gst)}); "
-        f"in Xero {cents_to_decimal(int(signed.sum()))} (GST {cents_to_decimal(int(signed_tax.sum()))})"
-    )
-    return int(signed.sum()) == ci_total and int(signed_tax.sum()) == ci_gst
+def _every_dollar(instance, run_id: str) -> dict[str, str] | None:
+    """The run's per-day check Σ CI FINAL = Σ in Xero + Σ quarantined + Σ excluded (its figures), or None."""
+    for evaluation in instance.get_records_for_run(run_id, of_type=_check_evaluation_type()).records:
+        data = evaluation.event_log_entry.dagster_event.event_specific_data
+        if data.check_name == "every_dollar_accounted_for":
+            return {key: value.value for key, value in data.metadata.items() if isinstance(value.value, str)} | {
+                "passed": "yes" if data.passed else "no"}
+    return None
+
+
+def _check_evaluation_type():
+    from dagster import DagsterEventType
+
+    return DagsterEventType.ASSET_CHECK_EVALUATION
+
+
+def _report(instance, run, what: str, first: date, last: date) -> bool:
+    """What the run did, and CI beside Xero as the run's own per-day check found them."""
+    outcomes = run.results["outcome"].value_counts().to_dict() if len(run.results) else {}
+    print(f"  {what}: {len(run.results)} Xero documents for {first} … {last}: "
+          + ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())))
+    dollars = _every_dollar(instance, run.run_id)
+    if dollars is None:
+        print("    the check every_dollar_accounted_for did not run")
+        return False
+    print(f"    CI FINAL {dollars['ci_final']} = in Xero {dollars['in_xero']} + quarantined {dollars['quarantined']} "
+          f"+ excluded by a rule {dollars['excluded_by_rule']}; unaccounted {dollars['unaccounted']}")
+    return dollars["passed"] == "yes" and dollars["unaccounted"] == "0.00"
+
+
+def clearing_accounts(settings: SiteSettings, first: date, last: date) -> pd.DataFrame:
+    """Per clearing account (the tender mapping's accounts): CI's figure, read from CI (each POS branch-day's
+    counted cash-up, each FINAL web order's tenders), beside how Xero moved the account over the days: payments
+    into it (refunds out of it) and the document lines the sign rule put on it. Debit positive, in cents."""
+    mapping = TenderMapping(accounts=dict(settings.mapping.tender_accounts),
+                            voucher_liability_account=settings.mapping.voucher_liability_account)
+    read = extract_sales_with_tenders(engine_for(settings.resolved_ci_database_url), first, last, names=settings.ci_names.names())
+    ci: dict[str, int] = {}
+    for tender, counted in zip(read.cash_ups["tender_type"], read.cash_ups["counted_cents"]):
+        account = mapping.account_for(tender)
+        if account:
+            ci[account] = ci.get(account, 0) + int(counted)
+    web = read.tenders[(read.tenders["source"] == "ERETAILER") & (read.tenders["status"] == "FINAL")]
+    if settings.eretailer.pay_tenders:
+        for tender, amount in zip(web["tender_type"], web["amount_cents"]):
+            account = mapping.account_for(tender)
+            if account:
+                ci[account] = ci.get(account, 0) + int(amount)
+    client = XeroResource.from_settings(settings).client()
+    xero: dict[str, int] = {account: 0 for account in ci}
+    where = (f"Date>=DateTime({first.year},{first.month:02d},{first.day:02d}) AND "
+             f"Date<=DateTime({last.year},{last.month:02d},{last.day:02d})")
+    for payment in client.get_all("Payments", "Payments", {"where": where, "page": 1}):
+        if payment.get("Status") == "DELETED":
+            continue
+        account = (payment.get("Account") or {}).get("Code")
+        refund = bool(payment.get("CreditNote")) or payment.get("PaymentType") == "ARCREDITPAYMENT"
+        xero[account] = xero.get(account, 0) + (-1 if refund else 1) * decimal_to_cents(payment["Amount"])
+    from .xero.reconcile import read_documents
+
+    for (endpoint, _number), document in read_documents(client, first, last).items():
+        if document.get("Status") in ("VOIDED", "DELETED"):
+            continue
+        sign = 1 if endpoint == "CreditNotes" else -1  # a sales line credits its account; a credit note's debits it
+        for line in document.get("LineItems") or []:
+            if line.get("AccountCode") in xero:
+                xero[line["AccountCode"]] += sign * decimal_to_cents(line.get("LineAmount", 0))
+    rows = [(account, ci.get(account, 0), xero.get(account, 0)) for account in sorted(set(ci) | set(xero)) if account in ci]
+    frame = pd.DataFrame(rows, columns=["account", "ci_cents", "xero_cents"])
+    return frame.assign(difference_cents=frame["ci_cents"] - frame["xero_cents"])
+
+
+def _print_clearing_accounts(frame: pd.DataFrame, names: dict[str, str]) -> bool:
+    print("  Clearing accounts (debit positive): CI counted / taken beside how Xero moved the account")
+    for row in frame.itertuples(index=False):
+        mark = "" if row.difference_cents == 0 else f"   DIFFERENCE {cents_to_decimal(int(row.difference_cents))}"
+        print(f"    {row.account:>5} {names.get(row.account, ''):<26} CI {cents_to_decimal(int(row.ci_cents)):>12}   "
+              f"Xero {cents_to_decimal(int(row.xero_cents)):>12}{mark}")
+    return bool((frame["difference_cents"] == 0).all())
 
 
 def run_demo(settings_path: Path, days: int = 30) -> int:
@@ -131,18 +196,24 @@ def run_demo(settings_path: Path, days: int = 30) -> int:
             # site.yaml, as for `ci-xero run`); the Detail copy posts to another organisation, so it keeps
             # its own instance (data/demo-detail/.dagster_home) and never mixes into the site's asset history
             instance = dagster_instance(mode_settings, prefer_dagster_home=(mode == "summary"))
+            processes = ["eretailer"] + (["takings"] if mode == "summary" and mode_settings.takings.enabled else [])
             try:
-                run = run_days(path, first, last, instance)
+                for process in processes:
+                    what = f"E-Retailer, {mode} mode" if process == "eretailer" else "end-of-day takings"
+                    run = run_days(path, first, last, instance, process=process)
+                    if not run.success and not run.failed_checks:
+                        print(f"  {what}: the Dagster run {run.run_id} FAILED; open the UI to see why.")
+                        all_good = False
+                        continue
+                    all_good &= _report(instance, run, what, first, last)
+                    for check in run.failed_checks:
+                        print(f"    check failed: {check}")
             finally:
                 instance.dispose()
-            if not run.success:
-                print(f"  {mode}: the Dagster run {run.run_id} FAILED; open the UI to see why.")
-                all_good = False
-                continue
-            all_good &= _report(mode_settings, mode, run.results, first, last)
-            for check in run.failed_checks:
-                print(f"    check failed: {check}")
-    print("CI = Xero to the cent in both modes." if all_good else "Something did not reconcile: see above.")
+            if mode == "summary":
+                names = {a["Code"]: a["Name"] for a in XeroResource.from_settings(mode_settings).client().accounts()}
+                all_good &= _print_clearing_accounts(clearing_accounts(mode_settings, first, last), names)
+    print("CI = Xero to the cent: every process, every clearing account." if all_good else "Something did not reconcile: see above.")
     home = dagster_home(settings)
     site = "" if Path(settings_path).resolve() == (Path.cwd() / "site.yaml").resolve() else f"CI_XERO_SITE={settings_path} "
     print(f"The runs are in the Dagster instance {home}; to see them in the UI (from the repository's folder):")

@@ -47,6 +47,7 @@ SITE = TakingsRules(
     sales_accounts={"APPAREL": "201", "FOOTWEAR": "202", "ACCESSORIES": "203", "GIFTS": "204", "FREIGHT": "205"},
     tender_accounts={"CASH": "611", "EFTPOS": "612", "VISA": "613", "MASTERCARD": "613", "AMEX": "614"},
     over_short_account="429", voucher_liability_account="835",
+    voucher_analysis_codes=("VOUCHER",), rounding_analysis_codes=("ROUNDING",), rounding_account="482",
 )
 
 
