@@ -40,6 +40,7 @@ from .resources import CISourceResource, SiteResource, XeroResource
 from .sensors import (
     SITE_TAG,
     build_connection_expiry_sensor,
+    build_change_sensor,
     build_eretailer_change_sensor,
     build_failed_posting_sensor,
     build_quarantine_sensor,
@@ -184,6 +185,8 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
     alerter = alerter_for(settings)
     sensor_defs = [
         build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds),
+        *[build_change_sensor(job, process_settings(settings, name).sensor_interval_seconds, name, "POS", "till (POS)")
+          for name, job in process_jobs.items() if name == "takings"],
         build_connection_expiry_sensor(settings.xero.refresh_warning_days, alerter),
         build_failed_posting_sensor(settings.site_name, job_names, settings.data_path / "reports", alerter),
     ]

@@ -119,7 +119,8 @@ def _report(instance, run, what: str, first: date, last: date) -> bool:
 
 def clearing_accounts(settings: SiteSettings, first: date, last: date) -> pd.DataFrame:
     """Per clearing account (the tender mapping's accounts): CI's figure, read from CI (each POS branch-day's
-    counted cash-up, each FINAL web order's tenders), beside how Xero moved the account over the days: payments
+    counted cash-up, each FINAL web order's tenders, less the gift vouchers the tills sold for the liability), beside
+    how Xero moved the account over the days: payments
     into it (refunds out of it) and the document lines the sign rule put on it. Debit positive, in cents."""
     mapping = TenderMapping(accounts=dict(settings.mapping.tender_accounts),
                             voucher_liability_account=settings.mapping.voucher_liability_account)
@@ -129,6 +130,14 @@ def clearing_accounts(settings: SiteSettings, first: date, last: date) -> pd.Dat
         account = mapping.account_for(tender)
         if account:
             ci[account] = ci.get(account, 0) + int(counted)
+    # gift vouchers sold at the tills credit the liability (a redemption, a GIFT_VOUCHER tender, debits it)
+    liability = mapping.voucher_liability_account
+    if liability and settings.takings.enabled:
+        invoices = read.documents.invoices
+        sold_by = set(invoices.loc[(invoices["source"] == "POS") & (invoices["status"] == "FINAL"), "invoice_no"])
+        lines = read.documents.lines
+        sold = lines[lines["invoice_no"].isin(sold_by) & lines["analysis_code"].isin(settings.mapping.voucher_analysis_codes)]
+        ci[liability] = ci.get(liability, 0) - int(sold["line_total_incl_cents"].sum())
     web = read.tenders[(read.tenders["source"] == "ERETAILER") & (read.tenders["status"] == "FINAL")]
     if settings.eretailer.pay_tenders:
         for tender, amount in zip(web["tender_type"], web["amount_cents"]):

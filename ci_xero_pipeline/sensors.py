@@ -291,16 +291,23 @@ def _window_pin(instance: DagsterInstance, job_name: str, now: float) -> float:
 
 
 def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
+    return build_change_sensor(job, interval_seconds, "eretailer", "ERETAILER", "E-Retailer")
+
+
+def build_change_sensor(job: JobDefinition, interval_seconds: int, process: str, source: str, words: str):
+    """A process's sensor: re-runs a posted day when CI's documents of the process's source (E-Retailer: the
+    web store's; takings: the tills') are added, edited or voided after the day was posted."""
+
     @sensor(
-        name=CHANGE_SENSOR_NAME,
+        name=CHANGE_SENSOR_NAME if process == "eretailer" else f"{process}_changes_after_posting",
         job=job,
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.STOPPED,
-        description="Re-runs a posted day when CI E-Retailer documents of that day are added, edited "
+        description=f"Re-runs a posted day when CI {words} documents of that day are added, edited "
         "or voided after it was posted (posted: the posting ledger says so), and runs it again when such "
         "a run failed.",
     )
-    def eretailer_changes_after_posting(context: SensorEvaluationContext, ci: CISourceResource, xero: XeroResource):
+    def changes_after_posting(context: SensorEvaluationContext, ci: CISourceResource, xero: XeroResource):
         now = clock()  # when CI is read: the reference of the next read
         cursor = ChangeCursor.parse(context.cursor)
         try:
@@ -309,12 +316,12 @@ def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
             return SkipReason(f"The stored Xero connection cannot be read, so the posted days are unknown: {error}")
         if connection is None:
             return SkipReason("The site is not connected to Xero (`ci-xero connect`): no day is posted yet.")
-        ledger = xero.ledger(connection.tenant_id)
+        ledger = xero.ledger(connection.tenant_id, process=process)
         instance = context.instance
 
         since = None if cursor.read_at is None else float(cursor.read_at) - CHANGE_OVERLAP_SECONDS
         changes = changed_documents_since(
-            ci.engine(), wall_time_window_start(since) if since is not None else None, source="ERETAILER", names=ci.names()
+            ci.engine(), wall_time_window_start(since) if since is not None else None, source=source, names=ci.names()
         )
         posted = set(ledger.posted_partitions())
         changed_posted = sorted({str(day) for day in changes["business_date"].unique()} & posted) if not changes.empty else []
@@ -324,7 +331,7 @@ def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
         requested = dict(cursor.requested)
         requests: list[RunRequest] = []
         for day, changed in sorted(stale.items()):
-            key = f"eretailer-changed:{day}:{_utc(changed)}:after:{_utc(references[day])}"
+            key = f"{process}-changed:{day}:{_utc(changed)}:after:{_utc(references[day])}"
             if key not in requested and not _has_run(instance, key):
                 requests.append(RunRequest(partition_key=day, run_key=key, tags={CHANGE_TAG: key}))
                 context.log.info(f"{day}: CI changed it at {nz_wall(changed)} NZ, after it was posted; run requested.")
@@ -346,12 +353,12 @@ def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
         new_cursor = ChangeCursor(read_at, kept).dumps()
         if requests:
             return SensorResult(run_requests=requests, cursor=new_cursor)
-        what = "no E-Retailer document changed in CI" if changes.empty else (
-            f"{len(changes)} E-Retailer document change(s) in CI, none after its day was posted")
+        what = f"no {words} document changed in CI" if changes.empty else (
+            f"{len(changes)} {words} document change(s) in CI, none after its day was posted")
         return SensorResult(skip_reason=SkipReason(f"Since {nz_wall(since) if since else 'the start'} NZ: {what}."),
                             cursor=new_cursor)
 
-    return eretailer_changes_after_posting
+    return changes_after_posting
 
 
 UNREADABLE = "unreadable"  # the expiry sensor's state when the stored connection cannot be read

@@ -237,3 +237,19 @@ def step_failure(instance: DagsterInstance, run_id: str) -> str:
     events = instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE)
     return " ".join(str(e.dagster_event.step_failure_data.user_failure_data.description or "") for e in events
                     if e.dagster_event.step_failure_data.user_failure_data)
+
+
+def test_a_draft_site_posts_zero_balance_takings_with_the_tenders_as_lines_and_no_payments(sandbox, make_site, tmp_path):
+    url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
+    fill(url)
+    site = make_site(sandbox, url, {"takings": {"status": "DRAFT", "zero_balance": True}})
+    connect_site(site)
+    outcome = run_days(site, NORMAL, NET_NEGATIVE, DagsterInstance.ephemeral(), process="takings")
+    assert outcome.success, outcome.failed_checks
+    held = takings_documents(site)
+    for number in ("EOD-AKL01-20260302", "EOD-AKL01-20260303", "EOD-AKL01-20260304"):
+        assert held[number]["Status"] == "DRAFT" and held[number]["Total"] == Decimal("0.00")
+    # every tender's account takes CI's counted amount on a line (a negative line debits it)
+    assert line_amounts(held["EOD-AKL01-20260302"]) == {"201": 6000, "202": 4000, "481": -50, "611": -5950, "612": -4000}
+    assert line_amounts(held["EOD-AKL01-20260304"]) == {"202": -7000, "611": -3000, "612": 10000}
+    assert not xero_client(site).get_all("Payments", "Payments", {"page": 1})

@@ -154,8 +154,7 @@ def check_the_mapping(client: Any, needs: Sequence[Need], create: bool, title: s
     said: list[str] = []
     if not verdict.ok and create and verdict.missing_account_codes:
         result = create_missing(client, verdict, needs)
-        said = result.lines()
-        verdict = read_and_check(client, needs)
+        said, verdict = result.lines(), result.verdict  # create_missing re-checks after its creations
     if not verdict.ok:
         raise Failure(
             description=f"{title}: nothing was posted, the mapping does not fit the Xero organisation: "
