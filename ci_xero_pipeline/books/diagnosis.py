@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .eretailer import ADJUSTMENT, _branch_options
+from .eretailer import ADJUSTMENT, branch_options_of
 from .rules import EretailerRules
 
 RERUN = "re-run the day (only what is missing is sent)"
@@ -392,7 +392,7 @@ def ci_line_keys(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRu
     option (the branch's tracking option, as the documents were built)."""
     if not len(lines):
         return pd.DataFrame(columns=["invoice_no", "analysis_code", "account_code", "tax_type", "option"])
-    options = dict(zip(invoices["invoice_no"], _branch_options(invoices, rules))) if len(invoices) else {}
+    options = dict(zip(invoices["invoice_no"], branch_options_of(invoices, rules))) if len(invoices) else {}
     return pd.DataFrame({
         "invoice_no": lines["invoice_no"].to_numpy(),
         "analysis_code": lines["analysis_code"].astype(str).to_numpy(),
@@ -406,7 +406,7 @@ def branch_options_used(invoices: pd.DataFrame, rules: EretailerRules) -> dict[s
     """branch code → the tracking option its documents carry."""
     if not len(invoices):
         return dict(rules.tracking_options)
-    return dict(zip(invoices["branch_code"].astype(str), _branch_options(invoices, rules)))
+    return dict(zip(invoices["branch_code"].astype(str), branch_options_of(invoices, rules)))
 
 
 def _line_option(line: Mapping[str, Any]) -> str:

@@ -57,7 +57,7 @@ ZERO_NET_DAY = "the day's E-Retailer sales and refunds net to zero: no document"
 ADJUSTMENT = "GST adjustment to CI's GST"
 
 
-class _Decimals:
+class Decimals:
     """Decimal objects shared between equal amounts: a million lines repeat few distinct values."""
 
     def __init__(self) -> None:
@@ -75,7 +75,7 @@ def _due_date(day: str, rules: EretailerRules) -> str:
     return (date.fromisoformat(day) + timedelta(days=rules.due_days)).isoformat()
 
 
-class _Notices:
+class Notices:
     """The notices of one build (NOTICE_COLUMNS frames)."""
 
     def __init__(self) -> None:
@@ -98,7 +98,7 @@ def _with_code(name: str, code: Any) -> str:
     return name[: OPTION_LIMIT - len(suffix)].rstrip() + suffix
 
 
-def _branch_options(invoices: pd.DataFrame, rules: EretailerRules, notices: _Notices | None = None) -> pd.Series:
+def branch_options_of(invoices: pd.DataFrame, rules: EretailerRules, notices: Notices | None = None) -> pd.Series:
     """Each document's tracking option: the site's mapping, else the branch's name in CI, within
     Xero's 50 characters. Never two branches in one option unless the site maps them so: a name
     longer than 50 is cut and ends in its branch code ('Name … (CODE)', the same whichever branches a
@@ -172,7 +172,7 @@ def _empty_documents() -> pd.DataFrame:
     return frame
 
 
-def _gst_label(code: str, rules: EretailerRules) -> str:
+def gst_label(code: str, rules: EretailerRules) -> str:
     rate = rules.gst_rates.get(code)
     if rate is not None and rate_ratio(rate)[0] != 0:
         return f"GST {format(Decimal(str(rate)).normalize(), 'f')}%"
@@ -184,9 +184,9 @@ def _xero_line_tax(amount_cents: np.ndarray, gst_codes: np.ndarray, rules: Ereta
     return xero_tax_cents(amount_cents, gst_codes, rules.gst_rates, "EretailerRules.gst_rates")
 
 
-def _gst_adjustments(
+def gst_adjustments(
     ci_tax: np.ndarray, line_tax: np.ndarray, gst_codes: list, accounts: list, trackings: list,
-    rules: EretailerRules, number: _Decimals,
+    rules: EretailerRules, number: Decimals,
 ) -> list[list[dict[str, Any]]]:
     """For each group of lines whose CI GST (ci_tax, cents) differs from the sum of Xero's per-line tax
     (line_tax), the pair of lines that moves the difference d into the document's tax without touching
@@ -245,7 +245,7 @@ def build_eretailer_documents_with_notices(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The Xero documents (DOCUMENT_COLUMNS) and the notices of the build (NOTICE_COLUMNS: kind
     description_cut, option_cut, option_renamed, duplicate_header, orphan_line)."""
-    notices = _Notices()
+    notices = Notices()
     invoices, lines = _one_row_per_number(invoices, lines, notices)
     if invoices.empty:
         _orphans(lines, np.ones(len(lines), dtype=bool), notices)
@@ -260,7 +260,7 @@ def build_eretailer_documents_with_notices(
     return documents.sort_values(["business_date", "document_key"]).reset_index(drop=True)[DOCUMENT_COLUMNS], notices.frame()
 
 
-def _one_row_per_number(invoices: pd.DataFrame, lines: pd.DataFrame, notices: _Notices) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _one_row_per_number(invoices: pd.DataFrame, lines: pd.DataFrame, notices: Notices) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The documents without any whose number is given more than once (and without those documents'
     lines): which row is CI's cannot be told, and a summed or shared document would post the money
     twice. Validation quarantines such a document before it gets here; each left out is a notice."""
@@ -279,7 +279,7 @@ def _one_row_per_number(invoices: pd.DataFrame, lines: pd.DataFrame, notices: _N
     return invoices[~repeated].reset_index(drop=True), lines[keep_lines].reset_index(drop=True)
 
 
-def _orphans(lines: pd.DataFrame, orphan: np.ndarray, notices: _Notices) -> None:
+def _orphans(lines: pd.DataFrame, orphan: np.ndarray, notices: Notices) -> None:
     """A notice for each line left out because its document was not given."""
     if not orphan.any():
         return
@@ -309,7 +309,7 @@ def _in_order(days: pd.Series, keys: pd.Series) -> bool:
 
 # -- Summary mode ------------------------------------------------------------------------------
 
-def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules, notices: _Notices) -> pd.DataFrame:
+def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules, notices: Notices) -> pd.DataFrame:
     by_branch = rules.summary_grouping == "branch_day"
     documents_of = pd.DataFrame(  # the columns used below (not a copy of every column)
         {
@@ -317,7 +317,7 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
             "doc_type": invoices["doc_type"],
             "business_date": invoices["business_date"],
             "branch_code": invoices["branch_code"],
-            "option": _branch_options(invoices, rules, notices),
+            "option": branch_options_of(invoices, rules, notices),
         }
     )
     columns = ["invoice_no", "analysis_code", "gst_code", "line_total_incl_cents", "line_gst_cents"]
@@ -345,7 +345,7 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
         credits=("doc_type", lambda types: int((types == "CREDIT").sum())),
     )
     grouped["line_tax"] = _xero_line_tax(grouped["amount"].to_numpy(dtype=np.int64), grouped["gst_code"].to_numpy(), rules)
-    number = _Decimals()
+    number = Decimals()
     rows = []
     for keys, group in grouped.groupby(document_keys, sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
@@ -362,7 +362,7 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
             amount, ci_tax, line_tax = sign * int(line.amount), sign * int(line.tax), sign * int(line.line_tax)
             tracking = [{"Name": rules.tracking_category, "Option": line.option}]
             if amount != 0:  # (a line of 0.00 has no tax of its own; CI's GST on it, if any, moves below)
-                description = f"E-Retailer sales {day}: {line.codes} ({_gst_label(line.gst_code, rules)}), {line.option}"
+                description = f"E-Retailer sales {day}: {line.codes} ({gst_label(line.gst_code, rules)}), {line.option}"
                 if len(description) > DESCRIPTION_LIMIT:
                     notices.add(
                         [day], None, [None], "description_cut",
@@ -386,7 +386,7 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
                 differing.append((ci_tax, line_tax, line.gst_code, line.account_code, tracking))
         if differing:
             ci_taxes, line_taxes, codes, accounts, trackings = (list(column) for column in zip(*differing))
-            items.extend(chain.from_iterable(_gst_adjustments(ci_taxes, line_taxes, codes, accounts, trackings, rules, number)))
+            items.extend(chain.from_iterable(gst_adjustments(ci_taxes, line_taxes, codes, accounts, trackings, rules, number)))
         if not items:
             continue  # sales and refunds cancel line for line: nothing to post (see excluded_by_rule)
         reference = f"CI E-Retailer {day}: {info.invoices} invoices, {info.credits} credits"
@@ -427,7 +427,7 @@ def _summary_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: Ereta
     return pd.DataFrame(rows, columns=DOCUMENT_COLUMNS)
 
 
-def _with_documents(lines: pd.DataFrame, documents: pd.DataFrame, notices: _Notices | None = None) -> pd.DataFrame:
+def _with_documents(lines: pd.DataFrame, documents: pd.DataFrame, notices: Notices | None = None) -> pd.DataFrame:
     """lines.merge(documents, on="invoice_no", how="inner"), by position when every document number
     is a distinct str (no hashing of a million keys into a join table, no copies of the result). The
     rows come in the lines' order, as the merge gives them; the caller only groups them anyway. A line
@@ -545,7 +545,7 @@ def _mapped(values: pd.Series, mapping: dict[str, Any]) -> list:
 
 
 def _detail_line_items(
-    lines: pd.DataFrame, credit_line: np.ndarray, options: list[str], rules: EretailerRules, notices: _Notices | None = None
+    lines: pd.DataFrame, credit_line: np.ndarray, options: list[str], rules: EretailerRules, notices: Notices | None = None
 ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """The Xero line of every CI line, in order (`options` is each line's tracking option), with CI's
     GST of each line and Xero's own tax of it (the line's TaxAmount), in cents as shown (positive on a
@@ -645,11 +645,11 @@ def _detail_line_items(
     return items, shown_tax, line_tax
 
 
-def _detail_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules, notices: _Notices | None = None) -> pd.DataFrame:
-    notices = notices if notices is not None else _Notices()
+def _detail_documents(invoices: pd.DataFrame, lines: pd.DataFrame, rules: EretailerRules, notices: Notices | None = None) -> pd.DataFrame:
+    notices = notices if notices is not None else Notices()
     numbers = invoices["invoice_no"].tolist()
     credit = (invoices["doc_type"] == "CREDIT").to_numpy(dtype=bool)
-    options = _branch_options(invoices, rules, notices).tolist()
+    options = branch_options_of(invoices, rules, notices).tolist()
     position = {number: row for row, number in enumerate(numbers)}  # a repeated number: its last row
 
     # each line's document (a line of a document not given is left out, with a notice); the lines of a
@@ -757,9 +757,9 @@ def _detail_adjustments(
     if sums.empty:
         return {}
     trackings = [[{"Name": rules.tracking_category, "Option": options[row]}] for row in sums["document"].tolist()]
-    pairs = _gst_adjustments(
+    pairs = gst_adjustments(
         sums["ci"].to_numpy(), sums["own"].to_numpy(), sums["gst_code"].tolist(), sums["account"].tolist(),
-        trackings, rules, _Decimals(),
+        trackings, rules, Decimals(),
     )
     adjustments: dict[int, list[list[dict[str, Any]]]] = {}
     for row, pair in zip(sums["document"].tolist(), pairs):

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..money import cents_to_decimal, decimal_to_cents
-from .eretailer import DESCRIPTION_LIMIT, DOCUMENT_COLUMNS, _branch_options, _Decimals, _gst_adjustments, _gst_label, _Notices
+from .eretailer import DESCRIPTION_LIMIT, DOCUMENT_COLUMNS, branch_options_of, Decimals, gst_adjustments, gst_label, Notices
 from .schemas import empty_notices, inclusive_tax_cents, rate_ratio, xero_tax_cents
 from .takings_validation import (
     BRANCH_DAY_COLUMNS, EXCLUDED_DOCUMENT_COLUMNS, TAKINGS_QUARANTINE_COLUMNS, TENDER_DAY_COLUMNS, TakingsRules,
@@ -139,12 +139,12 @@ def build_takings_documents(validated: ValidatedTakings, rules: TakingsRules) ->
     if rate_ratio(rules.gst_rates.get("E", 0))[0] != 0:
         raise ValueError("the exempt gst_code E has a GST rate: NONE lines need a code without GST")
     document_rules = rules.document_rules()
-    notices = _Notices()
-    number = _Decimals()
+    notices = Notices()
+    number = Decimals()
     days = validated.branch_days[~validated.branch_days["quarantined"].to_numpy(dtype=bool)].reset_index(drop=True)
     if days.empty:
         return _empty_books()
-    options = _branch_options(
+    options = branch_options_of(
         pd.DataFrame({"branch_code": days["branch_code"], "branch_name": days["branch_name"], "business_date": days["business_date"]}),
         document_rules, notices,
     ).tolist()
@@ -295,13 +295,13 @@ def build_takings_documents(validated: ValidatedTakings, rules: TakingsRules) ->
     )
 
 
-def _add_adjustments(differing: list, document_rules: Any, number: _Decimals) -> None:
+def _add_adjustments(differing: list, document_rules: Any, number: Decimals) -> None:
     """The GST adjustment pairs of every document, made in one call, put where each belongs (after its
     document's content lines, in the order of its groups)."""
     if not differing:
         return
     _, _, ci_taxes, own_taxes, codes, accounts, trackings = (list(column) for column in zip(*differing))
-    pairs = _gst_adjustments(ci_taxes, own_taxes, codes, accounts, trackings, document_rules, number)
+    pairs = gst_adjustments(ci_taxes, own_taxes, codes, accounts, trackings, document_rules, number)
     placed: dict[int, tuple[list, int, list]] = {}
     for (items, at, *_), pair in zip(differing, pairs):
         found = placed.setdefault(id(items), (items, at, []))
@@ -314,20 +314,20 @@ def _xero_tax(amount_cents: np.ndarray, rate_codes: np.ndarray, rules: TakingsRu
     return xero_tax_cents(amount_cents, rate_codes, rules.gst_rates, "TakingsRules.gst_rates")
 
 
-def _item(description: str, amount: int, tax: int, account: str, tax_type: str, tracking: list, number: _Decimals) -> dict[str, Any]:
+def _item(description: str, amount: int, tax: int, account: str, tax_type: str, tracking: list, number: Decimals) -> dict[str, Any]:
     return {
         "Description": description, "Quantity": number(1, 0), "UnitAmount": number(amount), "LineAmount": number(amount),
         "TaxAmount": number(tax), "AccountCode": account, "TaxType": tax_type, "Tracking": tracking,
     }
 
 
-def _content_description(group: Any, day: str, option: str, document_rules: Any, document_number: str, notices: _Notices) -> str:
+def _content_description(group: Any, day: str, option: str, document_rules: Any, document_number: str, notices: Notices) -> str:
     if group.kind == VOUCHERS:
         text = f"Gift vouchers sold {day}: {group.codes}"
     elif group.kind == ROUNDING:
         text = f"Cash rounding {day}: {group.codes}"
     else:
-        text = f"Takings {day}: {group.codes} ({_gst_label(group.rate_code, document_rules)}), {option}"
+        text = f"Takings {day}: {group.codes} ({gst_label(group.rate_code, document_rules)}), {option}"
     if len(text) > DESCRIPTION_LIMIT:
         notices.add([day], None, [None], "description_cut",
                     [f"{document_number}: the description of a takings line ({group.account_code}, {group.tax_type}) has "
