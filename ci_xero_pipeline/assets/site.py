@@ -83,8 +83,21 @@ def schedule_words(settings: SiteSettings) -> str:
 
 def one_line_summary(settings: SiteSettings) -> str:
     """The site in one sentence: who posts where, how, when."""
+    takings = settings.takings
     return (f"{settings.site_name} posts E-Retailer sales to the Xero organisation {organisation(settings)} in "
-            f"{mode_words(settings)}, as {settings.eretailer.status}, daily at {settings.eretailer.schedule_time} NZ time.")
+            f"{mode_words(settings)}, as {settings.eretailer.status}, daily at {settings.eretailer.schedule_time} NZ time"
+            + (f"; end-of-day takings as {takings.status}, daily at {takings.schedule_time} NZ time." if takings.enabled else "."))
+
+
+def tender_rows(settings: SiteSettings) -> list[dict[str, Any]]:
+    """Each CI tender type's Xero account (the clearing account its payments go into), shared by every process."""
+    mapping = settings.mapping
+    rows = [{"ci_tender_type": tender, "xero_account": account, "setting": f"mapping.tender_accounts.{tender}"}
+            for tender, account in sorted(mapping.tender_accounts.items())]
+    if mapping.voucher_liability_account and "GIFT_VOUCHER" not in mapping.tender_accounts:
+        rows.append({"ci_tender_type": "GIFT_VOUCHER", "xero_account": mapping.voucher_liability_account,
+                     "setting": "mapping.voucher_liability_account"})
+    return rows
 
 
 def sales_account_rows(settings: SiteSettings) -> list[dict[str, Any]]:
@@ -119,6 +132,15 @@ def settings_rows(settings: SiteSettings, path: Path) -> list[dict[str, Any]]:
         ("eretailer.missing_ci_documents", er.missing_ci_documents),
         ("eretailer.all_or_nothing_days", str(er.all_or_nothing_days).lower()),
         ("eretailer.quarantine_check_severity", er.quarantine_check_severity),
+        ("eretailer.pay_tenders", "on: web orders' tenders become payments" if er.pay_tenders else "off"),
+        ("takings.enabled", str(settings.takings.enabled).lower()),
+        *([("takings.status", settings.takings.status + (" (zero-balance invoices)" if settings.takings.zero_balance else "")),
+           ("takings.schedule_time", f"{settings.takings.schedule_time} NZ time: takings_daily posts the previous NZ trading day"),
+           ("takings.over_short_account", str(settings.takings.over_short_account)),
+           ("takings.rounding_account", str(settings.takings.rounding_account)),
+           ("takings.missing_cash_up", settings.takings.missing_cash_up)] if settings.takings.enabled else []),
+        ("mapping.voucher_liability_account", str(settings.mapping.voucher_liability_account)),
+        ("mapping.create_missing_accounts", str(settings.mapping.create_missing_accounts).lower()),
         ("mapping.gst_tolerance_cents", str(settings.mapping.gst_tolerance_cents)),
         ("tracking.category_name", f"{tracking.category_name} ({tracking.strategy})"),
         ("xero.refresh_warning_days", str(xero.refresh_warning_days)),
@@ -141,6 +163,7 @@ def site_settings_spec(settings: SiteSettings, path: Path) -> AssetSpec:
             "settings_file": MetadataValue.path(str(path)),
             "sales_accounts": _table(sales_account_rows(settings), ["ci_analysis_code", "xero_account", "setting"]),
             "tax_types": _table(tax_type_rows(settings), ["ci_gst_code", "xero_tax_type", "gst_rate_percent", "setting"]),
+            "tender_accounts": _table(tender_rows(settings), ["ci_tender_type", "xero_account", "setting"]),
             "branch_options": _table(
                 [{"ci_branch_code": code, "xero_tracking_option": name, "setting": f"tracking.branch_options.{code}"}
                  for code, name in sorted(settings.tracking.branch_options.items())],
