@@ -196,6 +196,16 @@ def raise_if_failed(explained: pd.DataFrame, payment_results: pd.DataFrame, proc
     )
 
 
+def with_status_held(results: pd.DataFrame, held: dict) -> pd.DataFrame:
+    """Each result's xero_status as Xero holds the document now, read back after the payments (a paid
+    document is PAID, not the AUTHORISED it was when it went in)."""
+    if results.empty:
+        return results
+    now = [(held.get((endpoint, number)) or {}).get("Status") or status
+           for endpoint, number, status in zip(results["endpoint"], results["number"], results["xero_status"])]
+    return results.assign(xero_status=now)
+
+
 # -- the factory ---------------------------------------------------------------------------------------------
 def build_process_assets(process: Process, partitions_def: PartitionsDefinition, xero_pool: str | None = None) -> list:
     name = process.name
@@ -297,6 +307,7 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
             # before reading Xero back: a failed partition yields no checks, and a spent day has no calls left
             raise_if_failed(explained, payment_results, name)
             held = read_documents(client, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+        results = with_status_held(results, held)
         metadata.add_per_day_frames(
             context, days,
             lambda day, part, held_back, why, paid_part: {
