@@ -81,10 +81,11 @@ def fill(url: str, documents=DOCUMENTS, cash_ups=CASH_UPS) -> None:
                   {"branch_code": "WEB", "branch_name": "Online Store", "active": True}],
     )
     with engine.begin() as connection:
-        connection.execute(tables.cash_ups.insert(), [
-            {"branch_code": BRANCH, "business_date": day, "tender_type": tender, "expected_amount": Decimal(expected),
-             "counted_amount": Decimal(counted)} for (day, tender), (expected, counted) in cash_ups.items()
-        ])
+        if cash_ups:
+            connection.execute(tables.cash_ups.insert(), [
+                {"branch_code": BRANCH, "business_date": day, "tender_type": tender, "expected_amount": Decimal(expected),
+                 "counted_amount": Decimal(counted)} for (day, tender), (expected, counted) in cash_ups.items()
+            ])
     engine.dispose()
 
 
@@ -253,3 +254,63 @@ def test_a_draft_site_posts_zero_balance_takings_with_the_tenders_as_lines_and_n
     assert line_amounts(held["EOD-AKL01-20260302"]) == {"201": 6000, "202": 4000, "481": -50, "611": -5950, "612": -4000}
     assert line_amounts(held["EOD-AKL01-20260304"]) == {"202": -7000, "611": -3000, "612": 10000}
     assert not xero_client(site).get_all("Payments", "Payments", {"page": 1})
+
+
+def set_lock_date(sandbox, site, day: date) -> None:
+    sandbox.store.execute("UPDATE organisations SET period_lock_date = ? WHERE tenant_id = ?",
+                          (day.isoformat(), xero_client(site).tenant_id))
+
+
+def payments_held(site) -> list[tuple[str, str, int]]:
+    return sorted((p["Reference"], p.get("Status"), decimal_to_cents(p["Amount"]))
+                  for p in xero_client(site).get_all("Payments", "Payments", {"page": 1}))
+
+
+def test_a_ci_change_to_a_locked_day_removes_no_payment_and_changes_nothing(site, sandbox, tmp_path):
+    instance = DagsterInstance.ephemeral()
+    run_days(site, NORMAL, NORMAL, instance, process="takings")
+    before, documents_before = payments_held(site), takings_documents(site)
+    set_lock_date(sandbox, site, NORMAL)
+    set_counted(f"sqlite:///{tmp_path / 'ci.sqlite'}", NORMAL, "CASH", "60.00")
+    again = run_days(site, NORMAL, NORMAL, instance, process="takings")
+    assert set(again.results["outcome"]) == {"locked"}
+    assert "lock date" in again.results["message"].iloc[0]
+    assert payments_held(site) == before and takings_documents(site) == documents_before
+
+
+def test_a_short_ci_read_of_a_posted_day_stops_it_and_keeps_its_payments(site, tmp_path):
+    """Absence is not evidence: a till document missing from CI's read (a view being rebuilt) stops the day."""
+    instance = DagsterInstance.ephemeral()
+    run_days(site, CASH_OUT, CASH_OUT, instance, process="takings")
+    before, documents_before = payments_held(site), takings_documents(site)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ci.sqlite'}")
+    with engine.begin() as connection:  # the refund document and its rows vanish from the read
+        for table in ("ci_sales_tenders", "ci_sales_invoice_lines", "ci_sales_invoices"):
+            connection.execute(sa.text(f"DELETE FROM {table} WHERE invoice_no = 'P201'"))
+        connection.execute(sa.text("UPDATE ci_cash_ups SET expected_amount = 0, counted_amount = 0 "
+                                   "WHERE business_date = :d AND tender_type = 'CASH'"), {"d": CASH_OUT.isoformat()})
+    engine.dispose()
+    again = run_days(site, CASH_OUT, CASH_OUT, instance, process="takings")
+    assert not again.success
+    assert set(again.results["outcome"]) == {"stopped"} if len(again.results) else True
+    assert payments_held(site) == before and takings_documents(site) == documents_before
+
+
+def test_web_tenders_are_paid_per_tender_per_day_in_summary_mode(sandbox, make_site, tmp_path):
+    url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
+    web = [
+        document("W1", VOUCHERS, [("APPAREL", "80.00")], [("ONLINE", "50.00"), ("PAYPAL", "30.00")], source="ERETAILER", branch="WEB"),
+        document("W2", VOUCHERS, [("FOOTWEAR", "120.00")], [("PAYPAL", "120.00")], source="ERETAILER", branch="WEB"),
+        document("W3", VOUCHERS, [("GIFTS", "-20.00")], [("ONLINE", "-20.00")], source="ERETAILER", branch="WEB", credit=True),
+    ]
+    fill(url, web, {})
+    site = make_site(sandbox, url, {"eretailer": {"pay_tenders": True, "mode": "summary", "status": "AUTHORISED"}})
+    connect_site(site)
+    outcome = run_days(site, VOUCHERS, VOUCHERS, DagsterInstance.ephemeral())
+    assert outcome.success, outcome.failed_checks
+    (invoice,) = takings_documents(site).values()
+    assert invoice["Status"] == "PAID" and invoice["Total"] == Decimal("180.00")
+    moved = movements(site)
+    assert moved == {("2026-03-06", "615"): 3000, ("2026-03-06", "616"): 15000}  # ONLINE 50 − 20, PAYPAL 30 + 120
+    references = sorted(p["Reference"] for p in xero_client(site).get_all("Payments", "Payments", {"page": 1}))
+    assert references == ["ER-20260306/ONLINE", "ER-20260306/PAYPAL"]

@@ -18,7 +18,7 @@ from ..ci.extract import SalesWithTenders, extract_takings
 from ..money import decimal_to_cents
 from ..resources import CISourceResource, SiteResource
 from ..xero.chart_check import needs_for_process
-from ..xero.posting import GOOD_OUTCOMES, SourceEvidence
+from ..xero.posting import GOOD_OUTCOMES, REPORTED_OUTCOMES, SourceEvidence
 from . import metadata
 from .process import Books, Posting, Process, build_process_assets
 
@@ -196,14 +196,22 @@ def tender_differences(payments: pd.DataFrame, results: pd.DataFrame, held: dict
 
 def every_dollar(posting: Posting, books: TakingsBooks) -> pd.DataFrame:
     """Per day: CI's FINAL takings = Xero's takings (the documents' totals as Xero holds them, less what the
-    books add beside CI's sales: over/short and tender lines) + quarantined, totals and GST to the cent."""
+    books add beside CI's sales: over/short and tender lines) + quarantined + excluded (branch-days with
+    nothing to post, and documents a rule leaves as they are in Xero: locked, paid by others, …, each
+    reported by its own outcome), totals and GST to the cent."""
     validated, results, held = posting.validated, posting.results, posting.held
     days = validated.branch_days
     rows = []
     built = {row.document_key: row for row in books.totals.itertuples(index=False)}
     xero_by_day: dict[str, list[int]] = {}
+    reported_by_day: dict[str, list[int]] = {}  # CI's takings of documents a rule left as they are (locked, paid, …)
     for key, endpoint, number, outcome in zip(results["document_key"], results["endpoint"], results["number"], results["outcome"]):
         xero, row = held.get((endpoint, number)), built.get(key)
+        if row is not None and outcome in REPORTED_OUTCOMES:
+            sums = reported_by_day.setdefault(str(row.business_date), [0, 0])
+            sums[0] += int(row.ci_total_cents)
+            sums[1] += int(row.ci_gst_cents)
+            continue
         if outcome == "withdrawn" or xero is None or row is None or xero.get("Status") in ("VOIDED", "DELETED"):
             continue
         sign = -1 if endpoint == "CreditNotes" else 1
@@ -218,7 +226,9 @@ def every_dollar(posting: Posting, books: TakingsBooks) -> pd.DataFrame:
         held_back = of_day[of_day["quarantined"].to_numpy(dtype=bool)]
         q_total, q_gst = int(held_back["total_incl_cents"].sum()), int(held_back["total_gst_cents"].sum())
         nothing = books.no_document[books.no_document["business_date"] == day] if day in no_document else books.no_document.iloc[0:0]
-        e_total, e_gst = int(nothing["total_cents"].sum()), int(nothing["tax_cents"].sum())
+        reported = reported_by_day.get(day, [0, 0])
+        e_total = int(nothing["total_cents"].sum()) + reported[0]
+        e_gst = int(nothing["tax_cents"].sum()) + reported[1]
         x_total, x_gst = xero_by_day.get(day, [0, 0])
         rows.append((day, ci_total, ci_gst, x_total, x_gst, q_total, q_gst, e_total, e_gst,
                      ci_total - x_total - q_total - e_total, ci_gst - x_gst - q_gst - e_gst))
