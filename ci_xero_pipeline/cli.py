@@ -124,8 +124,8 @@ def command_run(args: argparse.Namespace) -> int:
     last = date.fromisoformat(args.last) if args.last else nz_yesterday()
     first = date.fromisoformat(args.first) if args.first else last
     instance = dagster_instance(settings)
-    run = run_days(path, first, last, instance, log_level=args.log_level)
-    print(f"Run {run.run_id}: {'succeeded' if run.success else 'FAILED'} for {first} … {last}")
+    run = run_days(path, first, last, instance, log_level=args.log_level, process=args.process)
+    print(f"Run {run.run_id} ({args.process}): {'succeeded' if run.success else 'FAILED'} for {first} … {last}")
     if not run.success:
         from .sensors import fix_sentence, step_failures
 
@@ -229,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--first", help="first trading day, YYYY-MM-DD (default: --last)")
     run.add_argument("--last", help="last trading day, YYYY-MM-DD (default: yesterday, NZ time)")
     run.add_argument("--log-level", default="INFO", help="what the console prints (the UI keeps every event)")
+    run.add_argument("--process", default="eretailer", choices=["eretailer", "takings"],
+                     help="which process to post: eretailer (default) or takings (enabled in site.yaml)")
     run.set_defaults(handler=command_run)
 
     plan = commands.add_parser("plan", help="print what a run of a range of days would do in Xero, writing nothing")

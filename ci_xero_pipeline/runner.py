@@ -380,7 +380,10 @@ def run_days(
     The run respects the organisation's pool; runs of this machine that died holding it are released."""
     _console_for_warnings()
     settings = load_settings(settings_path)
-    job = build_definitions(settings_path).resolve_job_def(process_job_name(process))
+    definitions = build_definitions(settings_path)
+    if process_job_name(process) not in {job.name for job in definitions.jobs or []}:
+        raise ValueError(f"the process {process!r} is not enabled in {settings_path}: set {process}.enabled: true there")
+    job = definitions.resolve_job_def(process_job_name(process))
     pool = xero_pool_name(settings)
     ensure_pool_limit(instance, pool)
     release_slots_of_dead_runs(instance, pool, job.name)
