@@ -6,6 +6,7 @@ HTTP server); no secret (SMTP password, webhook token) is in the repository snap
 from __future__ import annotations
 
 import base64
+import html
 import datetime as dt
 import ipaddress
 import json
@@ -28,11 +29,12 @@ from dagster._serdes import serialize_value
 
 from ci_xero_pipeline.alerts import failure_notice
 from ci_xero_pipeline.code_location import build_definitions
+from ci_xero_pipeline.sandbox.faults import INJECTED_ACCOUNT_CODE, FaultPlan
 from ci_xero_pipeline.resources import XeroResource
 from ci_xero_pipeline.settings import SettingsError, load_settings
 
 from .conftest import CLIENT_ID, DEMO_DAYS, DEMO_END_DAY
-from .pipeline_helpers import connect_site, run
+from .pipeline_helpers import connect_site, run, xero_documents
 
 FIRST_DAY = DEMO_END_DAY - dt.timedelta(days=DEMO_DAYS - 1)
 PASSWORD = "smtp-Pw-7c1e9f3b"
@@ -255,11 +257,13 @@ def test_a_failed_run_sends_one_email_naming_the_failure_and_xeros_reason_and_a_
 ):
     smtp = smtp_factory("starttls")
     site = alerting_site(make_site, sandbox, ci_copy, smtp, webhook, monkeypatch, {"eretailer": {"mode": "detail"}})
-    set_mapping(site, "GIFTS", "299")  # a sales account the organisation does not have
     connect_site(site)
+    # the mapping fits (it is checked before posting); Xero refuses one document of each of the first two
+    # invoice batches, alone, in its own words
+    sandbox.faults.set(FaultPlan(script=("validation",) * 2, methods=("PUT",), collections=("Invoices",)))
     instance = DagsterInstance.ephemeral()
     failed = run(site, FIRST_DAY, DEMO_END_DAY, instance)
-    assert not failed.success
+    assert not failed.success and sandbox.faults.stats()["injected"] == {"validation": 2}
 
     definitions = build_definitions(site)
     sensor = definitions.resolve_sensor_def("report_failed_posting")
@@ -271,32 +275,61 @@ def test_a_failed_run_sends_one_email_naming_the_failure_and_xeros_reason_and_a_
     assert message["secure"] and smtp.logins == [{"user": SMTP_USER, "password": PASSWORD, "secure": True}]
     assert message["to"] == ["accounts@retail.example", "ops@retail.example"]
     subject, body = parsed(message)
-    assert subject.startswith("[ci-xero Test site] Run failed: eretailer_to_xero") and "not in Xero" in subject
+    assert subject.startswith("[ci-xero Test site] Run failed: eretailer_to_xero") and "2 document(s) not in Xero" in subject
     assert f"Run {failed.run_id} of eretailer_to_xero" in body and "posted_eretailer" in body
     failure = [e for e in instance.all_logs(failed.run_id) if e.dagster_event and e.dagster_event.is_step_failure]
     documents = [r.data for r in failure[0].dagster_event.step_failure_data.user_failure_data.metadata["failed_documents"].value.records]
-    assert documents
+    assert len(documents) == 2
     for document in documents:
         assert document["number"] in body
-    assert "Account code '299'" in body  # Xero's own reason
-    headline = body.split("</b>", 1)[0]  # the failure's headline: the CI code and the setting behind it, then the fix
-    assert "mapping.sales_accounts.GIFTS" in headline and "299" in headline and "Fix: " in body
+    xeros_words = f"Account code '{INJECTED_ACCOUNT_CODE}' is not a valid code for this document."
+    assert body.count(xeros_words) >= 2  # Xero's own reason, for each document
+    headline = body.split("</b>", 1)[0]  # the failure's headline: what Xero refused, then the fix
+    assert "2 document(s)" in headline and INJECTED_ACCOUNT_CODE in headline and "Fix: " in body
     assert f"http://dagster.retail.example:3000/runs/{failed.run_id}" in body
 
     # the same summary to the webhook, and into the sensor's log; the report file is still written
     (post,) = webhook.posts
     assert post["path"] == f"/hooks/{TOKEN}" and post["type"] == "application/json"
-    assert post["json"]["kind"] == "run_failure" and "Account code '299'" in post["json"]["text"]
+    assert post["json"]["kind"] == "run_failure" and xeros_words in post["json"]["text"]
     assert post["json"]["details"]["report"]["run_id"] == failed.run_id
     out, err = capfd.readouterr()
     console = out + err + caplog.text  # the sensor's log (Dagster prints it on the console)
-    assert f"Run {failed.run_id} of eretailer_to_xero" in console and "Account code '299'" in console
+    assert f"Run {failed.run_id} of eretailer_to_xero" in console and INJECTED_ACCOUNT_CODE in console
     report = (load_settings(site).data_path / "reports" / f"failed-run-{failed.run_id}.json").read_text()
     assert all(document["number"] in report for document in documents)
 
     # no secret in the snapshot the UI shows, the messages, the logs, the console or the files under data/
     files = "".join(p.read_text(errors="replace") for p in load_settings(site).data_path.rglob("*.json"))
     assert_no_secret(snapshot(site), message["data"], json.dumps(post["json"]), console, files)
+
+
+def test_a_run_the_mapping_stops_sends_one_email_naming_the_setting_the_account_and_the_fix(
+    sandbox, ci_copy, make_site, smtp_factory, webhook, monkeypatch
+):
+    smtp = smtp_factory("ssl")
+    site = alerting_site(make_site, sandbox, ci_copy, smtp, webhook, monkeypatch, {"eretailer": {"mode": "detail"}})
+    set_mapping(site, "GIFTS", "299")  # a sales account the organisation does not have
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+    failed = run(site, FIRST_DAY, DEMO_END_DAY, instance)
+    assert not failed.success
+
+    sensor = build_definitions(site).resolve_sensor_def("report_failed_posting")
+    sensor(run_status_context(sensor, instance, failed.run_id).for_run_failure())
+
+    # the mapping is checked before anything is sent: the e-mail says so, names the setting and the account, and the fix
+    (message,) = smtp.messages
+    subject, body = parsed(message)
+    assert subject == f"[ci-xero Test site] Run failed: eretailer_to_xero for {FIRST_DAY} to {DEMO_END_DAY}"
+    headline = html.unescape(body.split("</b>", 1)[0])
+    assert headline.endswith(": E-Retailer invoices: nothing was posted, the mapping does not fit the Xero organisation: "
+                             "mapping.sales_accounts.GIFTS → account 299: the Xero organisation has no account with code 299.")
+    fix = html.unescape(body.split("</b></p>", 1)[1]).split("<br>", 1)[0].strip()
+    assert fix.startswith("Fix: create account 299 in Xero") and "point mapping.sales_accounts.GIFTS" in fix
+    (post,) = webhook.posts
+    assert post["json"]["kind"] == "run_failure" and "mapping.sales_accounts.GIFTS → account 299" in post["json"]["text"]
+    assert xero_documents(site) == ([], [])  # nothing of the days was sent
 
 
 def test_the_daily_call_limit_is_named_plainly_in_the_subject():

@@ -153,6 +153,13 @@ def test_the_command_prints_the_table_and_exits_by_the_verdict(site):
     assert "250" in row and "PROBLEM: missing" in row
     assert "fix: create account 250" in done.stdout
     assert "mapping.sales_accounts.FOOTWEAR" in done.stdout and "Footwear sales" in done.stdout
+    # takings are on in the tests' site: their clearing, voucher, over/short and rounding accounts are checked too
+    for setting, name in (("mapping.tender_accounts.CASH", "Cash clearing"),
+                          ("mapping.voucher_liability_account", "Gift voucher liability"),
+                          ("takings.over_short_account", "Till over/short"), ("takings.rounding_account", "Cash rounding")):
+        row = next(line for line in done.stdout.splitlines() if line.startswith(setting + " "))
+        assert name in row and row.endswith(" ok"), row
+    assert done.stdout.count("PROBLEM") == 1 and "1 problem(s):" in done.stdout
     assert xero_client(bad).accounts() == before  # a check posts nothing
 
     done = _cli(bad, "--create-missing")
@@ -161,7 +168,9 @@ def test_the_command_prints_the_table_and_exits_by_the_verdict(site):
     created = [a for a in xero_client(bad).accounts() if a["Code"] == "250"]
     assert [(a["Type"], a["Status"]) for a in created] == [("REVENUE", "ACTIVE")]
     rechecked = done.stdout.split("Created account 250")[1]  # the verdict after the creation: all well
-    assert "PROBLEM" not in rechecked and "All 9 mapped accounts and tax types fit" in rechecked
+    # 6 sales accounts, 3 tax types, 8 tenders (VISA and MASTERCARD share 613), the voucher liability,
+    # over/short and rounding
+    assert "PROBLEM" not in rechecked and "All 20 mapped accounts and tax types fit" in rechecked
 
 
 # -- the pure verdict --------------------------------------------------------------------------------

@@ -571,19 +571,23 @@ def test_xeros_deep_links_lead_to_the_documents_page(api):
 
 # -- through a real Dagster run: the browser test's path ---------------------------------------------------
 
-def test_a_day_posted_while_202_is_archived_is_refused_and_posts_once_it_is_restored(sandbox_factory, demo_ci_url, make_site):
-    """Account 202 (mapping.sales_accounts.FOOTWEAR in the demo) archived with Xero's own call, through
-    the project's client: the day is refused with Xero's reason; restored, the re-run posts it.
+def documents_sent(sandbox, tenant_id: str) -> int:
+    """The document writes Xero was asked for (PUT/POST of Invoices and CreditNotes)."""
+    return sum(n for (method, path), n in sandbox.store.call_counts(tenant_id).items()
+               if method in ("PUT", "POST") and path in ("Invoices", "CreditNotes"))
 
-    The sandbox keeps each Idempotency-Key's first answer for Xero's few minutes (xero-facts): the re-run,
-    a minute later with the very same documents, must still be answered anew, not with the refusal."""
+
+def test_a_day_run_while_202_is_archived_stops_before_sending_and_posts_once_it_is_restored(sandbox_factory, demo_ci_url, make_site):
+    """Account 202 (mapping.sales_accounts.FOOTWEAR in the demo) archived with Xero's own call, through
+    the project's client: the mapping is checked against the organisation before anything is sent, so the
+    run stops whole, naming the setting and the account, and nothing of the day reaches Xero; restored,
+    the re-run posts the day."""
     from dagster import DagsterInstance
 
     from .conftest import DEMO_END_DAY
-    from .pipeline_helpers import ci_final_totals_by_day, connect_site, run, xero_client, xero_totals_by_day
+    from .pipeline_helpers import ci_final_totals_by_day, connect_site, outcome_counts, run, xero_client, xero_totals_by_day
 
     sandbox = sandbox_factory()
-    assert sandbox.config.idempotency_seconds >= 300
     site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "summary", "status": "AUTHORISED"}})
     connect_site(site)
     client = xero_client(site)
@@ -600,12 +604,55 @@ def test_a_day_posted_while_202_is_archived_is_refused_and_posts_once_it_is_rest
     assert not failed.success
     [failure] = [e.dagster_event.step_failure_data.user_failure_data for e in instance.all_logs(failed.run_id)
                  if e.dagster_event and e.dagster_event.is_step_failure]
-    assert "mapping.sales_accounts.FOOTWEAR" in failure.description and "202" in failure.description
-    reasons = [row.data["reason"] for row in failure.metadata["failed_documents"].value.records]
-    assert reasons and all(ARCHIVED_202 in reason for reason in reasons)
+    assert failure.description.startswith(
+        "E-Retailer invoices: nothing was posted, the mapping does not fit the Xero organisation: "
+        "mapping.sales_accounts.FOOTWEAR → account 202"), failure.description
+    assert "ARCHIVED" in failure.description and "Fix: restore account 202 in Xero" in failure.description
+    problems = failure.metadata["mapping_problems"].value
+    assert "mapping.sales_accounts.FOOTWEAR" in problems and "202" in problems and "Footwear sales" in problems
+    assert "failed_documents" not in failure.metadata  # no document was refused: none was sent
+    assert documents_sent(sandbox, client.tenant_id) == 0
     assert DEMO_END_DAY.isoformat() not in xero_totals_by_day(site)
 
     set_202("ACTIVE")
     fixed = run(site, DEMO_END_DAY, DEMO_END_DAY, instance)
     assert fixed.success, fixed.failed_checks
+    assert outcome_counts(fixed.results) == {"posted": 1}
+    assert xero_totals_by_day(site) == ci_final_totals_by_day(demo_ci_url, DEMO_END_DAY, DEMO_END_DAY)
+
+
+def test_a_day_xero_refused_is_answered_anew_by_the_rerun_within_xeros_key_memory(sandbox_factory, demo_ci_url, make_site):
+    """Xero refuses the day's one invoice (the sandbox's `validation` fault: the mapping check passed, the
+    line is spoiled on its way in). The sandbox keeps each Idempotency-Key's first answer for Xero's few
+    minutes (xero-facts): the re-run, at once and with the very same batch, must be answered anew, not
+    with the remembered refusal."""
+    from dagster import DagsterInstance
+
+    from ci_xero_pipeline.sandbox.faults import INJECTED_ACCOUNT_CODE, FaultPlan
+
+    from .conftest import DEMO_END_DAY
+    from .pipeline_helpers import ci_final_totals_by_day, connect_site, outcome_counts, run, xero_client, xero_totals_by_day
+
+    sandbox = sandbox_factory()
+    assert sandbox.config.idempotency_seconds >= 300
+    site = make_site(sandbox, demo_ci_url, {"eretailer": {"mode": "summary", "status": "AUTHORISED"}})
+    connect_site(site)
+    tenant_id = xero_client(site).tenant_id
+    sandbox.faults.set(FaultPlan(script=("validation",), methods=("PUT",), collections=("Invoices",)))
+    instance = DagsterInstance.ephemeral()
+
+    failed = run(site, DEMO_END_DAY, DEMO_END_DAY, instance)
+
+    assert not failed.success and sandbox.faults.stats()["injected"] == {"validation": 1}
+    [failure] = [e.dagster_event.step_failure_data.user_failure_data for e in instance.all_logs(failed.run_id)
+                 if e.dagster_event and e.dagster_event.is_step_failure]
+    [row] = [record.data for record in failure.metadata["failed_documents"].value.records]
+    assert row["business_date"] == DEMO_END_DAY.isoformat() and row["outcome"] == "failed"
+    assert f"Account code '{INJECTED_ACCOUNT_CODE}'" in row["reason"]
+    assert DEMO_END_DAY.isoformat() not in xero_totals_by_day(site)
+    assert documents_sent(sandbox, tenant_id) == 1
+
+    fixed = run(site, DEMO_END_DAY, DEMO_END_DAY, instance)  # the same one-invoice batch, a moment later
+    assert fixed.success, fixed.failed_checks
+    assert outcome_counts(fixed.results) == {"posted": 1} and documents_sent(sandbox, tenant_id) == 2
     assert xero_totals_by_day(site) == ci_final_totals_by_day(demo_ci_url, DEMO_END_DAY, DEMO_END_DAY)
