@@ -1,7 +1,9 @@
 """The accountant's path through the Dagster UI, in Debian's Chromium: `dagster dev` on a small demo,
-a day that Xero refuses because account 202 (mapping.sales_accounts.FOOTWEAR) was archived, the red
-partition, the failure's headline and its table, the CI rows, the failure report and the mapping in force,
-the fix and the re-run that turns the day green, and the invoice in Xero with its way back to the day.
+a day that cannot be posted because account 202 (mapping.sales_accounts.FOOTWEAR) was archived in Xero
+(the mapping is checked against the organisation before anything is sent, so nothing of the day goes),
+the red partition, the failure's headline and its mapping_problems table, the CI rows, the failure report
+and the mapping in force, the fix and the re-run that turns the day green, and the invoice in Xero with
+its way back to the day.
 
 Screenshots go to tmp_path; with CI_XERO_UPDATE_SCREENSHOTS=1 they replace docs/ui/*.png (the README's
 walk-through). Skipped, with the reason, where /usr/bin/chromium is absent (`.ci/run` installs it).
@@ -166,7 +168,7 @@ def open_partition(page, url: str, asset: str, day: str) -> None:
     expect(page.get_by_text("Latest materialization")).to_be_visible()
 
 
-def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
+def test_accountant_follows_a_day_the_mapping_stops_to_its_fix_in_the_dagster_ui(
     chromium, demo_site, dagster_dev: DagsterDev, days_before, page, screenshots
 ):
     site, _home, _port = demo_site
@@ -180,11 +182,12 @@ def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
     account = "202"
     assert set_account_status(site, account, "ARCHIVED")["Status"] == "ARCHIVED"
 
-    # 1. the data path: CI → validated → Xero documents → posted, two of three days filled
+    # 1. the data path: CI → validated → Xero documents and payments → posted, two of three days filled
     page.goto(f"{url}/locations/{LOCATION}/asset-groups/eretailer/lineage")
-    for asset in ("raw_eretailer", "validated_eretailer", "xero_eretailer_documents", "posted_eretailer"):
+    assets = ("raw_eretailer", "validated_eretailer", "xero_eretailer_documents", "xero_eretailer_payments", "posted_eretailer")
+    for asset in assets:
         expect(page.get_by_text(asset, exact=True).first).to_be_visible()
-    expect(page.get_by_text(re.compile(r"^\d+% filled$"))).to_have_count(4)  # one per asset; step 3 counts the days
+    expect(page.get_by_text(re.compile(r"^\d+% filled$"))).to_have_count(len(assets))  # one per asset; step 3 counts the days
     expect(page.get_by_text("3 / 3 Passed")).to_be_visible()  # posted_eretailer's checks on the days posted
     screenshots(page, "asset-graph")
 
@@ -214,34 +217,38 @@ def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
     expect(page.get_by_text(re.compile(r"Run \w+ failed, and did not materialize this asset"))).to_be_visible()
     screenshots(page, "red-partition")
 
-    # 4. View logs → the step's failure: its headline names the day, the document, the account and the setting
+    # 4. View logs → the step's failure: nothing was posted; its headline names the setting, the account and
+    # why it does not fit, then the fix
     page.get_by_role("button", name="View logs").click()
     logs = page.get_by_role("dialog")
     log_filter = logs.get_by_placeholder("Filter…")
     log_filter.fill("type:STEP_FAILURE")
     log_filter.press("Enter")
-    headline = logs.get_by_text(re.compile(re.escape(f"{FAILING_DAY} {FAILING_NUMBER}: Xero refused account {account}"))).first
+    headline = logs.get_by_text(re.compile(re.escape(
+        f"E-Retailer invoices: nothing was posted, the mapping does not fit the Xero organisation: {SETTING} → account {account}"))).first
     expect(headline).to_be_visible()
-    expect(headline).to_contain_text(SETTING)
-    expect(headline).to_contain_text("Fix:")
+    expect(headline).to_contain_text("is ARCHIVED in Xero")
+    expect(headline).to_contain_text(f"Fix: restore account {account} in Xero")
     screenshots(page, "failure-headline")
 
-    # 5. the whole failure: the failed_documents table, short columns first, one row per document
+    # 5. the whole failure: the mapping_problems table, every mapped setting against the organisation, the
+    # archived one marked, and its fix
     logs.get_by_text("View full message").first.click()
     error = page.get_by_role("dialog").filter(has=page.get_by_role("button", name="Copy error"))
-    expect(error.get_by_text("failed_documents", exact=True)).to_be_visible()
-    columns = ["business_date", "number", "outcome", "amount", "reason", "fix", "ci_documents", "failed_lines", "ci_rows"]
-    # the table sits in a row of the failure's metadata table: the innermost table is the documents'
-    documents = error.locator("table").filter(has=page.get_by_text("business_date", exact=True)).last
-    expect(documents.locator("th").first).to_have_text(columns[0])
-    assert documents.locator("th").all_inner_texts()[: len(columns)] == columns
-    row = documents.locator("tr", has_text=FAILING_NUMBER)
-    expect(row).to_have_count(1)
-    expect(row).to_contain_text(f"'{account}'")  # Xero's own words name the account
-    expect(row).to_contain_text(SETTING)
-    expect(row).to_contain_text(f"raw_eretailer / {FAILING_DAY}")
-    expect(error.get_by_text("ci_invoice_nos_by_document", exact=True)).to_be_visible()  # every CI key, as JSON
-    screenshots(page, "failed-documents")
+    expect(error.get_by_text("mapping_problems", exact=True)).to_be_visible()
+    expect(error.get_by_text("failed_documents", exact=True)).to_have_count(0)  # none was sent, so none refused
+    error.locator("tr", has=page.get_by_text("mapping_problems", exact=True)).last.get_by_text("Show Markdown").click()
+    table = page.get_by_role("dialog").filter(has=page.get_by_role("button", name="Close"))
+    expect(table).to_contain_text("PROBLEM: archived")
+    expect(table).to_contain_text(f"fix: restore account {account} in Xero")
+    # a table to read: one line per mapped setting, the archived one with its account, status and verdict
+    lines = [" ".join(line.split()) for line in table.inner_text().splitlines()]
+    footwear_line = [line for line in lines if line.startswith(f"{SETTING} {account} ")]
+    assert len(footwear_line) == 1 and footwear_line[0].endswith("ARCHIVED PROBLEM: archived"), lines
+    assert any(line.startswith("mapping.sales_accounts.APPAREL 201 ") and line.endswith(" ok") for line in lines), lines
+    screenshots(page, "mapping-problems")
+    table.get_by_role("button", name="Close").click()
+    expect(table).to_have_count(0)
     error.get_by_role("button", name="Done").click()
     expect(error).to_have_count(0)
     logs.get_by_role("button", name="Done").click()
@@ -264,8 +271,10 @@ def test_accountant_follows_a_refused_day_to_its_fix_in_the_dagster_ui(
     page.goto(f"{url}/assets/failed_runs")
     expect(page.get_by_text(failed_run_id).first).to_be_visible()
     report_headline = page.locator("tr", has=page.get_by_text("headline", exact=True)).first
-    expect(report_headline).to_contain_text(f"Xero refused account {account} (archived in Xero)")
-    expect(report_headline).to_contain_text(SETTING)
+    expect(report_headline).to_contain_text("nothing was posted")
+    expect(report_headline).to_contain_text(f"{SETTING} → account {account}")
+    expect(report_headline).to_contain_text("ARCHIVED")
+    expect(page.locator("tr", has=page.get_by_text("settings_to_check", exact=True)).first).to_contain_text(SETTING)
     scroll_to_top(page.get_by_text("run", exact=True).first)
     screenshots(page, "failure-report")
 

@@ -45,16 +45,17 @@ from dagster._serdes import serialize_value
 from dagster._utils.schedules import cron_string_iterator
 
 from ci_xero_pipeline import cli, sensors
+from ci_xero_pipeline.assets.eretailer import ERETAILER
 from ci_xero_pipeline.code_location import POSTS_DAY_TAG, build_definitions, day_posted_by_tick
 from ci_xero_pipeline.runner import repository_dagster_yaml, run_days
 from ci_xero_pipeline.settings import load_settings
 
 from .conftest import DEMO_END_DAY, PROJECT_ROOT
-from .pipeline_helpers import connect_site
+from .pipeline_helpers import connect_site, xero_totals_by_day
 from .test_unattended_sensors import nz_now, revoke_and_refuse, stamp
 
 NZ = ZoneInfo("Pacific/Auckland")
-ERETAILER_ASSETS = [AssetKey(name) for name in ("raw_eretailer", "validated_eretailer", "xero_eretailer_documents", "posted_eretailer")]
+ERETAILER_ASSETS = [AssetKey(name) for name in ERETAILER.asset_names()]  # the asset group's, payments included
 ARCHIVED = "209"  # the sandbox's "Sales - old range", archived in Xero
 LOG = logging.getLogger("test_ui_operations")
 pytestmark = [  # raised inside Dagster's own backfill daemon and in-process executor, not by our calls
@@ -160,7 +161,8 @@ def test_every_failed_run_is_reported_in_the_ui_however_it_was_started(
     by_cli, backfill_first, backfill_last, by_sensor, by_schedule = days
     assert run_days(site, by_sensor, by_sensor, instance).success  # posted; CI changes it afterwards
     stamp(load_settings(site).resolved_ci_database_url, by_sensor, nz_now())
-    set_mapping(site, "FOOTWEAR", ARCHIVED)  # from now on Xero refuses every day: account 209 is archived
+    # from now on every run stops before sending anything: the mapping check finds account 209 archived
+    set_mapping(site, "FOOTWEAR", ARCHIVED)
 
     deployment = Deployment(site, instance, tmp_path)
     try:
@@ -205,21 +207,26 @@ def test_every_failed_run_is_reported_in_the_ui_however_it_was_started(
     for day, how in started.items():
         run = instance.get_run_by_id(runs[day.isoformat()].run_id)
         headline, fix = run.tags[sensors.FAILURE_TAG], run.tags[sensors.FIX_TAG]
-        # the failure's headline names the setting and the account, its fix the setting to change
-        assert "mapping.sales_accounts.FOOTWEAR" in headline and ARCHIVED in headline
-        assert "mapping.sales_accounts.FOOTWEAR" in fix
+        # the failure's headline says nothing was posted and names the setting and the account; its fix, the
+        # account to restore and the setting to change
+        assert headline.startswith("E-Retailer invoices: nothing was posted, the mapping does not fit the Xero "
+                                   f"organisation: mapping.sales_accounts.FOOTWEAR → account {ARCHIVED} "), headline
+        assert "ARCHIVED" in headline
+        assert f"restore account {ARCHIVED}" in fix and "mapping.sales_accounts.FOOTWEAR" in fix
         report = json.loads(Path(run.tags[sensors.REPORT_TAG]).read_text())
         assert report["started_by"].startswith(how) and report["headline"].startswith(headline.rstrip("…"))
-        assert day.isoformat() in report["failed_days"]
+        assert day.isoformat() in report["failed_days"]  # nothing of the run's days was posted
         assert report["settings_to_check"] == ["mapping.sales_accounts.FOOTWEAR"]
-        [step] = report["steps"]  # every CI document behind each failed Xero document, not only the table's few
-        assert step["details"]["ci_invoice_nos_by_document"] and all(step["details"]["ci_invoice_nos_by_document"].values())
+        [step] = report["steps"]
+        assert step["step"] == "posted_eretailer" and step["documents"] == []  # none was sent, so none refused
         observation = observations[run.run_id]
         assert observation.metadata["headline"].value == report["headline"]
         assert observation.metadata["started_by"].value == report["started_by"]
-        assert [r.data["business_date"] for r in observation.metadata["failed_documents"].value.records] == report["failed_days"]
+        assert observation.metadata["settings_to_check"].value == "mapping.sales_accounts.FOOTWEAR"
         assert f"Run {run.run_id}" in tick_log and report["started_by"] in tick_log
     assert "mapping.sales_accounts.FOOTWEAR" in tick_log
+    # nothing was sent: only the day posted before the mapping changed is in Xero, as it was posted
+    assert set(xero_totals_by_day(site)) == {by_sensor.isoformat()}
     # the scheduler's run names the day it posts, and is keyed by it
     scheduled = instance.get_run_by_id(runs[by_schedule.isoformat()].run_id)
     assert scheduled.tags[POSTS_DAY_TAG] == by_schedule.isoformat() == scheduled.tags["dagster/partition"]
