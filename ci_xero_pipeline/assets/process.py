@@ -148,7 +148,8 @@ def trading_days(context: AssetExecutionContext) -> list[str]:
     return sorted(context.partition_keys)
 
 
-def check_the_mapping(client: Any, needs: Sequence[Need], create: bool, title: str) -> tuple[ChartVerdict, list[str]]:
+def check_the_mapping(client: Any, needs: Sequence[Need], create: bool, title: str,
+                      days: Sequence[str] = ()) -> tuple[ChartVerdict, list[str]]:
     """The mapping against the organisation before anything of the process is sent: one read of the
     accounts, one of the tax rates. Missing accounts are created when the site allows it; any other
     problem stops the process's run whole, naming the setting and the Xero account."""
@@ -161,7 +162,14 @@ def check_the_mapping(client: Any, needs: Sequence[Need], create: bool, title: s
         raise Failure(
             description=f"{title}: nothing was posted, the mapping does not fit the Xero organisation: "
             f"{verdict.summary()}. Fix: {'; '.join(f.fix for f in verdict.problems)}.",
-            metadata={"mapping_problems": MetadataValue.md(verdict.table()), **({"accounts_created": MetadataValue.json(said)} if said else {})},
+            metadata={
+                # a fixed-width table: fenced, so the UI keeps its columns
+                "mapping_problems": MetadataValue.md("```\n" + verdict.table() + "\n```"),
+                # what the failure report and failed_runs read: the days not posted, the settings to fix
+                "failed_days": MetadataValue.json(sorted(days)),
+                "settings_to_check": MetadataValue.json(sorted({f.setting for f in verdict.problems})),
+                **({"accounts_created": MetadataValue.json(said)} if said else {}),
+            },
             allow_retries=False,
         )
     return verdict, said
@@ -285,7 +293,7 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
             if len(documents):
                 organisation = client.organisation()  # its name for the log, its lock date, its ShortCode for the links
                 verdict, created = check_the_mapping(client, process.chart_needs(site),
-                                                     settings.mapping.create_missing_accounts, process.title)
+                                                     settings.mapping.create_missing_accounts, process.title, days)
                 context.log.info(f"Mapping checked against the organisation: {len(verdict.findings)} accounts and tax types fit."
                                  + (" " + " ".join(created) if created else ""))
                 tracking = xero.ensure_tracking(client, tracking_options_used(documents["payload"], xero.tracking_category))
