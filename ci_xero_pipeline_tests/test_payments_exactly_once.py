@@ -575,3 +575,24 @@ def test_every_payment_request_conforms_to_the_spec(books, contract, exchanges):
     assert not problems, "\n".join(sorted(set(problems)))
     assert checked == {("PUT", "/Payments"), ("GET", "/Payments"), ("POST", "/Payments/{PaymentID}"),
                        ("GET", "/Payments/{PaymentID}")}, checked
+
+
+def test_a_removal_whose_answer_and_lookup_are_lost_is_paid_again_on_the_revision(books):
+    """The removal went through but its answer was lost and the lookup failed: the ledger must not keep saying
+    the payment is in Xero, or the revision the document became is never paid that tender."""
+    documents, payments = frames((takings_document("AKL", [(11500, 1500)]), {"CASH": ("611", 10000), "EFTPOS": ("612", 1500)}))
+    books.run(documents, payments)
+    patient = XeroClient(FixedToken(books.api.token), books.api.tenant_id, books.client.api_url, max_attempts=2)
+    flaky = Books(books.api, patient, books.documents, books.payments)
+    after = {"CASH": ("611", 10000), "EFTPOS": ("612", 3800)}  # one more EFTPOS sale of 23.00; CASH unchanged
+    changed, new_payments = frames((takings_document("AKL", [(11500, 1500), (2300, 300)]), after))
+    books.api.server.faults.set(FaultPlan(script=("drop", "503", "503"), methods=("POST", "GET"), collections=("Payments",)))
+    released, results, paid = flaky.run(changed, new_payments)
+    assert outcomes(released)["EOD-AKL-20261001/CASH"] == "unknown"
+    assert set(results["outcome"]) == {"reposted"}
+    books.api.server.faults.clear()
+    books.run(changed, new_payments)
+    revision = books.invoice("EOD-AKL-20261001-R1")
+    assert revision["Status"] == "PAID" and paid_cents(revision) == 13800
+    live = books.payments_under("EOD-AKL-20261001/CASH")
+    assert len(live) == 1 and live[0]["Invoice"]["InvoiceNumber"] == "EOD-AKL-20261001-R1"

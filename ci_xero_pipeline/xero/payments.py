@@ -34,6 +34,8 @@ not_sent (not in Xero as CI has them, a re-run may fix it); locked, paid_by_othe
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -66,7 +68,9 @@ PAYMENT_PROCESS_SUFFIX = "-payment"
 # Xero holds the payments as CI has them
 GOOD_PAYMENT_OUTCOMES = {"posted", "already_posted", "withdrawn"}
 # not in Xero as CI has them, and a re-run may fix it
-FAILED_PAYMENT_OUTCOMES = {"failed", "unknown", "not_sent"}
+# document outcomes of post_documents that put a new document into Xero in this run
+NEW_IN_XERO = {"posted", "reposted"}
+FAILED_PAYMENT_OUTCOMES = {"failed", "unknown", "not_sent", "deferred"}
 # in Xero otherwise than CI, by a rule a person must act on
 REPORTED_PAYMENT_OUTCOMES = {"locked", "paid_by_others", "kept"}
 # a document so posted can be paid ("withdrawn": CI took it back, nothing is paid on it)
@@ -409,6 +413,13 @@ def _remove(client: XeroClient, ledger: PostingLedger, document_key: str, item: 
             ledger.withdrawn(entry.document_key, "DELETED")
         return row("withdrawn", message)
 
+    def unsettled(message: str) -> dict[str, Any]:
+        # removed or not, nobody knows: the ledger must stop saying "paid", so that the next payment of it is
+        # looked up in Xero (by Reference and document) before anything is taken as already there
+        if entry is not None:
+            ledger.unknown_many([entry.document_key], message)
+        return row("unknown", message)
+
     if item.xero is None:
         return done(f"{item.reference} is not on its document in Xero any more: nothing to remove")
     payment_id = item.payment_id
@@ -424,8 +435,8 @@ def _remove(client: XeroClient, ledger: PostingLedger, document_key: str, item: 
             except (ReconnectRequired, DailyLimitReached):
                 raise
             except CALL_ERRORS as error:
-                return row("unknown", f"{item.reference}: the answer to its removal was lost ({lost}) and the lookup "
-                           f"failed ({error}); the next run looks again")
+                return unsettled(f"{item.reference}: the answer to its removal was lost ({lost}) and the lookup "
+                                 f"failed ({error}); the next run looks again")
             if now is None or now.get("Status") == "DELETED":
                 return done(f"{item.reference} removed ({payment_id}): confirmed by lookup after the answer was lost")
             continue  # still AUTHORISED: the removal did not go through; try again
@@ -435,7 +446,7 @@ def _remove(client: XeroClient, ledger: PostingLedger, document_key: str, item: 
             return row("failed", f"{item.reference} could not be removed: {'; '.join(error.messages) or error}")
         except CALL_ERRORS as error:
             return row("failed", f"{item.reference} could not be removed: {error}")
-    return row("unknown", f"{item.reference}: no answer from Xero to its removal after {rounds} attempts")
+    return unsettled(f"{item.reference}: no answer from Xero to its removal after {rounds} attempts")
 
 
 # -- paying ------------------------------------------------------------------------------------------
@@ -544,7 +555,7 @@ class _PaymentRun:
                 except DailyLimitReached as error:
                     stop = error
                     for payment in batch:  # the ledger says intended: the next run looks them up first
-                        self.result(payment, "send", "not_sent", f"{payment.reference}: not sent: {error}; the next run resumes here")
+                        self.result(payment, "send", "deferred", f"{payment.reference}: not sent: {error}; the next run resumes here")
                     continue
                 except ReconnectRequired:
                     raise
@@ -599,8 +610,13 @@ def post_payments(
         entry = entries.get(payment.key)
         document = documents.get(payment.document_key)
         if entry is not None and entry.state == POSTED and payment.same_as(entry):
-            run.result(payment, "nothing", "already_posted", xero_id=entry.xero_id)
-            continue
+            if document is not None and document.outcome in NEW_IN_XERO:
+                # the document went into Xero in this run (a first post, or a revision): it carries none of our
+                # payments, so the ledger's "paid" belongs to an earlier document. Look it up on this one.
+                entry = dataclasses.replace(entry, state=INTENDED)
+            else:
+                run.result(payment, "nothing", "already_posted", xero_id=entry.xero_id)
+                continue
         if document is None:
             run.result(payment, "report", "not_sent", f"{payment.reference}: its document {payment.document_number} "
                        "was not posted in this run; not paid")
@@ -638,7 +654,7 @@ def post_payments(
                 run.result(payment, "send", "unknown", f"{payment.reference}: the answer was lost and {stop}; the next "
                            "run looks it up before sending again")
             else:
-                run.result(payment, "send", "not_sent", f"{payment.reference}: not sent: {stop}; the next run resumes here")
+                run.result(payment, "send", "deferred", f"{payment.reference}: not sent: {stop}; the next run resumes here")
     return _frame([run.results[reference] for reference in wanted])
 
 
