@@ -276,6 +276,10 @@ def test_a_ci_change_to_a_locked_day_removes_no_payment_and_changes_nothing(site
     assert set(again.results["outcome"]) == {"locked"}
     assert "lock date" in again.results["message"].iloc[0]
     assert payments_held(site) == before and takings_documents(site) == documents_before
+    # ... and the day is not green: the cash clearing account holds 0.50 less than CI now counted (the sales are
+    # unchanged), until a person adjusts it in an open period
+    assert not again.success
+    assert set(again.failed_checks) == {"posted_takings:every_document_in_xero", "posted_takings:every_tender_paid_as_counted"}
 
 
 def test_a_short_ci_read_of_a_posted_day_stops_it_and_keeps_its_payments(site, tmp_path):

@@ -289,9 +289,10 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
         with stop_when_disconnected(), stop_at_daily_limit():
             client = xero.client()
             tracking = None
-            organisation: dict = {}
+            # its name for the log, its ShortCode for the links, and its lock date, which every run needs: even
+            # one with no documents may take our payments back (CI voided a posted day) and must not in a locked period
+            organisation: dict = client.organisation()
             if len(documents):
-                organisation = client.organisation()  # its name for the log, its lock date, its ShortCode for the links
                 verdict, created = check_the_mapping(client, process.chart_needs(site),
                                                      settings.mapping.create_missing_accounts, process.title, days)
                 context.log.info(f"Mapping checked against the organisation: {len(verdict.findings)} accounts and tax types fit."
@@ -302,7 +303,7 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
                 context.log.info(line)
             ledger = xero.ledger(client.tenant_id, context.run.run_id, process=name)
             payment_ledger = xero.ledger(client.tenant_id, context.run.run_id, process=f"{name}-payment")
-            locked_until = lock_date(organisation) if organisation else None
+            locked_until = lock_date(organisation)
             policy, evidence = site.posting_policy(name), process.evidence(validated, site)
             # our payments of documents about to change come off first (Xero changes no paid document)
             released = release_payments(client, payment_ledger, payments, documents, locked_until,

@@ -12,10 +12,11 @@ from dagster import AssetCheckResult, AssetCheckSpec, MetadataValue
 
 from .. import checks
 from ..books.diagnosis import EXPLAINED_COLUMNS, SiteView, explain_failures
-from ..books.takings import TakingsBooks, build_takings_documents, check_takings_books
+from ..books.takings import TakingsBooks, build_takings_documents, check_takings_books, takings_sales_cents
 from ..books.takings_validation import ValidatedTakings, takings_source_evidence, validate_takings
 from ..ci.extract import SalesWithTenders, extract_takings
 from ..money import decimal_to_cents
+from ..xero.client import parse_xero_date
 from ..resources import CISourceResource, SiteResource
 from ..xero.chart_check import needs_for_process
 from ..xero.posting import GOOD_OUTCOMES, REPORTED_OUTCOMES, SourceEvidence
@@ -168,72 +169,80 @@ def posted_check_specs(asset_name: str) -> list[AssetCheckSpec]:
     )]
 
 
-def tender_differences(payments: pd.DataFrame, results: pd.DataFrame, held: dict, zero_balance: bool) -> pd.DataFrame:
-    """One row per payment or document that Xero does not hold as the books say (empty: all paid as counted)."""
+def _in_xero(results: pd.DataFrame, held: dict) -> list[tuple[str, str, str, str, dict]]:
+    """(document key, endpoint, number, outcome, Xero's document) of every result whose document Xero holds in
+    the books now: posted or already there, and also one a rule left as it was (locked, paid by others, kept)."""
     rows = []
-    good = results[results["outcome"].isin(GOOD_OUTCOMES - {"withdrawn"})]
-    where = {key: (endpoint, number) for key, endpoint, number in zip(good["document_key"], good["endpoint"], good["number"])}
-    for key, (endpoint, number) in where.items():
+    for key, endpoint, number, outcome in zip(results["document_key"], results["endpoint"], results["number"], results["outcome"]):
         xero = held.get((endpoint, number))
-        if xero is None:
-            rows.append((number, "", "document", "in Xero", "missing"))
-            continue
+        if outcome != "withdrawn" and xero is not None and xero.get("Status") not in ("VOIDED", "DELETED"):
+            rows.append((key, endpoint, number, outcome, xero))
+    return rows
+
+
+def tender_differences(payments: pd.DataFrame, results: pd.DataFrame, held: dict, zero_balance: bool) -> pd.DataFrame:
+    """One row per payment or document that Xero does not hold as the books say (empty: all paid as counted).
+    Documents a rule left as they were in Xero are compared too: their accounts moved by what Xero holds."""
+    rows = []
+    good = set(results.loc[results["outcome"].isin(GOOD_OUTCOMES - {"withdrawn"}), "document_key"])
+    in_xero = {key: (number, xero) for key, _endpoint, number, _outcome, xero in _in_xero(results, held)}
+    for key in sorted(good - set(in_xero)):
+        rows.append((key, "", "document", "in Xero", "missing"))
+    for key, (number, xero) in in_xero.items():
         total = decimal_to_cents(xero.get("Total", 0))
         if not (xero.get("Status") == "PAID" or (total == 0 and xero.get("Status") == "AUTHORISED")
                 or (zero_balance and total == 0)):
             rows.append((number, "", "status", "PAID", f"{xero.get('Status')} with {xero.get('AmountDue')} due"))
     for payment in payments.itertuples(index=False):
-        if payment.document_key not in where:
+        if payment.document_key not in in_xero:
             continue
-        xero = held.get(where[payment.document_key]) or {}
+        number, xero = in_xero[payment.document_key]
         found = [p for p in xero.get("Payments") or [] if p.get("Reference") == payment.payment_key]
         amount = sum(decimal_to_cents(p.get("Amount", 0)) for p in found)
         if amount != int(payment.amount_cents):
-            rows.append((where[payment.document_key][1], payment.payment_key, "payment", metadata.money(payment.amount_cents),
+            rows.append((number, payment.payment_key, "payment", metadata.money(payment.amount_cents),
                          metadata.money(amount) if found else "missing"))
     return pd.DataFrame(rows, columns=["number", "payment", "field", "ci", "xero"])
 
 
-def every_dollar(posting: Posting, books: TakingsBooks) -> pd.DataFrame:
-    """Per day: CI's FINAL takings = Xero's takings (the documents' totals as Xero holds them, less what the
-    books add beside CI's sales: over/short and tender lines) + quarantined + excluded (branch-days with
-    nothing to post, and documents a rule leaves as they are in Xero: locked, paid by others, …, each
-    reported by its own outcome), totals and GST to the cent."""
+def every_dollar(posting: Posting, books: TakingsBooks, rules) -> pd.DataFrame:
+    """Per day: CI's FINAL takings = Xero's takings (the lines of the documents Xero holds that carry CI's
+    takings, takings_sales_cents) + quarantined + excluded (branch-days with nothing to post, and new documents
+    a rule kept out of Xero, e.g. dated in a locked period), totals and GST to the cent. A document Xero holds
+    otherwise than CI now says (CI changed a locked day; a posted day now quarantined) leaves the difference
+    unaccounted, and the check fails until a person settles it."""
+    from ..books.daybook import DOLLAR_COLUMNS
+
     validated, results, held = posting.validated, posting.results, posting.held
     days = validated.branch_days
-    rows = []
     built = {row.document_key: row for row in books.totals.itertuples(index=False)}
     xero_by_day: dict[str, list[int]] = {}
-    reported_by_day: dict[str, list[int]] = {}  # CI's takings of documents a rule left as they are (locked, paid, …)
-    for key, endpoint, number, outcome in zip(results["document_key"], results["endpoint"], results["number"], results["outcome"]):
-        xero, row = held.get((endpoint, number)), built.get(key)
-        if row is not None and outcome in REPORTED_OUTCOMES:
-            sums = reported_by_day.setdefault(str(row.business_date), [0, 0])
+    for key, endpoint, _number, _outcome, xero in _in_xero(results, held):
+        day = parse_xero_date(xero.get("Date") or xero.get("DateString"))
+        sign = -1 if endpoint == "CreditNotes" else 1
+        sums = xero_by_day.setdefault(day.isoformat() if day else "", [0, 0])
+        sums[0] += sign * takings_sales_cents(xero.get("LineItems") or [], rules)
+        sums[1] += sign * decimal_to_cents(xero.get("TotalTax", 0))
+    kept_out: dict[str, list[int]] = {}  # CI's takings of new documents a rule kept out of Xero (no Xero id)
+    held_keys = {key for key, *_rest in _in_xero(results, held)}
+    for key, outcome in zip(results["document_key"], results["outcome"]):
+        row = built.get(key)
+        if row is not None and outcome in REPORTED_OUTCOMES and key not in held_keys:
+            sums = kept_out.setdefault(str(row.business_date), [0, 0])
             sums[0] += int(row.ci_total_cents)
             sums[1] += int(row.ci_gst_cents)
-            continue
-        if outcome == "withdrawn" or xero is None or row is None or xero.get("Status") in ("VOIDED", "DELETED"):
-            continue
-        sign = -1 if endpoint == "CreditNotes" else 1
-        beside_sales = sign * int(row.document_total_cents) - int(row.ci_total_cents)
-        sums = xero_by_day.setdefault(str(row.business_date), [0, 0])
-        sums[0] += sign * decimal_to_cents(xero.get("Total", 0)) - beside_sales
-        sums[1] += sign * decimal_to_cents(xero.get("TotalTax", 0))
-    no_document = {str(d): 0 for d in books.no_document["business_date"]} if len(books.no_document) else {}
+    rows = []
     for day in posting.days:
         of_day = days[days["business_date"] == day]
         ci_total, ci_gst = int(of_day["total_incl_cents"].sum()), int(of_day["total_gst_cents"].sum())
         held_back = of_day[of_day["quarantined"].to_numpy(dtype=bool)]
         q_total, q_gst = int(held_back["total_incl_cents"].sum()), int(held_back["total_gst_cents"].sum())
-        nothing = books.no_document[books.no_document["business_date"] == day] if day in no_document else books.no_document.iloc[0:0]
-        reported = reported_by_day.get(day, [0, 0])
-        e_total = int(nothing["total_cents"].sum()) + reported[0]
-        e_gst = int(nothing["tax_cents"].sum()) + reported[1]
+        nothing = books.no_document[books.no_document["business_date"] == day]
+        out = kept_out.get(day, [0, 0])
+        e_total, e_gst = int(nothing["total_cents"].sum()) + out[0], int(nothing["tax_cents"].sum()) + out[1]
         x_total, x_gst = xero_by_day.get(day, [0, 0])
         rows.append((day, ci_total, ci_gst, x_total, x_gst, q_total, q_gst, e_total, e_gst,
                      ci_total - x_total - q_total - e_total, ci_gst - x_gst - q_gst - e_gst))
-    from ..books.daybook import DOLLAR_COLUMNS
-
     return pd.DataFrame(rows, columns=DOLLAR_COLUMNS)
 
 
@@ -244,7 +253,7 @@ def posted_checks(posting: Posting) -> list[AssetCheckResult]:
     return [
         checks.posting_check(posting.results),
         checks.reconciliation_check(posting.documents, posting.results, posting.held),
-        checks.dollars_check(every_dollar(posting, books)),
+        checks.dollars_check(every_dollar(posting, books, rules)),
         AssetCheckResult(check_name=TENDERS_PAID, passed=differences.empty, metadata={
             "payments_compared": len(posting.payments),
             "differences": metadata.table(differences, ["number", "payment", "field", "ci", "xero"]),

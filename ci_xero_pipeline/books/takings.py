@@ -62,6 +62,7 @@ TAKINGS_TENDER_COLUMNS = [
 NO_DOCUMENT_COLUMNS = ["business_date", "branch_code", "invoice_nos", "total_cents", "tax_cents", "reason"]
 NOTHING_TO_POST = "the branch-day's takings net to zero line for line, and no tender moved money: no document"
 SALES, VOUCHERS, ROUNDING = "sales", "vouchers", "rounding"
+VOUCHERS_SOLD = "Gift vouchers sold"  # the description of the voucher sales line (the liability also takes tender lines)
 _KIND_ORDER = {SALES: 0, VOUCHERS: 1, ROUNDING: 2}
 
 
@@ -323,7 +324,7 @@ def _item(description: str, amount: int, tax: int, account: str, tax_type: str, 
 
 def _content_description(group: Any, day: str, option: str, document_rules: Any, document_number: str, notices: Notices) -> str:
     if group.kind == VOUCHERS:
-        text = f"Gift vouchers sold {day}: {group.codes}"
+        text = f"{VOUCHERS_SOLD} {day}: {group.codes}"
     elif group.kind == ROUNDING:
         text = f"Cash rounding {day}: {group.codes}"
     else:
@@ -365,6 +366,23 @@ def _empty_books() -> TakingsBooks:
         tenders=_integer_frame([], TAKINGS_TENDER_COLUMNS), no_document=_integer_frame([], NO_DOCUMENT_COLUMNS),
         notices=empty_notices(),
     )
+
+
+def takings_sales_cents(line_items: list[dict[str, Any]], rules: TakingsRules) -> int:
+    """Σ of the lines of a takings document (as sent, or as Xero holds it) that carry CI's takings: sales,
+    vouchers sold, cash rounding and GST adjustments, leaving out what the books add beside them: till
+    over/short, and tenders made lines (the sign rule, the zero-balance layout). As shown on the document."""
+    over_short = {rules.over_short_account, *rules.over_short_accounts.values()} - {None}
+    tender_accounts = {account for account in rules.tender_accounts.values() if account}
+    total = 0
+    for line in line_items:
+        account = line.get("AccountCode")
+        if account in over_short or account in tender_accounts:
+            continue
+        if account == rules.voucher_liability_account and not str(line.get("Description") or "").startswith(VOUCHERS_SOLD):
+            continue  # a GIFT_VOUCHER tender made a line
+        total += decimal_to_cents(line.get("LineAmount") or 0)
+    return total
 
 
 # -- the blocking check of the books before they reach Xero --------------------------------------
