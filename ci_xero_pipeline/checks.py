@@ -16,6 +16,7 @@ TOTALS_MATCH_CI = "totals_match_ci_to_the_cent"
 ALL_ACCEPTED = "every_document_in_xero"
 XERO_MATCHES_CI = "xero_matches_ci"
 EVERY_DOLLAR = "every_dollar_accounted_for"
+TENDERS_PAID = "every_tender_paid_as_counted"
 
 
 def severity(name: str) -> AssetCheckSeverity:
@@ -168,3 +169,22 @@ def dollars_check(dollars: pd.DataFrame) -> AssetCheckResult:
             "unaccounted_days": table(unaccounted, list(dollars.columns), money_columns=money_columns),
         },
     )
+
+
+def tenders_paid_spec(asset_name: str, description: str) -> AssetCheckSpec:
+    return AssetCheckSpec(TENDERS_PAID, asset=asset_name, blocking=True, description=description)
+
+
+def tenders_paid_check(differences: pd.DataFrame, compared: int, unpaid: pd.DataFrame | None = None,
+                       note: str = "") -> AssetCheckResult:
+    """Read back from Xero: each document paid, each payment with CI's amount (xero.reconcile.payment_differences),
+    and no document the books had to leave unpaid (`unpaid`: books.tenders TENDER_PROBLEM_COLUMNS)."""
+    unpaid = unpaid if unpaid is not None else pd.DataFrame(columns=["business_date", "number", "tender_type", "reason"])
+    value: dict[str, Any] = {
+        "payments_compared": compared,
+        "differences": table(differences, ["number", "payment", "field", "ci", "xero"]),
+        "left_unpaid": table(unpaid, ["business_date", "number", "tender_type", "reason"]),
+    }
+    if note:
+        value["note"] = note
+    return AssetCheckResult(check_name=TENDERS_PAID, passed=differences.empty and unpaid.empty, metadata=value)

@@ -13,10 +13,7 @@ import pandas as pd
 from dagster import Config, MetadataValue, OpExecutionContext, Output, job, op
 
 from .assets.metadata import table
-from .books.daybook import postable_rows, source_evidence
-from .books.eretailer import build_eretailer_documents
-from .books.validation import validate_sales_documents
-from .ci.extract import extract_sales_documents
+from .books.daybook import source_evidence
 from .money import cents_to_decimal
 from .resources import CISourceResource, SiteResource, XeroResource
 from .xero.posting import SourceEvidence, plan_posting
@@ -35,14 +32,14 @@ ACTION_WORDS = {
 def plan_days(site: SiteResource, ci: CISourceResource, xero: XeroResource, first: date, last: date) -> pd.DataFrame:
     """One row per Xero document a run of first..last would touch or leave, and per quarantined CI
     document (PLAN_TABLE_COLUMNS), in day order."""
-    rules = site.eretailer_rules()
-    validated = validate_sales_documents(extract_sales_documents(ci.engine(), first, last, source="ERETAILER", names=ci.names()), rules)
-    postable, _withheld = postable_rows(validated, site.settings.eretailer.all_or_nothing_days)
-    documents = build_eretailer_documents(postable.invoices, postable.lines, rules)
+    from .assets.eretailer import eretailer_books, read, validate  # the documents exactly as the run makes them
+
+    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    validated = validate(read(ci, site, first, last), site)
+    documents = eretailer_books(validated, site, days).documents
     client = xero.client()
     plan = plan_posting(
-        client, xero.ledger(client.tenant_id), documents,
-        [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)],
+        client, xero.ledger(client.tenant_id, process="eretailer"), documents, days,
         SourceEvidence(**source_evidence(validated)), site.posting_policy(),
     )
     rows = plan.frame(documents)

@@ -523,6 +523,9 @@ class SiteSettings(_Strict):
             raise ValueError("eretailer.pay_tenders is true but mapping.tender_accounts is empty: map each tender "
                              "type of web orders (ONLINE, cards, PAYPAL, AFTERPAY, …) to its Xero account, or set "
                              "eretailer.pay_tenders: false")
+        if self.eretailer.pay_tenders and self.eretailer.status != "AUTHORISED":
+            raise ValueError(f"eretailer.pay_tenders is true but eretailer.status is {self.eretailer.status}: Xero pays "
+                             "only AUTHORISED documents, so set eretailer.status: AUTHORISED, or eretailer.pay_tenders: false")
         if takings.enabled:
             missing = [name for name, value in (("mapping.tender_accounts", mapping.tender_accounts),
                                                 ("mapping.voucher_liability_account", mapping.voucher_liability_account))

@@ -318,3 +318,30 @@ def test_web_tenders_are_paid_per_tender_per_day_in_summary_mode(sandbox, make_s
     assert moved == {("2026-03-06", "615"): 3000, ("2026-03-06", "616"): 15000}  # ONLINE 50 − 20, PAYPAL 30 + 120
     references = sorted(p["Reference"] for p in xero_client(site).get_all("Payments", "Payments", {"page": 1}))
     assert references == ["ER-20260306/ONLINE", "ER-20260306/PAYPAL"]
+
+
+def test_web_orders_the_books_must_leave_unpaid_turn_the_day_red(sandbox, make_site, tmp_path):
+    """An unmapped web tender, or tenders that do not add up to the order: the order goes in unpaid (a part-paid
+    one would be worse), and the day's blocking check says so instead of leaving the sale in receivables unseen."""
+    url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
+    web = [
+        document("W1", VOUCHERS, [("APPAREL", "80.00")], [("BITCOIN", "80.00")], source="ERETAILER", branch="WEB"),
+        document("W2", VOUCHERS, [("FOOTWEAR", "120.00")], [("PAYPAL", "100.00")], source="ERETAILER", branch="WEB"),
+        document("W3", VOUCHERS, [("GIFTS", "20.00")], [("ONLINE", "20.00")], source="ERETAILER", branch="WEB"),
+    ]
+    fill(url, web, {})
+    site = make_site(sandbox, url, {"eretailer": {"pay_tenders": True, "mode": "detail", "status": "AUTHORISED"}})
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+    outcome = run_days(site, VOUCHERS, VOUCHERS, instance)
+    assert not outcome.success and "posted_eretailer:every_tender_paid_as_counted" in outcome.failed_checks
+    held = takings_documents(site)
+    assert held["W3"]["Status"] == "PAID"
+    assert held["W1"]["Status"] == held["W2"]["Status"] == "AUTHORISED"  # in Xero, unpaid, and said so
+    from dagster import DagsterEventType
+
+    [evaluation] = [e.event_log_entry.dagster_event.event_specific_data for e in instance.get_records_for_run(
+        outcome.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+        if e.event_log_entry.dagster_event.event_specific_data.check_name == "every_tender_paid_as_counted"]
+    unpaid = str(evaluation.metadata["left_unpaid"].value.records)
+    assert "BITCOIN" in unpaid and "W2" in unpaid

@@ -23,6 +23,7 @@ from ..ci.extract import SalesDocuments, extract_sales_documents, extract_sales_
 from ..resources import CISourceResource, SiteResource
 from ..xero.chart_check import needs_for_process
 from ..xero.posting import GOOD_OUTCOMES, SourceEvidence
+from ..xero.reconcile import PAYMENT_DIFFERENCE_COLUMNS, payment_differences
 from . import metadata
 from .process import Books, Posting, Process, build_process_assets
 
@@ -49,7 +50,7 @@ def validate(raw: SalesDocuments, site: SiteResource) -> ValidatedSales:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Built:
+class EretailerBooks:
     postable: ValidatedSales
     withheld: pd.DataFrame  # documents a rule took out of the postable rows (all-or-nothing days)
     documents: pd.DataFrame
@@ -58,7 +59,7 @@ class _Built:
     tenders: TenderPayments | None  # None: the site does not pay tenders
 
 
-def _build(validated: ValidatedSales, site: SiteResource, days: list[str]) -> _Built:
+def eretailer_books(validated: ValidatedSales, site: SiteResource, days: list[str]) -> EretailerBooks:
     """Pure: the days' documents (with their links back to Dagster) and, when the site pays tenders, their payments."""
     rules = site.eretailer_rules()
     postable, withheld = postable_rows(validated, site.settings.eretailer.all_or_nothing_days)
@@ -73,12 +74,12 @@ def _build(validated: ValidatedSales, site: SiteResource, days: list[str]) -> _B
         tenders = build_eretailer_tender_payments(documents, postable.invoices, validated.tenders, site.tender_mapping(),
                                                   rules.exempt_tax_type)
         documents = tenders.documents
-    return _Built(postable, withheld, documents, notices, excluded, tenders)
+    return EretailerBooks(postable, withheld, documents, notices, excluded, tenders)
 
 
 def build(validated: ValidatedSales, site: SiteResource, days: list[str]) -> Books:
     """The exact Xero invoices and credit notes, in the site's Summary or Detail mode, and their payments."""
-    built = _build(validated, site, days)
+    built = eretailer_books(validated, site, days)
     log = [f"{row.business_date}: {row.reason} ({len(row.invoice_nos)} CI documents)" for row in built.excluded.itertuples(index=False)]
     payments, checked = empty_payments(), built.documents
     if built.tenders is not None:
@@ -124,14 +125,22 @@ def explain(results: pd.DataFrame, documents: pd.DataFrame, site: SiteResource, 
 def posted_checks(posting: Posting) -> list:
     """Every document in Xero; Xero read back equal to CI; every dollar of the day accounted for."""
     site, results, held = posting.site, posting.results, posting.held
-    built = _build(posting.validated, site, posting.days)  # pure and quick: what the documents step made
-    excluded = pd.concat([built.excluded, locked_out(results)], ignore_index=True)
-    if built.tenders is not None:  # Xero's totals include the tender lines; CI's do not
+    built = eretailer_books(posting.validated, site, posting.days)  # pure and quick: what the documents step made
+    if built.tenders is None:
+        paid = checks.tenders_paid_check(pd.DataFrame(columns=PAYMENT_DIFFERENCE_COLUMNS), 0,
+                                         note="eretailer.pay_tenders is off: the bookkeeper applies the web payouts by hand")
+        excluded = pd.concat([built.excluded, locked_out(results)], ignore_index=True)
+    else:  # Xero's totals include the tender lines; CI's do not
         held = less_tender_lines_held(held, results, built.tenders.tender_lines)
+        excluded = pd.concat([built.excluded, locked_out(less_tender_lines(results, built.tenders.tender_lines))],
+                             ignore_index=True)
+        paid = checks.tenders_paid_check(payment_differences(posting.payments, results, posting.held, zero_balance=False),
+                                         len(posting.payments), built.tenders.problems)
     return [
         checks.posting_check(results),
         checks.reconciliation_check(posting.documents, results, posting.held),
         checks.dollars_check(dollars_by_day(posting.validated, built.withheld, excluded, results, held, posting.days)),
+        paid,
     ]
 
 
@@ -156,7 +165,9 @@ ERETAILER = Process(
     evidence=lambda validated, site: SourceEvidence(**source_evidence(validated)),
     quarantined=_quarantined,
     explain=explain,
-    posted_check_specs=checks.posting_check_specs,
+    posted_check_specs=lambda name: checks.posting_check_specs(name) + [checks.tenders_paid_spec(
+        name, "With eretailer.pay_tenders, read back from Xero: each document is PAID and each web tender's payment is "
+        "in Xero with CI's amount; no document was left unpaid (an unmapped tender, tenders that do not add up).")],
     posted_checks=posted_checks,
     rules=lambda site: site.eretailer_rules(),
 )

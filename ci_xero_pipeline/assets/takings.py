@@ -17,6 +17,7 @@ from ..books.takings_validation import ValidatedTakings, takings_source_evidence
 from ..ci.extract import SalesWithTenders, extract_takings
 from ..money import decimal_to_cents
 from ..xero.client import parse_xero_date
+from ..xero.reconcile import documents_in_books, payment_differences
 from ..resources import CISourceResource, SiteResource
 from ..xero.chart_check import needs_for_process
 from ..xero.posting import GOOD_OUTCOMES, REPORTED_OUTCOMES, SourceEvidence
@@ -25,7 +26,6 @@ from .process import Books, Posting, Process, build_process_assets
 
 GROUP = "takings"
 BOOKS_MATCH_CI = "takings_match_ci_to_the_cent"
-TENDERS_PAID = "every_tender_paid_as_counted"
 TAKINGS_SHOWN = ["business_date", "branch_code", "number", "endpoint", "ci_invoice_count", "ci_total_cents", "ci_gst_cents",
                  "over_short_cents", "document_total_cents", "document_tax_cents", "tender_lines_cents", "payments_cents"]
 TAKINGS_MONEY = [c for c in TAKINGS_SHOWN if c.endswith("_cents") and c != "ci_invoice_count"]
@@ -162,47 +162,9 @@ def quarantined(validated: ValidatedTakings) -> pd.DataFrame:
 
 # -- after posting ----------------------------------------------------------------------------------------
 def posted_check_specs(asset_name: str) -> list[AssetCheckSpec]:
-    return checks.posting_check_specs(asset_name) + [AssetCheckSpec(
-        TENDERS_PAID, asset=asset_name, blocking=True,
-        description="Read back from Xero: each takings document is PAID (or a 0.00 invoice), and each tender's payment "
-        "is in Xero with CI's counted amount, into the tender's account.",
-    )]
-
-
-def _in_xero(results: pd.DataFrame, held: dict) -> list[tuple[str, str, str, str, dict]]:
-    """(document key, endpoint, number, outcome, Xero's document) of every result whose document Xero holds in
-    the books now: posted or already there, and also one a rule left as it was (locked, paid by others, kept)."""
-    rows = []
-    for key, endpoint, number, outcome in zip(results["document_key"], results["endpoint"], results["number"], results["outcome"]):
-        xero = held.get((endpoint, number))
-        if outcome != "withdrawn" and xero is not None and xero.get("Status") not in ("VOIDED", "DELETED"):
-            rows.append((key, endpoint, number, outcome, xero))
-    return rows
-
-
-def tender_differences(payments: pd.DataFrame, results: pd.DataFrame, held: dict, zero_balance: bool) -> pd.DataFrame:
-    """One row per payment or document that Xero does not hold as the books say (empty: all paid as counted).
-    Documents a rule left as they were in Xero are compared too: their accounts moved by what Xero holds."""
-    rows = []
-    good = set(results.loc[results["outcome"].isin(GOOD_OUTCOMES - {"withdrawn"}), "document_key"])
-    in_xero = {key: (number, xero) for key, _endpoint, number, _outcome, xero in _in_xero(results, held)}
-    for key in sorted(good - set(in_xero)):
-        rows.append((key, "", "document", "in Xero", "missing"))
-    for key, (number, xero) in in_xero.items():
-        total = decimal_to_cents(xero.get("Total", 0))
-        if not (xero.get("Status") == "PAID" or (total == 0 and xero.get("Status") == "AUTHORISED")
-                or (zero_balance and total == 0)):
-            rows.append((number, "", "status", "PAID", f"{xero.get('Status')} with {xero.get('AmountDue')} due"))
-    for payment in payments.itertuples(index=False):
-        if payment.document_key not in in_xero:
-            continue
-        number, xero = in_xero[payment.document_key]
-        found = [p for p in xero.get("Payments") or [] if p.get("Reference") == payment.payment_key]
-        amount = sum(decimal_to_cents(p.get("Amount", 0)) for p in found)
-        if amount != int(payment.amount_cents):
-            rows.append((number, payment.payment_key, "payment", metadata.money(payment.amount_cents),
-                         metadata.money(amount) if found else "missing"))
-    return pd.DataFrame(rows, columns=["number", "payment", "field", "ci", "xero"])
+    return checks.posting_check_specs(asset_name) + [checks.tenders_paid_spec(
+        asset_name, "Read back from Xero: each takings document is PAID (or a 0.00 invoice), and each tender's payment "
+        "is in Xero with CI's counted amount, into the tender's account.")]
 
 
 def every_dollar(posting: Posting, books: TakingsBooks, rules) -> pd.DataFrame:
@@ -217,14 +179,14 @@ def every_dollar(posting: Posting, books: TakingsBooks, rules) -> pd.DataFrame:
     days = validated.branch_days
     built = {row.document_key: row for row in books.totals.itertuples(index=False)}
     xero_by_day: dict[str, list[int]] = {}
-    for key, endpoint, _number, _outcome, xero in _in_xero(results, held):
+    for key, endpoint, _number, _outcome, xero in documents_in_books(results, held):
         day = parse_xero_date(xero.get("Date") or xero.get("DateString"))
         sign = -1 if endpoint == "CreditNotes" else 1
         sums = xero_by_day.setdefault(day.isoformat() if day else "", [0, 0])
         sums[0] += sign * takings_sales_cents(xero.get("LineItems") or [], rules)
         sums[1] += sign * decimal_to_cents(xero.get("TotalTax", 0))
     kept_out: dict[str, list[int]] = {}  # CI's takings of new documents a rule kept out of Xero (no Xero id)
-    held_keys = {key for key, *_rest in _in_xero(results, held)}
+    held_keys = {key for key, *_rest in documents_in_books(results, held)}
     for key, outcome in zip(results["document_key"], results["outcome"]):
         row = built.get(key)
         if row is not None and outcome in REPORTED_OUTCOMES and key not in held_keys:
@@ -249,15 +211,12 @@ def every_dollar(posting: Posting, books: TakingsBooks, rules) -> pd.DataFrame:
 def posted_checks(posting: Posting) -> list[AssetCheckResult]:
     rules = posting.site.takings_rules()
     books = build_takings_documents(posting.validated, rules)  # pure and quick: what the documents step made
-    differences = tender_differences(posting.payments, posting.results, posting.held, rules.zero_balance)
+    differences = payment_differences(posting.payments, posting.results, posting.held, rules.zero_balance)
     return [
         checks.posting_check(posting.results),
         checks.reconciliation_check(posting.documents, posting.results, posting.held),
         checks.dollars_check(every_dollar(posting, books, rules)),
-        AssetCheckResult(check_name=TENDERS_PAID, passed=differences.empty, metadata={
-            "payments_compared": len(posting.payments),
-            "differences": metadata.table(differences, ["number", "payment", "field", "ci", "xero"]),
-        }),
+        checks.tenders_paid_check(differences, len(posting.payments)),
     ]
 
 

@@ -172,10 +172,6 @@ class ChartVerdict:
 # -- the needs of each process -------------------------------------------------------------------
 PROCESSES = ("eretailer", "takings")
 VOUCHER_TENDER = "GIFT_VOUCHER"
-# CI's tenders taken only at a till (ci-source-contract.md, ci_sales_tenders.tender_type): a web order is
-# never paid by them, so E-Retailer's payments need every other mapped tender (cards, ONLINE, PAYPAL,
-# AFTERPAY, GIFT_VOUCHER, a site's own) and not these.
-IN_STORE_TENDER_TYPES = frozenset({"CASH", "EFTPOS"})
 
 
 def needs_for_site(settings: Any) -> list[Need]:
@@ -200,8 +196,9 @@ def needs_for_process(settings: Any, process: str) -> list[Need]:
         needs = needs_for_eretailer(settings)
         if settings.eretailer.pay_tenders:
             mapping = settings.mapping
-            web = {tender: account for tender, account in mapping.tender_accounts.items() if tender not in IN_STORE_TENDER_TYPES}
-            needs += needs_for_tenders(tender_accounts=web, voucher_liability_account=mapping.voucher_liability_account,
+            # every mapped tender: the source contract lets a web order carry any tender type (pay on collection
+            # in cash, say), and a payment into an account Xero refuses would leave its document unpaid
+            needs += needs_for_tenders(tender_accounts=dict(mapping.tender_accounts), voucher_liability_account=mapping.voucher_liability_account,
                                        setting_prefix="mapping", voucher_redemptions=True)
             needs += _exempt_tax_type(settings)
     elif process == "takings":

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from ..money import decimal_to_cents
+from ..money import cents_to_decimal, decimal_to_cents
 from .client import XeroClient
 
 NUMBER_FIELD = {"Invoices": "InvoiceNumber", "CreditNotes": "CreditNoteNumber"}
@@ -74,3 +74,45 @@ def compare_with_xero(expected: pd.DataFrame, held: dict[tuple[str, str], dict[s
             if not _same(field, value, actual[field]):
                 differences.append((row.business_date, row.number, field, str(value), str(actual[field])))
     return pd.DataFrame(differences, columns=MISMATCH_COLUMNS)
+
+
+# -- documents and their payments, as Xero holds them ------------------------------------------------
+def documents_in_books(results: pd.DataFrame, held: dict) -> list[tuple[str, str, str, str, dict]]:
+    """(document key, endpoint, number, outcome, Xero's document) of every result whose document Xero holds in
+    the books now: posted or already there, and also one a rule left as it was (locked, paid by others, kept)."""
+    rows = []
+    for key, endpoint, number, outcome in zip(results["document_key"], results["endpoint"], results["number"], results["outcome"]):
+        xero = held.get((endpoint, number))
+        if outcome != "withdrawn" and xero is not None and xero.get("Status") not in ("VOIDED", "DELETED"):
+            rows.append((key, endpoint, number, outcome, xero))
+    return rows
+
+
+def payment_differences(payments: pd.DataFrame, results: pd.DataFrame, held: dict, zero_balance: bool) -> pd.DataFrame:
+    """One row per payment or document that Xero does not hold as the books say (empty: all paid as counted).
+    Documents a rule left as they were in Xero are compared too: their accounts moved by what Xero holds."""
+    from .posting import GOOD_OUTCOMES
+
+    rows = []
+    good = set(results.loc[results["outcome"].isin(GOOD_OUTCOMES - {"withdrawn"}), "document_key"])
+    in_xero = {key: (number, xero) for key, _endpoint, number, _outcome, xero in documents_in_books(results, held)}
+    for key in sorted(good - set(in_xero)):
+        rows.append((key, "", "document", "in Xero", "missing"))
+    for key, (number, xero) in in_xero.items():
+        total = decimal_to_cents(xero.get("Total", 0))
+        if not (xero.get("Status") == "PAID" or (total == 0 and xero.get("Status") == "AUTHORISED")
+                or (zero_balance and total == 0)):
+            rows.append((number, "", "status", "PAID", f"{xero.get('Status')} with {xero.get('AmountDue')} due"))
+    for payment in payments.itertuples(index=False):
+        if payment.document_key not in in_xero:
+            continue
+        number, xero = in_xero[payment.document_key]
+        found = [p for p in xero.get("Payments") or [] if p.get("Reference") == payment.payment_key]
+        amount = sum(decimal_to_cents(p.get("Amount", 0)) for p in found)
+        if amount != int(payment.amount_cents):
+            rows.append((number, payment.payment_key, "payment", str(cents_to_decimal(int(payment.amount_cents))),
+                         str(cents_to_decimal(amount)) if found else "missing"))
+    return pd.DataFrame(rows, columns=["number", "payment", "field", "ci", "xero"])
+
+
+PAYMENT_DIFFERENCE_COLUMNS = ["number", "payment", "field", "ci", "xero"]
