@@ -345,3 +345,20 @@ def test_web_orders_the_books_must_leave_unpaid_turn_the_day_red(sandbox, make_s
         if e.event_log_entry.dagster_event.event_specific_data.check_name == "every_tender_paid_as_counted"]
     unpaid = str(evaluation.metadata["left_unpaid"].value.records)
     assert "BITCOIN" in unpaid and "W2" in unpaid
+
+
+def test_a_web_tender_with_more_decimals_than_the_contract_quarantines_its_order(sandbox, make_site, tmp_path):
+    url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
+    web = [
+        document("W1", VOUCHERS, [("APPAREL", "80.00")], [("ONLINE", "80.005"), ("PAYPAL", "-0.005")], source="ERETAILER", branch="WEB"),
+        document("W2", VOUCHERS, [("GIFTS", "20.00")], [("ONLINE", "20.00")], source="ERETAILER", branch="WEB"),
+    ]
+    fill(url, web, {})
+    site = make_site(sandbox, url, {"eretailer": {"pay_tenders": True, "mode": "detail", "status": "AUTHORISED"}})
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+    outcome = run_days(site, VOUCHERS, VOUCHERS, instance)
+    assert "validated_eretailer:no_quarantined_rows" in outcome.failed_checks
+    assert set(takings_documents(site)) == {"W2"}  # the other order still posts, paid
+    reasons = str(latest(instance, "validated_eretailer", VOUCHERS)["quarantined_rows"].value.records)
+    assert "W1" in reasons and "80.005" in reasons, reasons

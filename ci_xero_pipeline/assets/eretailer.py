@@ -37,7 +37,20 @@ def read(ci: CISourceResource, site: SiteResource, first: date, last: date) -> S
     if not site.settings.eretailer.pay_tenders:
         return extract_sales_documents(ci.engine(), first, last, source="ERETAILER", names=ci.names())
     read = extract_sales_with_tenders(ci.engine(), first, last, source="ERETAILER", names=ci.names())
-    return dataclasses.replace(read.documents, tenders=read.tenders)
+    # a tender amount with more decimals than the contract quarantines its document, as a line's would
+    tender_excess = read.excess_decimals[read.excess_decimals["invoice_no"].notna().to_numpy(dtype=bool)]
+    excess = read.documents.excess_decimals
+    if len(tender_excess):
+        excess = pd.concat([excess, pd.DataFrame({
+            "business_date": tender_excess["business_date"].to_numpy(dtype=object),
+            "invoice_no": tender_excess["invoice_no"].to_numpy(dtype=object),
+            "line_no": None,
+            "column": [f"{view}.{column}" for view, column in zip(tender_excess["view"], tender_excess["column"])],
+            "value": tender_excess["value"].to_numpy(dtype=object),
+            "places": tender_excess["places"].to_numpy(),
+            "reason": tender_excess["reason"].to_numpy(dtype=object),
+        })], ignore_index=True)
+    return dataclasses.replace(read.documents, tenders=read.tenders, excess_decimals=excess)
 
 
 def validate(raw: SalesDocuments, site: SiteResource) -> ValidatedSales:
