@@ -48,7 +48,7 @@ def split_by_day(value: Any, days: list[str]) -> dict[str, Any]:
 def combine_days(values: list[Any]) -> Any:
     first = values[0]
     if isinstance(first, pd.DataFrame):
-        if DAY_COLUMN not in first.columns:  # kept whole with every day: one copy
+        if not any(DAY_COLUMN in value.columns for value in values):  # kept whole with every day: one copy
             return values[-1]
         return pd.concat(values, ignore_index=True) if len(values) > 1 else first
     frames = {

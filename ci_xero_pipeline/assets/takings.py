@@ -66,6 +66,9 @@ def describe_validated(validated: ValidatedTakings) -> dict:
         "quarantined_amount": metadata.money(held["total_incl_cents"].sum() if len(held) else 0),
         "quarantine": metadata.table(validated.quarantine, ["business_date", "branch_code", "invoice_no", "tender_type", "check", "reason"]),
         "unmapped_codes": MetadataValue.json(validated.unmapped_codes),
+        # tenders of till documents charged to an account customer: that process's payments, not these takings'
+        "tenders_left_to_account_customers": metadata.money(
+            validated.tender_days["other_process_cents"].sum() if len(validated.tender_days) else 0),
     }
 
 
