@@ -33,6 +33,7 @@ from ci_xero_pipeline.resources import XeroResource, eretailer_rules
 from ci_xero_pipeline.sandbox.server import SandboxClient, SandboxConfig, SandboxOrganisation, SandboxServer
 from ci_xero_pipeline.settings import load_settings
 from ci_xero_pipeline.xero.oauth import connect
+from ci_xero_pipeline.assets.process import for_posting
 from ci_xero_pipeline.xero.posting import post_documents
 from ci_xero_pipeline.xero.tracking import tracking_options_used
 
@@ -102,7 +103,7 @@ def run(label: str, folder: Path, ci_url: str, documents: pd.DataFrame, batch_si
         before, before_429 = Counter(client.calls.by_kind), client.calls.rate_limited
         ledger = xero.ledger(tenant, run_id=f"bench-{label}")
         started = time.perf_counter()
-        results = post_documents(client, ledger, documents, sorted(documents["business_date"].unique()))
+        results = post_documents(client, ledger, for_posting(documents), sorted(documents["business_date"].unique()))
         elapsed = time.perf_counter() - started
         calls = Counter(client.calls.by_kind) - before
         seen_429 = client.calls.rate_limited - before_429

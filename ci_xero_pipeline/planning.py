@@ -38,8 +38,10 @@ def plan_days(site: SiteResource, ci: CISourceResource, xero: XeroResource, firs
     validated = validate(read(ci, site, first, last), site)
     documents = eretailer_books(validated, site, days).documents
     client = xero.client()
+    from .assets.process import for_posting
+
     plan = plan_posting(
-        client, xero.ledger(client.tenant_id, process="eretailer"), documents, days,
+        client, xero.ledger(client.tenant_id, process="eretailer"), for_posting(documents), days,
         SourceEvidence(**source_evidence(validated)), site.posting_policy(),
     )
     rows = plan.frame(documents)

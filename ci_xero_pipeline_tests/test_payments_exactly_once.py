@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from ci_xero_pipeline.assets.process import for_posting
 from ci_xero_pipeline.books.eretailer import DOCUMENT_COLUMNS
 from ci_xero_pipeline.books.tenders import payment_key, payment_payload, payments_frame
 from ci_xero_pipeline.money import cents_to_decimal, decimal_to_cents
@@ -75,7 +76,7 @@ def tender_payments(document: dict[str, Any], tenders: dict[str, tuple[str, int]
 
 
 def frames(*days: tuple[dict[str, Any], dict[str, tuple[str, int]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    documents = pd.DataFrame([document for document, _ in days], columns=DOCUMENT_COLUMNS)
+    documents = for_posting(pd.DataFrame([document for document, _ in days], columns=DOCUMENT_COLUMNS))
     payments = payments_frame([row for document, tenders in days for row in tender_payments(document, tenders)])
     return documents, payments
 
@@ -529,7 +530,7 @@ def test_an_eretailer_day_never_takes_the_takings_documents_for_its_own(books):
     web = copy.deepcopy(takings_document("WEB", [(2300, 300)]))
     web["document_key"], web["number"] = f"eretailer/{DAY}/W1", "W1"
     web["payload"]["InvoiceNumber"] = "W1"
-    web_documents = pd.DataFrame([web], columns=DOCUMENT_COLUMNS)
+    web_documents = for_posting(pd.DataFrame([web], columns=DOCUMENT_COLUMNS))
     eretailer = PostingLedger(books.documents.engine, books.api.tenant_id, process="eretailer")
 
     results = post_documents(books.client, eretailer, web_documents, [DAY])

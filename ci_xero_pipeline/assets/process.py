@@ -43,7 +43,7 @@ from ..xero.chart_check import ChartVerdict, Need, create_missing, read_and_chec
 from ..xero.oauth import ReconnectRequired, RefreshRefused
 from ..xero.pacing import DailyLimitReached
 from ..xero.payments import FAILED_PAYMENT_OUTCOMES, post_payments, release_payments
-from ..xero.posting import FAILED_OUTCOMES, SourceEvidence, lock_date, post_documents
+from ..xero.posting import FAILED_OUTCOMES, SOURCE_KEYS, SourceEvidence, lock_date, post_documents
 from ..xero.reconcile import read_documents
 from ..xero.tokens import NotConnectedError, TokenStoreError
 from ..xero.tracking import tracking_options_used
@@ -142,6 +142,19 @@ def stop_at_daily_limit() -> Iterator[None]:
             description=f"{error}. Nothing more was sent; the next run resumes where this one stopped.",
             allow_retries=False,
         ) from None
+
+
+LINEAGE = "ci_invoice_nos"  # the books' column of the CI documents behind each Xero document
+
+
+def for_posting(documents: pd.DataFrame) -> pd.DataFrame:
+    """The documents as the posting layer takes them: opaque, the CI lineage as plain source keys."""
+    return documents.rename(columns={LINEAGE: SOURCE_KEYS})
+
+
+def with_lineage(results: pd.DataFrame) -> pd.DataFrame:
+    """The posting layer's results with the CI lineage named again as the books and the UI name it."""
+    return results.rename(columns={SOURCE_KEYS: LINEAGE})
 
 
 def trading_days(context: AssetExecutionContext) -> list[str]:
@@ -306,9 +319,10 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
             locked_until = lock_date(organisation)
             policy, evidence = site.posting_policy(name), process.evidence(validated, site)
             # our payments of documents about to change come off first (Xero changes no paid document)
-            released = release_payments(client, payment_ledger, payments, documents, locked_until,
+            to_post = for_posting(documents)
+            released = release_payments(client, payment_ledger, payments, to_post, locked_until,
                                         partitions=days, evidence=evidence, policy=policy)
-            results = post_documents(client, ledger, documents, days, policy, evidence)
+            results = with_lineage(post_documents(client, ledger, to_post, days, policy, evidence))
             paid = post_payments(client, payment_ledger, payments, results, locked_until)
             payment_results = pd.concat([frame for frame in (released, paid) if len(frame)] or [paid], ignore_index=True)
             results = metadata.with_xero_links(results, settings.xero.document_link, organisation.get("ShortCode") or "")

@@ -50,7 +50,10 @@ from .reconcile import tracking_of
 
 NUMBER_FIELD = {"Invoices": "InvoiceNumber", "CreditNotes": "CreditNoteNumber"}
 ID_FIELD = {"Invoices": "InvoiceID", "CreditNotes": "CreditNoteID"}
-SOURCE_KEYS = "ci_invoice_nos"  # the documents frame's column naming the source documents behind each
+# The documents this layer takes are opaque: document_key, business_date (the partition), branch_code, endpoint,
+# number, status, total_cents, tax_cents, payload, and SOURCE_KEYS, the keys of the source documents behind each
+# (what a withdrawal or a conflict is judged by). Which source, and how its rows map to the keys, is the caller's.
+SOURCE_KEYS = "source_keys"
 LOOKUP_CHUNK = 50  # numbers per lookup call: one failed lookup leaves only its own documents unknown
 
 RESULT_COLUMNS = [
