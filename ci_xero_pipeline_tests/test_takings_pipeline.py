@@ -362,3 +362,21 @@ def test_a_web_tender_with_more_decimals_than_the_contract_quarantines_its_order
     assert set(takings_documents(site)) == {"W2"}  # the other order still posts, paid
     reasons = str(latest(instance, "validated_eretailer", VOUCHERS)["quarantined_rows"].value.records)
     assert "W1" in reasons and "80.005" in reasons, reasons
+
+
+def test_an_exchange_day_nets_to_nothing_in_sales_yet_moves_both_tenders(sandbox, make_site, tmp_path):
+    """A jacket returned by EFTPOS refund and bought again in cash: sales net 0.00, but the cash account takes
+    50.00 and the EFTPOS account gives 50.00 back. D = 0 is an invoice: the cash payment pays the EFTPOS line."""
+    exchange = date(2026, 3, 9)
+    url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
+    fill(url, [document("P600", exchange, [("APPAREL", "50.00")], [("CASH", "50.00")]),
+               document("P601", exchange, [("APPAREL", "-50.00")], [("EFTPOS", "-50.00")], credit=True)],
+         {(exchange, "CASH"): ("50.00", "50.00"), (exchange, "EFTPOS"): ("-50.00", "-50.00")})
+    site = make_site(sandbox, url)
+    connect_site(site)
+    outcome = run_days(site, exchange, exchange, DagsterInstance.ephemeral(), process="takings")
+    assert outcome.success, outcome.failed_checks
+    invoice = takings_documents(site)["EOD-AKL01-20260309"]
+    assert invoice["Status"] == "PAID" and invoice["Total"] == Decimal("50.00") and invoice["TotalTax"] == Decimal("0.00")
+    assert line_amounts(invoice).get("612") == 5000 and sum(line_amounts(invoice).values()) == 5000
+    assert movements(site) == {("2026-03-09", "611"): 5000}
