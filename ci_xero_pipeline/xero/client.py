@@ -330,20 +330,7 @@ class XeroClient:
         """One PUT /Payments of up to batch_size payments (the spec's createPayments), each payment's own
         result, with the batch's Idempotency-Key as put_batch gives it. Unlike put_batch it sends only
         summarizeErrors: createPayments takes no unitdp (payments are amounts of 2 decimals)."""
-        answer = self.request(
-            "PUT", "Payments", params={"summarizeErrors": "false"},
-            body={"Payments": [payload for _, payload in keyed_payloads]},
-            idempotency_key=batch_idempotency_key("Payments", keyed_payloads, self.idempotency_scope),
-        )
-        elements = answer.get("Payments") or []
-        if len(elements) != len(keyed_payloads):
-            raise XeroApiError(200, f"Xero answered {len(elements)} elements for {len(keyed_payloads)} payments")
-        outcomes = []
-        for (key, _), element in zip(keyed_payloads, elements):
-            messages = _validation_messages(element)
-            ok = element.get("StatusAttributeString", "OK") != "ERROR" and not element.get("HasValidationErrors")
-            outcomes.append(DocumentOutcome(key=key, ok=ok and not messages, document=element, messages=tuple(messages)))
-        return outcomes
+        return self._write_batch("PUT", "Payments", keyed_payloads, {"summarizeErrors": "false"}, "payments", "HasValidationErrors")
 
     def delete_payment(self, payment_id: str) -> dict[str, Any]:
         """Remove a payment (the spec's deletePayment: POST /Payments/{id} {"Status": "DELETED"}; Xero
@@ -378,20 +365,23 @@ class XeroClient:
     def put_batch(self, endpoint: str, keyed_payloads: Sequence[tuple[str, dict[str, Any]]], method: str = "PUT") -> list[DocumentOutcome]:
         """One request of up to batch_size documents; each document's own result (good ones are saved
         even when others fail). PUT creates; POST creates or updates (by id)."""
+        return self._write_batch(method, endpoint, keyed_payloads, {"summarizeErrors": "false", "unitdp": 4}, "documents", "HasErrors")
+
+    def _write_batch(self, method: str, endpoint: str, keyed_payloads: Sequence[tuple[str, dict[str, Any]]],
+                     params: dict[str, Any], what: str, error_flag: str) -> list[DocumentOutcome]:
+        """Send one batch with its Idempotency-Key; each element's outcome, by the flag Xero sets on a refused one."""
         answer = self.request(
-            method,
-            endpoint,
-            params={"summarizeErrors": "false", "unitdp": 4},
+            method, endpoint, params=params,
             body={endpoint: [payload for _, payload in keyed_payloads]},
             idempotency_key=batch_idempotency_key(endpoint, keyed_payloads, self.idempotency_scope),
         )
         elements = answer.get(endpoint) or []
         if len(elements) != len(keyed_payloads):
-            raise XeroApiError(200, f"Xero answered {len(elements)} elements for {len(keyed_payloads)} documents")
+            raise XeroApiError(200, f"Xero answered {len(elements)} elements for {len(keyed_payloads)} {what}")
         outcomes = []
         for (key, _), element in zip(keyed_payloads, elements):
             messages = _validation_messages(element)
-            ok = element.get("StatusAttributeString", "OK") != "ERROR" and not element.get("HasErrors")
+            ok = element.get("StatusAttributeString", "OK") != "ERROR" and not element.get(error_flag)
             outcomes.append(DocumentOutcome(key=key, ok=ok and not messages, document=element, messages=tuple(messages)))
         return outcomes
 
