@@ -188,7 +188,7 @@ def test_accountant_follows_a_day_the_mapping_stops_to_its_fix_in_the_dagster_ui
     for asset in assets:
         expect(page.get_by_text(asset, exact=True).first).to_be_visible()
     expect(page.get_by_text(re.compile(r"^\d+% filled$"))).to_have_count(len(assets))  # one per asset; step 3 counts the days
-    expect(page.get_by_text("3 / 3 Passed")).to_be_visible()  # posted_eretailer's checks on the days posted
+    expect(page.get_by_text("4 / 4 Passed")).to_be_visible()  # posted_eretailer's checks on the days posted
     screenshots(page, "asset-graph")
 
     # 2. post the new day from the job eretailer_to_xero: one partition, one run
