@@ -234,11 +234,12 @@ def _attempts(instance: DagsterInstance, job_name: str, change: str) -> list:
     return list(records.values())
 
 
-def retries_due(instance: DagsterInstance, job_name: str, now: float) -> tuple[list[RunRequest], list[str]]:
+def retries_due(instance: DagsterInstance, job_name: str, now: float,
+                sensor_name: str = CHANGE_SENSOR_NAME) -> tuple[list[RunRequest], list[str]]:
     """Run requests for changes whose last run (asked for by this sensor) failed; and what was given up."""
     failed = instance.get_run_records(
         RunsFilter(
-            job_name=job_name, statuses=[DagsterRunStatus.FAILURE], tags={SENSOR_NAME_TAG: CHANGE_SENSOR_NAME},
+            job_name=job_name, statuses=[DagsterRunStatus.FAILURE], tags={SENSOR_NAME_TAG: sensor_name},
             updated_after=datetime.fromtimestamp(now - RETRY_LOOKBACK_SECONDS, timezone.utc),
         ),
         limit=200,
@@ -298,8 +299,10 @@ def build_change_sensor(job: JobDefinition, interval_seconds: int, process: str,
     """A process's sensor: re-runs a posted day when CI's documents of the process's source (E-Retailer: the
     web store's; takings: the tills') are added, edited or voided after the day was posted."""
 
+    sensor_name = CHANGE_SENSOR_NAME if process == "eretailer" else f"{process}_changes_after_posting"
+
     @sensor(
-        name=CHANGE_SENSOR_NAME if process == "eretailer" else f"{process}_changes_after_posting",
+        name=sensor_name,
         job=job,
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.STOPPED,
@@ -336,7 +339,7 @@ def build_change_sensor(job: JobDefinition, interval_seconds: int, process: str,
                 requests.append(RunRequest(partition_key=day, run_key=key, tags={CHANGE_TAG: key}))
                 context.log.info(f"{day}: CI changed it at {nz_wall(changed)} NZ, after it was posted; run requested.")
             requested[key] = changed
-        retries, given_up = retries_due(instance, job.name, now)
+        retries, given_up = retries_due(instance, job.name, now, sensor_name)
         for request in retries:
             if request.run_key not in requested:
                 requests.append(request)

@@ -380,3 +380,32 @@ def test_an_exchange_day_nets_to_nothing_in_sales_yet_moves_both_tenders(sandbox
     assert invoice["Status"] == "PAID" and invoice["Total"] == Decimal("50.00") and invoice["TotalTax"] == Decimal("0.00")
     assert line_amounts(invoice).get("612") == 5000 and sum(line_amounts(invoice).values()) == 5000
     assert movements(site) == {("2026-03-09", "611"): 5000}
+
+
+def test_the_takings_sensor_asks_again_for_a_posted_day_whose_till_documents_changed(site, tmp_path):
+    from zoneinfo import ZoneInfo
+
+    from dagster import SkipReason, build_sensor_context
+
+    from ci_xero_pipeline.code_location import build_definitions
+    from ci_xero_pipeline.runner import ensure_dagster_home
+
+    instance = DagsterInstance.from_config(str(ensure_dagster_home(tmp_path / "dagster_home")))
+    definitions = build_definitions(site)
+    job = definitions.resolve_job_def("takings_to_xero")
+    assert job.execute_in_process(instance=instance, partition_key=NORMAL.isoformat()).success
+    sensor = definitions.resolve_sensor_def("takings_changes_after_posting")
+    resources = {key: definitions.resources[key] for key in ("ci", "xero")}
+
+    quiet = sensor(build_sensor_context(instance=instance, cursor=None, resources=resources))
+    assert not quiet.run_requests  # nothing changed since the day was posted
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ci.sqlite'}")
+    with engine.begin() as connection:  # the till document is corrected in CI after posting
+        connection.execute(sa.text("UPDATE ci_sales_invoices SET updated_at = :now WHERE invoice_no = 'P100'"),
+                           {"now": datetime.now(ZoneInfo("Pacific/Auckland")).replace(tzinfo=None)})
+    engine.dispose()
+    changed = sensor(build_sensor_context(instance=instance, cursor=quiet.cursor, resources=resources))
+    assert not isinstance(changed, SkipReason)
+    assert [request.partition_key for request in changed.run_requests] == [NORMAL.isoformat()]
+    assert changed.run_requests[0].run_key.startswith("takings-changed:2026-03-02:")
+    instance.dispose()
