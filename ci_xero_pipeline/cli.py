@@ -148,7 +148,7 @@ def command_plan(args: argparse.Namespace) -> int:
     last = date.fromisoformat(args.last) if args.last else nz_yesterday()
     first = date.fromisoformat(args.first) if args.first else last
     resources = build_definitions(path).resources
-    rows = plan_days(resources["site"], resources["ci"], resources["xero"], first, last)
+    rows = plan_days(resources["site"], resources["ci"], resources["xero"], first, last, process=args.process)
     print(format_plan(rows, first, last))
     return 0
 
@@ -236,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="print what a run of a range of days would do in Xero, writing nothing")
     plan.add_argument("--first", help="first NZ trading day (YYYY-MM-DD); default: --last")
     plan.add_argument("--last", help="last NZ trading day (YYYY-MM-DD); default: yesterday in NZ")
+    plan.add_argument("--process", default="eretailer", choices=["eretailer", "takings"],
+                      help="which process's run to plan: eretailer (default) or takings")
     plan.set_defaults(handler=command_plan)
 
     mapping = commands.add_parser("mapping", help="the site's mapping against the Xero organisation")

@@ -85,6 +85,14 @@ def schedule_description(schedule_time: str) -> str:
             f"with the day it posts ({POSTS_DAY_TAG}) and keyed by it, so a day is asked for once.")
 
 
+def process_named(name: str) -> Process:
+    """The declaration of a process by its name (eretailer, takings)."""
+    for process in PROCESSES:
+        if process.name == name:
+            return process
+    raise ValueError(f"no process {name!r}: choose one of {', '.join(p.name for p in PROCESSES)}")
+
+
 def process_job_name(process: str) -> str:
     """Each process's job: eretailer_to_xero, takings_to_xero, …"""
     return f"{process}_to_xero"

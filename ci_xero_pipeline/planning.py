@@ -13,10 +13,9 @@ import pandas as pd
 from dagster import Config, MetadataValue, OpExecutionContext, Output, job, op
 
 from .assets.metadata import table
-from .books.daybook import source_evidence
 from .money import cents_to_decimal
 from .resources import CISourceResource, SiteResource, XeroResource
-from .xero.posting import SourceEvidence, plan_posting
+from .xero.posting import plan_posting
 
 PLAN_TABLE_COLUMNS = ["business_date", "action", "number", "amount", "outcome", "reason"]
 # the actions in the words of the plan
@@ -29,40 +28,68 @@ ACTION_WORDS = {
 }
 
 
-def plan_days(site: SiteResource, ci: CISourceResource, xero: XeroResource, first: date, last: date) -> pd.DataFrame:
-    """One row per Xero document a run of first..last would touch or leave, and per quarantined CI
-    document (PLAN_TABLE_COLUMNS), in day order."""
-    from .assets.eretailer import eretailer_books, read, validate  # the documents exactly as the run makes them
-
-    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
-    validated = validate(read(ci, site, first, last), site)
-    documents = eretailer_books(validated, site, days).documents
-    client = xero.client()
+def plan_days(site: SiteResource, ci: CISourceResource, xero: XeroResource, first: date, last: date,
+              process: str = "eretailer") -> pd.DataFrame:
+    """One row per Xero document a run of the process over first..last would touch or leave, and per
+    quarantined CI document or branch-day (PLAN_TABLE_COLUMNS), in day order. The documents are built by the
+    process's own declaration, exactly as its run builds them."""
     from .assets.process import for_posting
+    from .code_location import process_named
 
+    declaration = process_named(process)
+    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    validated = declaration.validate(declaration.read(ci, site, first, last), site)
+    documents = declaration.build(validated, site, days).documents
+    client = xero.client()
     plan = plan_posting(
-        client, xero.ledger(client.tenant_id, process="eretailer"), for_posting(documents), days,
-        SourceEvidence(**source_evidence(validated)), site.posting_policy(),
+        client, xero.ledger(client.tenant_id, process=process), for_posting(documents), days,
+        declaration.evidence(validated, site), site.posting_policy(process),
     )
-    rows = plan.frame(documents)
+    rows = _our_payments_come_off(plan.frame(documents), plan, xero.ledger(client.tenant_id, process=f"{process}-payment"))
     amounts = dict(zip(documents["document_key"], documents["total_cents"]))
     rows["amount"] = [str(cents_to_decimal(amounts[k])) if k in amounts else "" for k in rows["document_key"]]
-    quarantined = validated.quarantine.drop_duplicates("invoice_no")
+    quarantined = declaration.quarantined(validated)
     held = pd.DataFrame({
         "business_date": quarantined["business_date"], "document_key": "", "number": quarantined["invoice_no"],
         "action": "quarantine", "outcome": "quarantined", "reason": quarantined["reason"],
-        "amount": [str(cents_to_decimal(c)) for c in quarantined["total_incl_cents"]],
+        "amount": [str(cents_to_decimal(int(c))) for c in quarantined["total_incl_cents"]],
     })
     rows = pd.concat([rows, held], ignore_index=True) if len(held) else rows
     rows["action"] = rows["action"].map(ACTION_WORDS).fillna(rows["action"])
     return rows.sort_values(["business_date", "action", "number"], kind="stable").reset_index(drop=True)[PLAN_TABLE_COLUMNS]
 
 
+def _our_payments_come_off(rows: pd.DataFrame, plan, payment_ledger) -> pd.DataFrame:
+    """A document the plan finds paid, whose every payment in Xero is one we made: the run takes those payments
+    off first (xero.payments.release_payments), then changes the document and pays it again. Someone else's
+    payment, a credit or a locked period leaves it `paid` (a person adjusts it)."""
+    paid = {key: step for key, step in plan.steps.items() if step.outcome == "paid" and step.xero}
+    if not paid:
+        return rows
+    ours: dict[str, set[str]] = {}
+    for entry in payment_ledger.entries_for_partitions(sorted({s.entry.partition_key for s in paid.values() if s.entry})).values():
+        if entry.source_keys and entry.xero_id and entry.state == "posted":
+            ours.setdefault(entry.source_keys[0], set()).add(entry.xero_id)
+    rows = rows.copy()
+    for key, step in paid.items():
+        held = {p.get("PaymentID") for p in step.xero.get("Payments") or []}
+        credited = step.xero.get("CreditNotes") or step.xero.get("Allocations") or step.xero.get("Prepayments") or step.xero.get("Overpayments")
+        locked = plan.locked_until and step.entry and date.fromisoformat(step.entry.partition_key) <= plan.locked_until
+        if held and held <= ours.get(key, set()) and not credited and not locked:
+            at = rows["document_key"] == key
+            rows.loc[at, "action"] = "unpay, then change"
+            rows.loc[at, "outcome"] = "changed"
+            rows.loc[at, "reason"] = (f"CI changed it after posting; our {len(held)} payment(s) of it come off first (no one "
+                                      "else's), then it is changed as any document is (voided and posted again, or "
+                                      "updated) and paid again")
+    return rows
+
+
 def format_plan(rows: pd.DataFrame, first: date, last: date) -> str:
     """The plan as text, per day: what would be done to each document, and why."""
     lines = [f"What a run of {first} … {last} would do in Xero (nothing has been written):"]
     if rows.empty:
-        lines.append("  nothing: CI has no E-Retailer documents to post and the ledger holds none for these days")
+        lines.append("  nothing: CI has nothing of the process to post and the ledger holds none of its documents for these days")
     for day, group in rows.groupby("business_date", sort=True):
         counts = ", ".join(f"{n} {action}" for action, n in group["action"].value_counts().sort_index().items())
         lines.append(f"{day}: {counts}")

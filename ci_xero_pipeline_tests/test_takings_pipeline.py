@@ -409,3 +409,19 @@ def test_the_takings_sensor_asks_again_for_a_posted_day_whose_till_documents_cha
     assert [request.partition_key for request in changed.run_requests] == [NORMAL.isoformat()]
     assert changed.run_requests[0].run_key.startswith("takings-changed:2026-03-02:")
     instance.dispose()
+
+
+def test_the_plan_of_a_takings_day_says_what_a_run_would_do_and_writes_nothing(site, tmp_path):
+    from ci_xero_pipeline.code_location import build_definitions
+    from ci_xero_pipeline.planning import plan_days
+
+    resources = build_definitions(site).resources
+    run_days(site, NORMAL, NORMAL, DagsterInstance.ephemeral(), process="takings")
+    set_counted(f"sqlite:///{tmp_path / 'ci.sqlite'}", NORMAL, "CASH", "60.00")
+    before = payments_held(site), takings_documents(site)
+    rows = plan_days(resources["site"], resources["ci"], resources["xero"], NORMAL, UNMAPPED, process="takings")
+    plan = {row.number: (row.action, row.outcome) for row in rows.itertuples(index=False)}
+    assert plan["EOD-AKL01-20260302"] == ("unpay, then change", "changed")  # the recount: our payments off first
+    assert plan["EOD-AKL01-20260303"][1] == plan["EODCR-AKL01-20260304"][1] == "posted"
+    assert plan["takings of AKL01"][1] == "quarantined"
+    assert (payments_held(site), takings_documents(site)) == before  # nothing written
