@@ -300,6 +300,14 @@ def test_a_short_ci_read_of_a_posted_day_stops_it_and_keeps_its_payments(site, t
     assert payments_held(site) == before and takings_documents(site) == documents_before
 
 
+def web_site(sandbox, make_site, url: str, orders: list[dict], mode: str):
+    """A site of web orders only, paying their tenders, connected."""
+    fill(url, orders, {})
+    site = make_site(sandbox, url, {"eretailer": {"pay_tenders": True, "mode": mode, "status": "AUTHORISED"}})
+    connect_site(site)
+    return site
+
+
 def test_web_tenders_are_paid_per_tender_per_day_in_summary_mode(sandbox, make_site, tmp_path):
     url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
     web = [
@@ -307,9 +315,7 @@ def test_web_tenders_are_paid_per_tender_per_day_in_summary_mode(sandbox, make_s
         document("W2", VOUCHERS, [("FOOTWEAR", "120.00")], [("PAYPAL", "120.00")], source="ERETAILER", branch="WEB"),
         document("W3", VOUCHERS, [("GIFTS", "-20.00")], [("ONLINE", "-20.00")], source="ERETAILER", branch="WEB", credit=True),
     ]
-    fill(url, web, {})
-    site = make_site(sandbox, url, {"eretailer": {"pay_tenders": True, "mode": "summary", "status": "AUTHORISED"}})
-    connect_site(site)
+    site = web_site(sandbox, make_site, url, web, "summary")
     outcome = run_days(site, VOUCHERS, VOUCHERS, DagsterInstance.ephemeral())
     assert outcome.success, outcome.failed_checks
     (invoice,) = takings_documents(site).values()
@@ -329,9 +335,7 @@ def test_web_orders_the_books_must_leave_unpaid_turn_the_day_red(sandbox, make_s
         document("W2", VOUCHERS, [("FOOTWEAR", "120.00")], [("PAYPAL", "100.00")], source="ERETAILER", branch="WEB"),
         document("W3", VOUCHERS, [("GIFTS", "20.00")], [("ONLINE", "20.00")], source="ERETAILER", branch="WEB"),
     ]
-    fill(url, web, {})
-    site = make_site(sandbox, url, {"eretailer": {"pay_tenders": True, "mode": "detail", "status": "AUTHORISED"}})
-    connect_site(site)
+    site = web_site(sandbox, make_site, url, web, "detail")
     instance = DagsterInstance.ephemeral()
     outcome = run_days(site, VOUCHERS, VOUCHERS, instance)
     assert not outcome.success and "posted_eretailer:every_tender_paid_as_counted" in outcome.failed_checks
@@ -353,9 +357,7 @@ def test_a_web_tender_with_more_decimals_than_the_contract_quarantines_its_order
         document("W1", VOUCHERS, [("APPAREL", "80.00")], [("ONLINE", "80.005"), ("PAYPAL", "-0.005")], source="ERETAILER", branch="WEB"),
         document("W2", VOUCHERS, [("GIFTS", "20.00")], [("ONLINE", "20.00")], source="ERETAILER", branch="WEB"),
     ]
-    fill(url, web, {})
-    site = make_site(sandbox, url, {"eretailer": {"pay_tenders": True, "mode": "detail", "status": "AUTHORISED"}})
-    connect_site(site)
+    site = web_site(sandbox, make_site, url, web, "detail")
     instance = DagsterInstance.ephemeral()
     outcome = run_days(site, VOUCHERS, VOUCHERS, instance)
     assert "validated_eretailer:no_quarantined_rows" in outcome.failed_checks
