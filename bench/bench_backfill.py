@@ -22,11 +22,11 @@ from dagster import DagsterInstance
 from ci_xero_pipeline.ci.demo import create_demo_database
 from ci_xero_pipeline.resources import XeroResource
 from ci_xero_pipeline.runner import run_days
-from ci_xero_pipeline.sandbox.server import SandboxClient, SandboxConfig, SandboxOrganisation, SandboxServer
+from ci_xero_pipeline.sandbox.server import SandboxServer
 from ci_xero_pipeline.settings import load_settings
 from ci_xero_pipeline.xero.oauth import connect
 
-from bench_site import write_bench_site  # bench/ is on the path when a script here runs
+from bench_site import bench_sandbox_config, write_bench_site  # bench/ is on the path when a script here runs
 
 END_DAY = date(2026, 10, 31)
 
@@ -52,11 +52,7 @@ def main() -> None:
             invoices_per_day=(args.invoices_per_day, args.invoices_per_day), include_other_processes=False,
         )
         print(f"demo CI database: {args.days} days in {time.perf_counter() - started:.1f} s")
-        config = SandboxConfig(
-            db_path=str(folder / "sandbox.sqlite"),
-            organisations=[SandboxOrganisation(name="Bench Retail Ltd", short_code="BENCH")],
-            clients=[SandboxClient(client_id="bench", client_secret=None, redirect_uris=["http://localhost:8765/callback"])],
-        )
+        config = bench_sandbox_config(folder)
         with SandboxServer(config) as server:
             site = write_bench_site(folder, server, ci_url, "summary")
             settings = load_settings(site)

@@ -30,14 +30,14 @@ from ci_xero_pipeline.books.validation import validate_sales_documents
 from ci_xero_pipeline.ci.demo import create_demo_database
 from ci_xero_pipeline.ci.extract import engine_for, extract_sales_documents
 from ci_xero_pipeline.resources import XeroResource, eretailer_rules
-from ci_xero_pipeline.sandbox.server import SandboxClient, SandboxConfig, SandboxOrganisation, SandboxServer
+from ci_xero_pipeline.sandbox.server import SandboxServer
 from ci_xero_pipeline.settings import load_settings
 from ci_xero_pipeline.xero.oauth import connect
 from ci_xero_pipeline.assets.process import for_posting
 from ci_xero_pipeline.xero.posting import post_documents
 from ci_xero_pipeline.xero.tracking import tracking_options_used
 
-from bench_site import PROJECT, write_bench_site  # bench/ is on the path when a script here runs
+from bench_site import PROJECT, bench_sandbox_config, write_bench_site  # bench/ is on the path when a script here runs
 
 END_DAY = date(2026, 10, 31)
 DAYS = 30
@@ -84,12 +84,7 @@ def held_correctly(server: SandboxServer, tenant: str, documents: pd.DataFrame) 
 def run(label: str, folder: Path, ci_url: str, documents: pd.DataFrame, batch_size: int, time_scale: float) -> bool:
     """Post the documents into a fresh sandbox organisation and print the figures; True if held exactly."""
     folder.mkdir(parents=True)
-    config = SandboxConfig(
-        db_path=str(folder / "sandbox.sqlite"),
-        organisations=[SandboxOrganisation(name="Bench Retail Ltd", short_code="BENCH")],
-        clients=[SandboxClient(client_id="bench", client_secret=None, redirect_uris=["http://localhost:8765/callback"])],
-        minute_limit=60, concurrent_limit=5, day_limit=100_000, time_scale=time_scale,
-    )
+    config = bench_sandbox_config(folder, minute_limit=60, concurrent_limit=5, day_limit=100_000, time_scale=time_scale)
     with SandboxServer(config) as server:
         # the pacer's minute must match the sandbox's compressed minute, or it paces time_scale× too slowly
         site = write_bench_site(folder, server, ci_url, "detail", batch_size=batch_size, rate_window_seconds=60 / time_scale)

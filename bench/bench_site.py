@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from ci_xero_pipeline.sandbox.server import SandboxServer
+from ci_xero_pipeline.sandbox.server import SandboxClient, SandboxConfig, SandboxOrganisation, SandboxServer
 
 PROJECT = Path(__file__).resolve().parents[1]
 TENANT_NAME = "Bench Retail Ltd"
@@ -28,3 +28,13 @@ def write_bench_site(folder: Path, server: SandboxServer, ci_url: str, mode: str
     path = folder / "site.yaml"
     path.write_text(yaml.safe_dump(values))
     return path
+
+
+def bench_sandbox_config(folder: Path, **config: Any) -> SandboxConfig:
+    """The benches' sandbox: one organisation (TENANT_NAME) and the bench app as a PKCE public client."""
+    return SandboxConfig(
+        db_path=str(folder / "sandbox.sqlite"),
+        organisations=[SandboxOrganisation(name=TENANT_NAME, short_code="BENCH")],
+        clients=[SandboxClient(client_id="bench", client_secret=None, redirect_uris=["http://localhost:8765/callback"])],
+        **config,
+    )

@@ -34,11 +34,11 @@ from dagster import DagsterInstance
 from ci_xero_pipeline.ci.demo import create_demo_database
 from ci_xero_pipeline.resources import XeroResource
 from ci_xero_pipeline.runner import stored_asset_days, run_days
-from ci_xero_pipeline.sandbox.server import SandboxClient, SandboxConfig, SandboxOrganisation, SandboxServer
+from ci_xero_pipeline.sandbox.server import SandboxServer
 from ci_xero_pipeline.settings import load_settings
 from ci_xero_pipeline.xero.oauth import connect
 
-from bench_site import TENANT_NAME, write_bench_site  # bench/ is on the path when a script here runs
+from bench_site import TENANT_NAME, bench_sandbox_config, write_bench_site  # bench/ is on the path when a script here runs
 
 END_DAY = date(2026, 10, 31)
 BATCH = 50  # Xero's batch: up to 50 documents or payments a request
@@ -122,11 +122,7 @@ def main() -> None:
         started = time.perf_counter()
         summary = create_demo_database(ci_url, days=args.days, end_day=END_DAY, branches=args.branches)
         print(f"demo CI database in {time.perf_counter() - started:.1f} s: {summary}")
-        config = SandboxConfig(
-            db_path=str(folder / "sandbox.sqlite"),
-            organisations=[SandboxOrganisation(name=TENANT_NAME, short_code="BENCH")],
-            clients=[SandboxClient(client_id="bench", client_secret=None, redirect_uris=["http://localhost:8765/callback"])],
-        )
+        config = bench_sandbox_config(folder)
         with SandboxServer(config) as server:
             site = write_bench_site(folder, server, ci_url, "summary")
             settings = load_settings(site)
