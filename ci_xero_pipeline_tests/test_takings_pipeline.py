@@ -427,3 +427,19 @@ def test_the_plan_of_a_takings_day_says_what_a_run_would_do_and_writes_nothing(s
     assert plan["EOD-AKL01-20260303"][1] == plan["EODCR-AKL01-20260304"][1] == "posted"
     assert plan["takings of AKL01"][1] == "quarantined"
     assert (payments_held(site), takings_documents(site)) == before  # nothing written
+
+
+def test_ci_inconsistent_with_itself_quarantines_the_branch_day_with_the_figures(sandbox, make_site, tmp_path):
+    """The cash-up expects 65.00 cash where the day's cash tenders add up to 60.00: CI disagrees with itself, so
+    the branch-day waits (nothing of it is posted) and the quarantine gives both figures."""
+    url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
+    fill(url, DOCUMENTS[:1], {(NORMAL, "CASH"): ("65.00", "65.00"), (NORMAL, "EFTPOS"): ("40.00", "40.00")})
+    site = make_site(sandbox, url)
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+    outcome = run_days(site, NORMAL, NORMAL, instance, process="takings")
+    assert "validated_takings:no_quarantined_rows" in outcome.failed_checks
+    assert takings_documents(site) == {} and not xero_client(site).get_all("Payments", "Payments", {"page": 1})
+    reasons = str(latest(instance, "validated_takings", NORMAL)["quarantine"].value.records)
+    assert "65.00" in reasons and "60.00" in reasons and "CASH" in reasons
+    assert latest(instance, "posted_takings", NORMAL)["quarantined_amount"].value == "100.00"
