@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from .ci.demo import create_demo_database
 from .books.tenders import TenderMapping
-from .ci.extract import engine_for, extract_sales_documents, extract_sales_with_tenders
+from .ci.extract import engine_for, extract_sales_with_tenders
 from .ci.tables import build_ci_tables
 from .money import cents_to_decimal, decimal_to_cents
 from .resources import XeroResource

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date
-from typing import Any
 
 import pandas as pd
 from dagster import MetadataValue

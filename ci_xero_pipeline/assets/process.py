@@ -34,7 +34,6 @@ from dagster import (
 )
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from .. import checks
 from ..books.diagnosis import failure_headline
 from ..books.schemas import XeroDocuments
 from ..books.tenders import XeroPayments

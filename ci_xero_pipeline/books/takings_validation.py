@@ -28,7 +28,6 @@ Quarantined (check: reason):
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal

@@ -14,7 +14,7 @@ never changes an existing one. Knows nothing of CI: the needs carry the setting 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from .client import XeroApiError, XeroClient, XeroOutcomeUnknown
