@@ -38,3 +38,15 @@ def bench_sandbox_config(folder: Path, **config: Any) -> SandboxConfig:
         clients=[SandboxClient(client_id="bench", client_secret=None, redirect_uris=["http://localhost:8765/callback"])],
         **config,
     )
+
+
+def connected_bench_site(folder: Path, server: SandboxServer, ci_url: str, mode: str, **xero: Any):
+    """A bench site on the server, connected through the real OAuth flow: (site path, settings, tenant id)."""
+    from ci_xero_pipeline.resources import XeroResource
+    from ci_xero_pipeline.settings import load_settings
+    from ci_xero_pipeline.xero.oauth import connect
+
+    site = write_bench_site(folder, server, ci_url, mode, **xero)
+    settings = load_settings(site)
+    resource = XeroResource.from_settings(settings)
+    return site, settings, connect(resource.oauth_app(), resource.token_store(), settings.xero.tenant_name).tenant_id

@@ -32,13 +32,10 @@ import requests
 from dagster import DagsterInstance
 
 from ci_xero_pipeline.ci.demo import create_demo_database
-from ci_xero_pipeline.resources import XeroResource
 from ci_xero_pipeline.runner import stored_asset_days, run_days
 from ci_xero_pipeline.sandbox.server import SandboxServer
-from ci_xero_pipeline.settings import load_settings
-from ci_xero_pipeline.xero.oauth import connect
 
-from bench_site import TENANT_NAME, bench_sandbox_config, write_bench_site  # bench/ is on the path when a script here runs
+from bench_site import bench_sandbox_config, connected_bench_site  # bench/ is on the path when a script here runs
 
 END_DAY = date(2026, 10, 31)
 BATCH = 50  # Xero's batch: up to 50 documents or payments a request
@@ -124,10 +121,7 @@ def main() -> None:
         print(f"demo CI database in {time.perf_counter() - started:.1f} s: {summary}")
         config = bench_sandbox_config(folder)
         with SandboxServer(config) as server:
-            site = write_bench_site(folder, server, ci_url, "summary")
-            settings = load_settings(site)
-            xero = XeroResource.from_settings(settings)
-            tenant = connect(xero.oauth_app(), xero.token_store(), settings.xero.tenant_name).tenant_id
+            site, settings, tenant = connected_bench_site(folder, server, ci_url, "summary")
             first = END_DAY - timedelta(days=args.days - 1)
             instance = DagsterInstance.ephemeral()
             with RequestLog(settings.xero.api_url) as log:

@@ -7,7 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from .settings import SettingsError, load_settings, settings_file
+from .settings import PROCESS_SECTIONS, SettingsError, load_settings, settings_file
 
 
 def _settings_path(args: argparse.Namespace) -> Path:
@@ -229,14 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--first", help="first trading day, YYYY-MM-DD (default: --last)")
     run.add_argument("--last", help="last trading day, YYYY-MM-DD (default: yesterday, NZ time)")
     run.add_argument("--log-level", default="INFO", help="what the console prints (the UI keeps every event)")
-    run.add_argument("--process", default="eretailer", choices=["eretailer", "takings"],
+    run.add_argument("--process", default="eretailer", choices=list(PROCESS_SECTIONS),
                      help="which process to post: eretailer (default) or takings (enabled in site.yaml)")
     run.set_defaults(handler=command_run)
 
     plan = commands.add_parser("plan", help="print what a run of a range of days would do in Xero, writing nothing")
     plan.add_argument("--first", help="first NZ trading day (YYYY-MM-DD); default: --last")
     plan.add_argument("--last", help="last NZ trading day (YYYY-MM-DD); default: yesterday in NZ")
-    plan.add_argument("--process", default="eretailer", choices=["eretailer", "takings"],
+    plan.add_argument("--process", default="eretailer", choices=list(PROCESS_SECTIONS),
                       help="which process's run to plan: eretailer (default) or takings")
     plan.set_defaults(handler=command_plan)
 

@@ -15,7 +15,7 @@ from .books.takings_validation import TakingsRules
 from .books.tenders import TenderMapping
 from .ci.extract import engine_for
 from .ci.tables import CINames
-from .settings import SiteSettings, load_settings
+from .settings import PROCESS_SECTIONS, SiteSettings, load_settings
 from .xero.client import XeroClient
 from .xero.ledger import PostingLedger
 from .xero.oauth import OAuthApp, TokenKeeper
@@ -25,19 +25,27 @@ from .xero.tokens import FileTokenStore, SqlTokenStore, TokenCipher, TokenStore
 from .xero.tracking import TrackingSetup, ensure_tracking_options
 
 
+def sales_mapping(settings: SiteSettings) -> dict:
+    """The mapping every process's sales lines share: accounts, tax types, rates, tolerance, tracking."""
+    mapping = settings.mapping
+    return dict(
+        sales_accounts=dict(mapping.sales_accounts),
+        tax_types=dict(mapping.tax_types),
+        gst_rates=dict(mapping.gst_rates),
+        gst_tolerance_cents=mapping.gst_tolerance_cents,
+        tracking_category=settings.tracking.category_name,
+        tracking_options=dict(settings.tracking.branch_options),
+    )
+
+
 def eretailer_rules(settings: SiteSettings) -> EretailerRules:
     """The books' view of the site settings for the E-Retailer process."""
     er = settings.eretailer
     return EretailerRules(
+        **sales_mapping(settings),
         mode=er.mode,
         summary_grouping=er.summary_grouping,
         status=er.status,
-        sales_accounts=dict(settings.mapping.sales_accounts),
-        tax_types=dict(settings.mapping.tax_types),
-        gst_rates=dict(settings.mapping.gst_rates),
-        gst_tolerance_cents=settings.mapping.gst_tolerance_cents,
-        tracking_category=settings.tracking.category_name,
-        tracking_options=dict(settings.tracking.branch_options),
         number_prefix=er.number_prefix,
         summary_contact_name=er.summary_contact_name,
         contact_strategy=er.contact_strategy,
@@ -59,12 +67,7 @@ def takings_rules(settings: SiteSettings) -> TakingsRules:
     tolerance, tracking and tender mapping are the shared sections', the rest is `takings:`."""
     mapping, takings = settings.mapping, settings.takings
     return TakingsRules(
-        sales_accounts=dict(mapping.sales_accounts),
-        tax_types=dict(mapping.tax_types),
-        gst_rates=dict(mapping.gst_rates),
-        gst_tolerance_cents=mapping.gst_tolerance_cents,
-        tracking_category=settings.tracking.category_name,
-        tracking_options=dict(settings.tracking.branch_options),
+        **sales_mapping(settings),
         tender_accounts=dict(mapping.tender_accounts),
         over_short_account=takings.over_short_account,
         over_short_accounts=dict(takings.over_short_accounts),
@@ -84,8 +87,6 @@ def takings_rules(settings: SiteSettings) -> TakingsRules:
     )
 
 
-PROCESSES = ("eretailer", "takings")  # the settings sections that post to Xero, each with its own policy
-
 
 class SiteResource(ConfigurableResource):
     """The site settings file, read and validated once per process."""
@@ -100,8 +101,8 @@ class SiteResource(ConfigurableResource):
         return self._settings
 
     def _process(self, process: str):
-        if process not in PROCESSES:
-            raise ValueError(f"unknown process {process!r}; the site's processes are {list(PROCESSES)}")
+        if process not in PROCESS_SECTIONS:
+            raise ValueError(f"unknown process {process!r}; the site's processes are {list(PROCESS_SECTIONS)}")
         return getattr(self.settings, process)
 
     def posting_policy(self, process: str = "eretailer") -> PostingPolicy:
@@ -254,8 +255,6 @@ class XeroResource(ConfigurableResource):
         """The posting ledger of this site and organisation; `process` names whose documents it holds
         (none: the ledger's own default)."""
         engine = state_engine(os.path.expandvars(self.state_database_url))
-        if process is None:
-            return PostingLedger(engine, tenant_id, run_id, site=self.site_key)
         return PostingLedger(engine, tenant_id, run_id, site=self.site_key, process=process)
 
     def ensure_tracking(self, client: XeroClient, option_names: list[str]) -> TrackingSetup:

@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SETTINGS_ENV_VAR = "CI_XERO_SITE"
 DEFAULT_SETTINGS_FILE = "site.yaml"
 NZ_TIMEZONE = "Pacific/Auckland"
+# the sections of the processes that post to Xero, each with its own schedule and policy (code_location
+# declares one process for each)
+PROCESS_SECTIONS = ("eretailer", "takings")
 
 _TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 # Xero's deep link to a document in a named organisation (developer.xero.com, "Deep link to Xero")

@@ -237,6 +237,19 @@ def _mariadb_engine(url: str):
     return engine, drop
 
 
+SERVER_NAMES = {"postgres": "PostgreSQL", "mariadb": "MariaDB"}
+
+
+def server_engine(dialect: str):
+    """(engine, drop) on a schema (PostgreSQL) or database (MariaDB) of the caller's own on the server the
+    environment names; the test is skipped, saying which variable to set, when it names none."""
+    variable = f"CI_XERO_TEST_{dialect.upper()}_URL"
+    url = os.environ.get(variable)
+    if not url:
+        pytest.skip(f"set {variable} to test against {SERVER_NAMES[dialect]}")
+    return (_postgres_engine if dialect == "postgres" else _mariadb_engine)(url)
+
+
 @pytest.fixture(
     scope="session",
     params=[
@@ -252,12 +265,7 @@ def database(request, tmp_path_factory) -> Engine:
         yield engine
         engine.dispose()
         return
-    variable = f"CI_XERO_TEST_{request.param.upper()}_URL"
-    url = os.environ.get(variable)
-    if not url:
-        name = {"postgres": "PostgreSQL", "mariadb": "MariaDB"}[request.param]
-        pytest.skip(f"set {variable} to test against {name}")
-    engine, drop = (_postgres_engine if request.param == "postgres" else _mariadb_engine)(url)
+    engine, drop = server_engine(request.param)
     yield engine
     drop()
 

@@ -7,7 +7,6 @@ each test gets a schema (database) of its own, dropped after it."""
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -32,7 +31,7 @@ from ci_xero_pipeline.ci.extract import (
 from ci_xero_pipeline.ci.tables import CINames, build_ci_tables
 
 from .conftest import DEMO_DAYS, DEMO_END_DAY
-from .test_ci_source import _mariadb_engine, _postgres_engine
+from .test_ci_source import server_engine
 
 FIRST_DAY = DEMO_END_DAY - timedelta(days=DEMO_DAYS - 1)
 DAY = date(2026, 10, 15)
@@ -160,11 +159,7 @@ def database(request, tmp_path) -> Engine:
         yield engine
         engine.dispose()
         return
-    variable = f"CI_XERO_TEST_{request.param.upper()}_URL"
-    url = os.environ.get(variable)
-    if not url:
-        pytest.skip(f"set {variable} to test against {'PostgreSQL' if request.param == 'postgres' else 'MariaDB'}")
-    engine, drop = (_postgres_engine if request.param == "postgres" else _mariadb_engine)(url)
+    engine, drop = server_engine(request.param)
     yield engine
     drop()
 

@@ -24,7 +24,8 @@ from ci_xero_pipeline.sandbox.faults import FaultPlan
 from ci_xero_pipeline.xero.client import XeroClient
 from ci_xero_pipeline.xero.ledger import FAILED, INTENDED, POSTED, WITHDRAWN, Intent, PostingLedger
 from ci_xero_pipeline.xero.payments import (
-    PAYMENT_RESULT_COLUMNS, payment_content_hash, payment_ledger, payment_ledger_key, post_payments, release_payments,
+    PAYMENT_RESULT_COLUMNS, payment_content_hash, payment_ledger, payment_ledger_key, post_documents_and_payments,
+    post_payments,
 )
 from ci_xero_pipeline.xero.posting import PostingPolicy, SourceEvidence, lock_date, post_documents
 
@@ -92,14 +93,14 @@ class Books:
 
     def run(self, documents: pd.DataFrame, payments: pd.DataFrame, partitions: list[str] | None = None,
             evidence: SourceEvidence | None = None, policy: PostingPolicy = PostingPolicy()):
-        """As a process's posting asset does: release, post the documents, pay them."""
+        """As a process's posting asset does (post_documents_and_payments): release, post the documents, pay
+        them. The payments' rows split into the removals and the rest."""
         days = partitions if partitions is not None else sorted(set(documents["business_date"]))
-        locked = lock_date(self.client.organisation())
-        released = release_payments(self.client, self.payments, payments, documents, locked, partitions=days,
-                                    evidence=evidence, policy=policy)
-        results = post_documents(self.client, self.documents, documents, days, policy, evidence)
-        paid = post_payments(self.client, self.payments, payments, results, locked)
-        return released, results, paid
+        results, payment_results = post_documents_and_payments(
+            self.client, self.documents, documents, payments, days, policy, evidence, lock_date(self.client.organisation()))
+        removal = (payment_results["action"] == "remove").to_numpy(dtype=bool) if len(payment_results) else []
+        frame = payment_results.reset_index(drop=True)
+        return frame[removal].reset_index(drop=True), results, frame[~removal].reset_index(drop=True) if len(frame) else frame
 
     def writes(self) -> int:
         return self.client.calls.writes

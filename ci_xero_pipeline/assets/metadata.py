@@ -77,11 +77,13 @@ def table(
     return MetadataValue.table(records=records, schema=schema)
 
 
-def add_per_day(context: Any, value: Any, days: list[str], describe: Callable[[Any, str], dict[str, Any]]) -> None:
+def add_per_day(context: Any, value: Any, days: list[str], describe: Callable[[Any, str], dict[str, Any]],
+                asset_key: str | None = None) -> None:
     """Each partition's metadata from that day's part of the value (a backfill of many days is one
-    run; without this every partition would show the whole range)."""
+    run; without this every partition would show the whole range). `asset_key`: which output of a step
+    that makes several."""
     for day, part in split_by_day(value, days).items():
-        context.add_asset_metadata(describe(part, day), partition_key=day)
+        context.add_asset_metadata(describe(part, day), asset_key=asset_key, partition_key=day)
 
 
 def add_per_day_frames(context: Any, days: list[str], describe: Callable[..., dict[str, Any]], *frames: pd.DataFrame) -> None:

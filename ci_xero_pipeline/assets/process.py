@@ -23,6 +23,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetIn,
     AssetOut,
     BackfillPolicy,
     Failure,
@@ -41,8 +42,8 @@ from ..resources import CISourceResource, SiteResource, XeroResource
 from ..xero.chart_check import ChartVerdict, Need, create_missing, read_and_check
 from ..xero.oauth import ReconnectRequired, RefreshRefused
 from ..xero.pacing import DailyLimitReached
-from ..xero.payments import FAILED_PAYMENT_OUTCOMES, post_payments, release_payments
-from ..xero.posting import FAILED_OUTCOMES, SOURCE_KEYS, SourceEvidence, lock_date, post_documents
+from ..xero.payments import FAILED_PAYMENT_OUTCOMES, post_documents_and_payments
+from ..xero.posting import FAILED_OUTCOMES, SOURCE_KEYS, SourceEvidence, lock_date
 from ..xero.reconcile import read_documents
 from ..xero.tokens import NotConnectedError, TokenStoreError
 from ..xero.tracking import tracking_options_used
@@ -51,9 +52,6 @@ from . import metadata
 # the frames between the steps are type-checked against their pandera models on every materialisation
 XERO_DOCUMENTS_TYPE = pandera_schema_to_dagster_type(XeroDocuments)
 XERO_PAYMENTS_TYPE = pandera_schema_to_dagster_type(XeroPayments)
-# a payment Xero refused or whose outcome is unknown fails the day; one not sent because its document is not
-# in Xero as CI has it (failed: the document fails the day; locked, paid by others: reported) does not again
-PAYMENT_FAILED_OUTCOMES = FAILED_PAYMENT_OUTCOMES - {"not_sent"}
 
 
 @dataclass(frozen=True)
@@ -191,7 +189,7 @@ def raise_if_failed(explained: pd.DataFrame, payment_results: pd.DataFrame, proc
     """Fail the step (the partitions turn red) when a document or payment that must be in Xero is not.
     The headline names the cause and the fix; the table leads from each document back to its CI rows."""
     failed = explained[explained["outcome"].isin(FAILED_OUTCOMES)]
-    unpaid = payment_results[payment_results["outcome"].isin(PAYMENT_FAILED_OUTCOMES)] if len(payment_results) else payment_results
+    unpaid = payment_results[payment_results["outcome"].isin(FAILED_PAYMENT_OUTCOMES)] if len(payment_results) else payment_results
     if failed.empty and unpaid.empty:
         return
     if len(failed):
@@ -247,7 +245,7 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
         context.log.info(process.log_read(value, days))
         return value
 
-    @asset(name=validated_name, **common, io_manager_key="daily_io_manager", ins={"raw": _in(raw_name)},
+    @asset(name=validated_name, **common, io_manager_key="daily_io_manager", ins={"raw": AssetIn(raw_name)},
            check_specs=process.validation_check_specs(validated_name),
            description=f"{process.title}: the rows that can be posted; everything else quarantined with its reason.")
     def validated(context: AssetExecutionContext, site: SiteResource, raw: Any) -> Iterator:
@@ -267,7 +265,7 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
                                     description=f"{process.title}: the exact Xero payments (one per tender), "
                                     "each keyed by its Reference."),
         },
-        ins={"validated": _in(validated_name)},
+        ins={"validated": AssetIn(validated_name)},
         check_specs=process.build_check_specs(documents_name),
         can_subset=False,
         **common,
@@ -277,17 +275,16 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
         books = process.build(validated, site, days)
         for line in books.log:
             context.log.info(line)
-        for day, part in _by_day(books.documents, days).items():
-            context.add_asset_metadata(books.day_metadata(part, day), asset_key=documents_name, partition_key=day)
-        for day, part in _by_day(books.payments, days).items():
-            context.add_asset_metadata(metadata.xero_payments(part), asset_key=payments_name, partition_key=day)
+        metadata.add_per_day(context, books.documents, days, books.day_metadata, asset_key=documents_name)
+        metadata.add_per_day(context, books.payments, days, lambda part, _day: metadata.xero_payments(part),
+                             asset_key=payments_name)
         yield Output(books.documents, output_name=documents_name, metadata=books.run_metadata)
         yield Output(books.payments, output_name=payments_name)
         yield from books.checks
 
     @asset(
         name=posted_name, **common, io_manager_key="daily_io_manager", kinds={"xero"},
-        ins={"validated": _in(validated_name), "documents": _in(documents_name), "payments": _in(payments_name)},
+        ins={"validated": AssetIn(validated_name), "documents": AssetIn(documents_name), "payments": AssetIn(payments_name)},
         check_specs=process.posted_check_specs(posted_name),
         pool=xero_pool,  # one run at a time talks to the organisation: its rate limits are shared
         description=f"{process.title}: what Xero holds for each document and payment: posted now, already there, "
@@ -313,18 +310,10 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
             for line in metadata.run_log_before(organisation.get("Name") or settings.xero.tenant_name or "",
                                                 process.rules(site), days, documents, quarantined):
                 context.log.info(line)
-            ledger = xero.ledger(client.tenant_id, context.run.run_id, process=name)
-            payment_ledger = xero.ledger(client.tenant_id, context.run.run_id, process=f"{name}-payment")
-            locked_until = lock_date(organisation)
-            policy, evidence = site.posting_policy(name), process.evidence(validated, site)
-            # our payments of documents about to change come off first (Xero changes no paid document)
-            to_post = for_posting(documents)
-            released = release_payments(client, payment_ledger, payments, to_post, locked_until,
-                                        partitions=days, evidence=evidence, policy=policy)
-            results = with_lineage(post_documents(client, ledger, to_post, days, policy, evidence))
-            paid = post_payments(client, payment_ledger, payments, results, locked_until)
-            payment_results = pd.concat([frame for frame in (released, paid) if len(frame)] or [paid], ignore_index=True)
-            results = metadata.with_xero_links(results, settings.xero.document_link, organisation.get("ShortCode") or "")
+            results, payment_results = post_documents_and_payments(
+                client, xero.ledger(client.tenant_id, context.run.run_id, process=name), for_posting(documents), payments,
+                days, site.posting_policy(name), process.evidence(validated, site), lock_date(organisation))
+            results = metadata.with_xero_links(with_lineage(results), settings.xero.document_link, organisation.get("ShortCode") or "")
             explained = process.explain(results, documents, site, validated)
             for line in metadata.run_log_after(results, quarantined, explained) + metadata.payments_log(payment_results):
                 context.log.info(line)
@@ -344,13 +333,3 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
     return [raw, validated, build, posted]
 
 
-def _in(asset_name: str):
-    from dagster import AssetIn
-
-    return AssetIn(key=asset_name)
-
-
-def _by_day(frame: pd.DataFrame, days: list[str]) -> dict[str, pd.DataFrame]:
-    from ..io_manager import split_by_day
-
-    return split_by_day(frame, days)

@@ -1,7 +1,8 @@
 """Paying Xero documents exactly once, and removing our payments only to let a changed document change.
 
 Pure Xero: knows payments frames (books.tenders.PAYMENT_COLUMNS), documents frames and the result rows of
-posting.post_documents, never CI or Dagster. A run of a process that pays its documents goes:
+posting.post_documents, never CI or Dagster. A run of a process that pays its documents goes
+(post_documents_and_payments):
 
     released = release_payments(client, payment_ledger, payments, documents, locked_until, partitions=days,
                                 evidence=evidence, policy=policy)
@@ -29,7 +30,8 @@ Rules:
   tenders are held back, e.g. unmapped); a document CI no longer returned keeps them unless CI withdrew it.
 
 Outcomes: posted, already_posted, withdrawn (Xero holds the payments as CI has them); failed, unknown,
-not_sent (not in Xero as CI has them, a re-run may fix it); locked, paid_by_others, kept (a person acts).
+deferred (not in Xero as CI has them, a re-run may fix it); locked, paid_by_others, kept (a person acts);
+not_sent (its document is not in Xero as CI has it: the document's outcome says why).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from .oauth import ReconnectRequired
 from .pacing import DailyLimitReached
 from .posting import (
     CALL_ERRORS, GONE, GOOD_OUTCOMES, LOOKUP_CHUNK, SOURCE_KEYS, PostingPolicy, SourceEvidence, _days_with_missing_sources,
-    _held, _lookup,
+    _held, _lookup, post_documents,
 )
 
 PAYMENT_RESULT_COLUMNS = [
@@ -68,11 +70,14 @@ PAYMENT_PROCESS_SUFFIX = "-payment"
 # Xero holds the payments as CI has them
 GOOD_PAYMENT_OUTCOMES = {"posted", "already_posted", "withdrawn"}
 # not in Xero as CI has them, and a re-run may fix it
-# document outcomes of post_documents that put a new document into Xero in this run
-NEW_IN_XERO = {"posted", "reposted"}
-FAILED_PAYMENT_OUTCOMES = {"failed", "unknown", "not_sent", "deferred"}
+FAILED_PAYMENT_OUTCOMES = {"failed", "unknown", "deferred"}
 # in Xero otherwise than CI, by a rule a person must act on
 REPORTED_PAYMENT_OUTCOMES = {"locked", "paid_by_others", "kept"}
+# not sent because its document is not in Xero as CI has it: the document's own outcome (failed, locked, paid …)
+# says why and fails or reports the day; the payment follows it
+FOLLOWS_DOCUMENT_OUTCOMES = {"not_sent"}
+# document outcomes of post_documents that put a new document into Xero in this run
+NEW_IN_XERO = {"posted", "reposted"}
 # a document so posted can be paid ("withdrawn": CI took it back, nothing is paid on it)
 PAYABLE_DOCUMENT_OUTCOMES = GOOD_OUTCOMES - {"withdrawn"}
 _KEY_LIMIT = 200  # the ledger's document_key column
@@ -658,3 +663,17 @@ def post_payments(
     return _frame([run.results[reference] for reference in wanted])
 
 
+def post_documents_and_payments(
+    client: XeroClient, ledger: PostingLedger, documents: pd.DataFrame, payments: pd.DataFrame,
+    partitions: Sequence[str], policy: PostingPolicy, evidence: SourceEvidence, locked_until: date | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A process's posting, in its order: our payments of documents about to change come off first (Xero
+    changes no paid document), then the documents (posting.post_documents), then their payments. `ledger` is
+    the process's document ledger (PostingLedger(process=…)); its payments live in payment_ledger(ledger, …).
+    Returns the documents' results (posting.RESULT_COLUMNS) and the payments' (PAYMENT_RESULT_COLUMNS)."""
+    payments_of = payment_ledger(ledger, ledger.process)
+    released = release_payments(client, payments_of, payments, documents, locked_until,
+                                partitions=partitions, evidence=evidence, policy=policy)
+    results = post_documents(client, ledger, documents, partitions, policy, evidence)
+    paid = post_payments(client, payments_of, payments, results, locked_until)
+    return results, pd.concat([frame for frame in (released, paid) if len(frame)] or [paid], ignore_index=True)
