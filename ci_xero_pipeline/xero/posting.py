@@ -46,10 +46,10 @@ from .ledger import (
 )
 from .oauth import ReconnectRequired
 from .pacing import DailyLimitReached
+from .kinds import KINDS, Hint, find, kind_of
 from .reconcile import tracking_of
 
-NUMBER_FIELD = {"Invoices": "InvoiceNumber", "CreditNotes": "CreditNoteNumber"}
-ID_FIELD = {"Invoices": "InvoiceID", "CreditNotes": "CreditNoteID"}
+ID_FIELD = {name: kind.id_field for name, kind in KINDS.items()}
 # The documents this layer takes are opaque: document_key, business_date (the partition), branch_code, endpoint,
 # number, status, total_cents, tax_cents, payload, and SOURCE_KEYS, the keys of the source documents behind each
 # (what a withdrawal or a conflict is judged by). Which source, and how its rows map to the keys, is the caller's.
@@ -68,7 +68,8 @@ GOOD_OUTCOMES = {"posted", "already_posted", "updated", "reposted", "withdrawn"}
 # not in Xero as it must be, and a re-run may fix it: the posted partition fails
 FAILED_OUTCOMES = {"failed", "unknown", "deferred", "stopped"}
 # in Xero otherwise than CI, by a rule a person must act on
-REPORTED_OUTCOMES = {"locked", "differs", "paid", "kept", "conflict"}
+# (changed_in_xero: a bill CI changed after it went to Xero for approval; never overwritten, processes.md §3)
+REPORTED_OUTCOMES = {"locked", "differs", "paid", "kept", "conflict", "changed_in_xero"}
 # errors that belong to one call, hence to its documents; anything else stops the run
 CALL_ERRORS = (XeroApiError, requests.RequestException)
 
@@ -116,12 +117,8 @@ def lock_date(organisation: dict[str, Any]) -> date | None:
     return max(dates) if dates else None
 
 
-def _amounts(xero_document: dict[str, Any]) -> tuple[int | None, int | None]:
-    total, tax = xero_document.get("Total"), xero_document.get("TotalTax")
-    return (
-        decimal_to_cents(total) if total is not None else None,
-        decimal_to_cents(tax) if tax is not None else None,
-    )
+def _amounts(xero_document: dict[str, Any], endpoint: str = "Invoices") -> tuple[int | None, int | None]:
+    return kind_of(endpoint).amounts(xero_document)
 
 
 def _present(xero: dict[str, Any] | None) -> bool:
@@ -189,17 +186,21 @@ class _Documents:
         document = self.rows[key]
         if revision == 0:
             return document.payload
-        return {**document.payload, NUMBER_FIELD[document.endpoint]: revision_number(document.number, revision)}
+        return kind_of(document.endpoint).with_identity(document.payload, revision_number(document.number, revision))
+
+    def hint(self, key: str, revision: int, xero_id: str | None = None) -> Hint:
+        return Hint(self.payload(key, revision), xero_id)
 
     def matches(self, key: str, xero: dict[str, Any]) -> bool:
         document = self.rows[key]
-        return _amounts(xero) == (int(document.total_cents), int(document.tax_cents))
+        return _amounts(xero, document.endpoint) == (int(document.total_cents), int(document.tax_cents))
 
     def equal_in_xero(self, key: str, xero: dict[str, Any]) -> bool:
         """Xero's document is this one as the reconciliation sees it: total, tax and tracking."""
         payload = self.rows[key].payload
-        return self.matches(key, xero) and tracking_of(xero.get("LineItems") or []).casefold() == tracking_of(
-            payload.get("LineItems") or []
+        lines = "JournalLines" if self.rows[key].endpoint == "ManualJournals" else "LineItems"
+        return self.matches(key, xero) and tracking_of(xero.get(lines) or []).casefold() == tracking_of(
+            payload.get(lines) or []
         ).casefold()
 
     def differs_message(self, key: str, xero: dict[str, Any], number: str) -> str:
@@ -213,10 +214,13 @@ class _Documents:
 
 
 def _lookup(
-    client: XeroClient, wanted: Iterable[tuple[str, str]]
+    client: XeroClient, wanted: Iterable[tuple[str, str]], hints: Mapping[tuple[str, str], Hint] | None = None,
 ) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[tuple[str, str], str]]:
     """(endpoint, number) → the document Xero holds (an active one before a voided one); and the
-    (endpoint, number) pairs whose lookup failed, with why. One failed call costs only its chunk."""
+    (endpoint, number) pairs whose lookup failed, with why. One failed call costs only its chunk. `hints`
+    give what a kind whose number is not its Xero number is found by (kinds.py: a bill's supplier and
+    number from its payload, or the id the ledger holds)."""
+    hints = hints or {}
     by_endpoint: dict[str, set[str]] = defaultdict(set)
     for endpoint, number in wanted:
         by_endpoint[endpoint].add(number)
@@ -227,9 +231,12 @@ def _lookup(
         for start in range(0, len(ordered), LOOKUP_CHUNK):
             chunk = ordered[start : start + LOOKUP_CHUNK]
             try:
-                held = client.find_by_number(endpoint, chunk)
+                held = find(client, kind_of(endpoint), chunk, {n: hints[(endpoint, n)] for n in chunk if (endpoint, n) in hints})
             except ReconnectRequired:
                 raise
+            except LookupError as error:
+                failed.update({(endpoint, number): f"it cannot be looked up: {error}" for number in chunk})
+                continue
             except CALL_ERRORS as error:
                 failed.update({(endpoint, number): f"the lookup in Xero failed: {error}" for number in chunk})
                 continue
@@ -274,7 +281,8 @@ def _plan(
 
     def locked_new(key: str) -> str | None:
         document = docs.rows[key]
-        if locked_until and document.status == "AUTHORISED" and date.fromisoformat(document.business_date) <= locked_until:
+        if (locked_until and document.status in kind_of(document.endpoint).approved
+                and date.fromisoformat(document.business_date) <= locked_until):
             return (f"{document.number} is dated {document.business_date}, on or before Xero's lock date {locked_until}; "
                     "not posted. Post it as DRAFT or ask the accountant to move the lock date.")
         return None
@@ -296,7 +304,7 @@ def _plan(
                 steps[key] = Step(key, "report", "conflict", f"{document.number}: its CI documents are already in Xero "
                                   f"as {', '.join(live[k].number for k in clash)}; not posted twice (did a setting such as "
                                   "mode or summary_grouping change?)")
-            elif document.endpoint == "Invoices":
+            elif kind_of(document.endpoint).unique_numbers:  # Xero refuses a second one: no lookup needed
                 steps[key] = create(key, 0)
             else:
                 to_look_up.append((key, document.endpoint, document.number, False))
@@ -322,7 +330,12 @@ def _plan(
             gone[key] = Step(key, "report", "kept", f"{entry.number}: CI's documents behind it are final but no longer "
                              "make this document (a setting changed?); left in Xero", entry.revision, entry=entry)
 
-    found, failed = _lookup(client, ((endpoint, number) for _key, endpoint, number, _gone in to_look_up))
+    hints: dict[tuple[str, str], Hint] = {}
+    for key, endpoint, number, is_gone in to_look_up:
+        entry = gone_entries[key] if is_gone else entries.get(key)
+        xero_id = entry.xero_id if entry else None
+        hints[(endpoint, number)] = Hint(xero_id=xero_id) if is_gone else docs.hint(key, entry.revision if entry else 0, xero_id)
+    found, failed = _lookup(client, ((endpoint, number) for _key, endpoint, number, _gone in to_look_up), hints)
     for key, endpoint, number, is_gone in to_look_up:
         entry = entries.get(key) if not is_gone else gone_entries[key]
         if (endpoint, number) in failed:
@@ -387,7 +400,7 @@ def _plan_known(
             return Step(key, "adopt", "posted" if confirmed else "already_posted",
                         "confirmed by lookup after an earlier answer was lost" if confirmed else "found in Xero as CI has it",
                         revision, xero, entry)
-        ours_before = entry is not None and _present(xero) and _amounts(xero) == (entry.total_cents, entry.tax_cents)
+        ours_before = entry is not None and _present(xero) and _amounts(xero, entry.endpoint) == (entry.total_cents, entry.tax_cents)
         if not ours_before:
             return Step(key, "report", "differs", docs.differs_message(key, xero, number), revision, xero, entry)
         # our earlier version (sent, answer lost, then CI changed it): judged as a change below
@@ -403,6 +416,10 @@ def _plan_change(
     policy: PostingPolicy, create: Callable[[str, int], Step],
 ) -> Step:
     """A posted document whose accounting content CI changed."""
+    kind = kind_of(entry.endpoint)
+    if kind.changes == "report":
+        return Step(key, "report", "changed_in_xero", _changed_bill_message(entry, xero, docs.rows[key]),
+                    entry.revision, xero, entry)
     if not _present(xero):
         step = create(key, entry.revision + 1)
         if step.action == "create":
@@ -420,7 +437,7 @@ def _plan_change(
                     f"paid {xero.get('AmountPaid', 0)}); CI changed it after posting. It was not touched: a person must "
                     "adjust it in Xero (a credit note).", entry.revision, xero, entry)
     status = xero.get("Status")
-    if status in ("DRAFT", "SUBMITTED") and entry.endpoint == docs.rows[key].endpoint:
+    if status in kind.editable and entry.endpoint == docs.rows[key].endpoint:
         return Step(key, "update", "updated", f"{entry.number} is a {status} in Xero: updated in place", entry.revision, xero, entry)
     take_back = _plan_take_back(entry, xero, locked_until, policy, repost=True)
     take_back.key = key
@@ -441,10 +458,15 @@ def _plan_take_back(entry: LedgerEntry, xero: dict[str, Any] | None, locked_unti
         return Step(key, "report", "paid", f"{entry.number} has payments or credits applied in Xero; CI "
                     f"{'changed' if repost else 'voided'} it. It was not touched: a person must adjust it in Xero.",
                     revision, xero, entry)
+    kind = kind_of(entry.endpoint)
+    if kind.changes == "report" and _amounts(xero, entry.endpoint) != (entry.total_cents, entry.tax_cents):
+        return Step(key, "report", "changed_in_xero", f"{entry.number}: CI voided it, but Xero holds it otherwise than it was "
+                    f"posted (total {xero.get('Total')}, {xero.get('Status')}): edited during approval. It was left in Xero "
+                    "for the payables clerk.", revision, xero, entry)
     status = xero.get("Status")
     if status in ("DRAFT", "SUBMITTED"):
         action = "delete"
-    elif status == "AUTHORISED":
+    elif status in ("AUTHORISED", "POSTED"):
         action = "credit" if entry.endpoint == "Invoices" and policy.authorised_changes == "credit_note" else "void"
     else:
         return Step(key, "report", "differs", f"{entry.number} is {status} in Xero; it was not changed", revision, xero, entry)
@@ -453,6 +475,15 @@ def _plan_take_back(entry: LedgerEntry, xero: dict[str, Any] | None, locked_unti
         return Step(key, f"{action}_and_repost", "reposted", f"{why}: {action} {entry.number}, post "
                     f"{revision_number(_base_number(entry), revision + 1)}", revision + 1, xero, entry)
     return Step(key, action, "withdrawn", f"{why}: {action} {entry.number}", revision, xero, entry)
+
+
+def _changed_bill_message(entry: LedgerEntry, xero: dict[str, Any] | None, document: Any) -> str:
+    held = (f"Xero holds it {xero.get('Status')} with total {xero.get('Total')}" if _present(xero)
+            else f"it is {xero.get('Status') if xero else 'no longer'} in Xero")
+    return (f"{entry.number}: CI changed it after it went to Xero for approval (CI now: total "
+            f"{cents_to_decimal(int(document.total_cents))}, tax {cents_to_decimal(int(document.tax_cents))}; posted: total "
+            f"{cents_to_decimal(entry.total_cents)}); {held}. It was not overwritten: the payables clerk brings the bill "
+            "in Xero to CI's figures, or CI back to the bill's.")
 
 
 def _base_number(entry: LedgerEntry) -> str:
@@ -509,7 +540,7 @@ class _Run:
         revision = step.revision if revision is None else revision
         xero = xero or step.xero or {}
         endpoint = document.endpoint if document is not None else entry.endpoint
-        xero_total, xero_tax = _amounts(xero) if xero else (None, None)
+        xero_total, xero_tax = _amounts(xero, endpoint) if xero else (None, None)
         self.results[key] = {
             "document_key": key,
             "business_date": document.business_date if document is not None else entry.partition_key,
@@ -544,7 +575,8 @@ class _Run:
             if not lost:
                 return
             number_of = {key: revision_number(docs.rows[key].number, revision) for key, revision in lost}
-            found, failed = _lookup(self.client, ((docs.rows[k].endpoint, number_of[k]) for k, _r in lost))
+            found, failed = _lookup(self.client, ((docs.rows[k].endpoint, number_of[k]) for k, _r in lost),
+                                    {(docs.rows[k].endpoint, number_of[k]): docs.hint(k, r) for k, r in lost})
             pending, confirmed, not_ours = [], [], []
             for key, revision in lost:
                 where = (docs.rows[key].endpoint, number_of[key])
@@ -591,7 +623,8 @@ class _Run:
         daily_limit: DailyLimitReached | None = None
         with ThreadPoolExecutor(max_workers=self.client.max_in_flight) as pool:
             futures = {
-                pool.submit(self.client.put_batch, endpoint, [(key, self.docs.payload(key, revision)) for key, revision in batch]): batch
+                pool.submit(self.client.put_batch, kind_of(endpoint).path,
+                            [(key, self.docs.payload(key, revision)) for key, revision in batch]): batch
                 for endpoint, batch in batches
             }
             for future in as_completed(futures):
@@ -672,7 +705,7 @@ class _Run:
                 status_changes[entry.endpoint].append((step.key, {ID_FIELD[entry.endpoint]: xero[ID_FIELD[entry.endpoint]], "Status": wanted}))
         answers: dict[str, DocumentOutcome | str] = {}
         for endpoint, items in sorted(status_changes.items()):
-            answers.update(self.calls(endpoint, "POST", items))
+            answers.update(self.calls(kind_of(endpoint).path, "POST", items))
         answers.update(self.calls("CreditNotes", "PUT", reversals))
 
         # a lost answer is settled by looking again: out of the books (or the reversal there) is done
@@ -683,7 +716,9 @@ class _Run:
                 recheck[step.key] = ("CreditNotes", f"{_base_number(step.entry)}-CN{step.entry.revision + 1}")
             else:
                 recheck[step.key] = (step.entry.endpoint, step.entry.number)
-        found, failed = _lookup(self.client, recheck.values()) if recheck else ({}, {})
+        ids = {where: Hint(xero_id=(step.xero or {}).get(ID_FIELD[step.entry.endpoint]) or step.entry.xero_id)
+               for step in lost for where in [recheck[step.key]]}
+        found, failed = _lookup(self.client, recheck.values(), ids) if recheck else ({}, {})
 
         repost: list[tuple[str, int]] = []
         for step in steps:
@@ -727,9 +762,11 @@ class _Run:
             items_by_endpoint[endpoint].append((step.key, payload))
         answers: dict[str, DocumentOutcome | str] = {}
         for endpoint, items in sorted(items_by_endpoint.items()):
-            answers.update(self.calls(endpoint, "POST", items))
+            answers.update(self.calls(kind_of(endpoint).path, "POST", items))
         lost = {s.key for s in steps if isinstance(answers.get(s.key), str) and answers[s.key].startswith("lost:")}
-        found, failed = (_lookup(self.client, ((s.entry.endpoint, s.entry.number) for s in steps if s.key in lost))
+        found, failed = (_lookup(self.client, ((s.entry.endpoint, s.entry.number) for s in steps if s.key in lost),
+                                 {(s.entry.endpoint, s.entry.number): self.docs.hint(s.key, s.entry.revision, s.entry.xero_id)
+                                  for s in steps if s.key in lost})
                          if lost else ({}, {}))
         for step in steps:
             entry, answer = step.entry, answers.get(step.key)
