@@ -6,9 +6,10 @@ request that Xero would refuse as a whole leaves nothing behind.
 
 Served: Organisation, TaxRates (read); Accounts (read, create, update, archive and restore, delete:
 the rules are in `chart`); TrackingCategories and their Options; Contacts;
-Invoices and CreditNotes (create, update, void, delete); Payments (create, read, delete). A document's
-applied payments live in its stored JSON (`_payments`), so listing documents stays one read; the
-payments themselves are rows of their own table. Where Xero's behaviour is not documented the
+Invoices and CreditNotes (create, update, void, delete); Payments (create, read, delete); credit note
+Allocations (create, delete: `allocations`). A document's applied payments and allocations live in its
+stored JSON (`_payments`, `_allocations`), so listing documents stays one read; the payments and
+allocations themselves are rows of their own tables. Where Xero's behaviour is not documented the
 stricter reading is taken and said so where the rule is applied.
 """
 
@@ -21,6 +22,18 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
 from ..money import loads_exact
+from .allocations import (
+    CreditAllocations,
+    allocations_of,
+    amount_allocated,
+    amount_due,
+    amount_paid,
+    credit_note_allocations,
+    invoice_credit_notes,
+    is_applied,
+    payments_of,
+    settle,
+)
 from .chart import Chart, StoredAccount, TaxRateFit, check_account_update, check_new_account
 from .config import SandboxConfig
 from .rules import (
@@ -79,16 +92,7 @@ class Answer:
 PAYMENT_TYPES = {
     "ACCREC": "ACCRECPAYMENT", "ACCPAY": "ACCPAYPAYMENT", "ACCRECCREDIT": "ARCREDITPAYMENT", "ACCPAYCREDIT": "APCREDITPAYMENT",
 }
-OPEN_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED", "PAID")  # statuses whose Total less payments is due
-
-
-def live_payments(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The payments applied to a stored document and not deleted ({PaymentID, Date, Amount, Reference})."""
-    return document.get("_payments") or []
-
-
-def amount_paid(document: dict[str, Any]) -> Decimal:
-    return sum((payment["Amount"] for payment in live_payments(document)), Decimal("0.00"))
+live_payments = payments_of  # the payments applied to a stored document and not deleted (allocations.py)
 
 
 class _Discard(Exception):
@@ -147,6 +151,7 @@ class Accounting:
     def __init__(self, store: SandboxStore, config: SandboxConfig):
         self.store = store
         self.config = config
+        self.allocations = CreditAllocations(store, self.ledger, self._allocation_summary)
 
     # -- dispatch -------------------------------------------------------------------------------
     def handle(self, tenant_id: str, method: str, parts: list[str], query: dict[str, str], body: bytes) -> Answer:
@@ -172,6 +177,8 @@ class Accounting:
                 return self.contacts(tenant_id, method, rest, query, payload)
             if collection == "Payments":
                 return self.payments(tenant_id, method, rest, query, payload)
+            if collection == "CreditNotes" and len(rest) >= 2 and rest[1] == "Allocations":
+                return self.credit_note_allocations(tenant_id, method, rest, query, payload)
             if collection in KINDS:
                 kind = KINDS[collection]
                 if method == "GET":
@@ -763,7 +770,7 @@ class Accounting:
         total = document.get("Total", Decimal("0.00"))
         payments = live_payments(document)
         paid = amount_paid(document)
-        open_amount = total - paid if status in OPEN_STATUSES else Decimal("0.00")
+        open_amount = amount_due(document)  # Total − payments − allocations (allocations.py)
         element: dict[str, Any] = {}
         if document.get("Type") in kind.types:
             element["Type"] = document["Type"]
@@ -800,15 +807,15 @@ class Accounting:
             element["IsDiscounted"] = bool(document.get("TotalDiscount"))
             element["Prepayments"] = []
             element["Overpayments"] = []
-            element["CreditNotes"] = []
+            element["CreditNotes"] = invoice_credit_notes(document)
             element["AmountDue"] = open_amount
             element["AmountPaid"] = paid
-            element["AmountCredited"] = Decimal("0.00")
+            element["AmountCredited"] = amount_allocated(document)
             element["SentToContact"] = False
         else:
             element["RemainingCredit"] = open_amount
-            element["Allocations"] = []
-            element["AppliedAmount"] = Decimal("0.00")
+            element["Allocations"] = credit_note_allocations(document)
+            element["AppliedAmount"] = amount_allocated(document)
             element["SentToContact"] = False
         element["HasErrors"] = bool(errors)
         if with_status_attribute or errors:
@@ -884,7 +891,8 @@ class Accounting:
                 view = dict(document)
                 view["Contact"] = contacts.get(document.get("ContactID")) or {}
                 view["AmountPaid"] = amount_paid(document)
-                view["AmountDue"] = document["Total"] - view["AmountPaid"] if document["Status"] in OPEN_STATUSES else Decimal("0.00")
+                view["AmountDue"] = amount_due(document)
+                view["AmountCredited"] = amount_allocated(document)
                 if where(_lookup(view)):
                     kept.append(document)
             documents = kept
@@ -979,9 +987,10 @@ class Accounting:
             wanted = _text(element.get("Status")).upper() or current
             invalid = INVALID_FOR_MODIFICATION.format(noun=kind.noun)
             verb = {"VOIDED": "voided", "DELETED": "deleted"}.get(wanted, "edited")
-            if live_payments(existing):
-                # xero-facts.md: a document with payments cannot be edited or voided until they are
-                # removed. Xero's words for an edit (XeroAPI/Xero-NetStandard#84), kept for a void or delete.
+            if is_applied(existing):
+                # xero-facts.md: a document with payments or credit note allocations cannot be edited or voided
+                # until they are removed. Xero's words for an edit (XeroAPI/Xero-NetStandard#84), kept for a
+                # void or delete.
                 return refused(existing, [f"This document cannot be {verb} as it has a payment or credit note allocated to it."])
             if current not in CREATE_STATUSES:
                 return refused(existing, [invalid])
@@ -1059,6 +1068,27 @@ class Accounting:
             sequence += 1
         return f"{prefix}{sequence:04d}"
 
+
+    # -- credit note allocations (allocations.py) ------------------------------------------------------------
+    def credit_note_allocations(self, tenant_id: str, method: str, rest: list[str], query: dict[str, str], payload: Any) -> Answer:
+        """PUT /CreditNotes/{id}/Allocations, DELETE /CreditNotes/{id}/Allocations/{AllocationID}."""
+        credit_note_id = rest[0].lower()
+        if method == "PUT" and len(rest) == 2:
+            status, body = self.allocations.create(tenant_id, credit_note_id, query, payload)
+        elif method == "DELETE" and len(rest) == 3:
+            status, body = self.allocations.delete(tenant_id, credit_note_id, rest[2].lower())
+        else:
+            return _not_found()
+        return Answer(status, body)
+
+    def _allocation_summary(self, kind: DocumentKind, document: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+        contact = self.store.contact_by_id(tenant_id, document.get("ContactID") or "")
+        summary = self._payment_document_summary(kind, document, contact, False)
+        if kind is INVOICES:
+            summary["AmountCredited"] = amount_allocated(document)
+        else:
+            summary["AppliedAmount"] = amount_allocated(document)
+        return summary
 
     # -- payments -------------------------------------------------------------------------------------
     # Xero's Payments endpoint (the spec's getPayments, createPayments, getPayment, deletePayment; shapes
@@ -1306,7 +1336,7 @@ class Accounting:
         if kind is not None and document is not None:
             if document["Status"] != "AUTHORISED":
                 errors.append("Payments can only be made against Authorised documents")  # Xero's words
-            elif amount is not None and amount > 0 and amount > document["Total"] - amount_paid(document):
+            elif amount is not None and amount > 0 and amount > amount_due(document):  # allocations count too
                 errors.append("Payment amount exceeds the amount outstanding on this document")  # the spec's example
 
         if errors:
@@ -1349,10 +1379,8 @@ class Accounting:
         applied = live_payments(document) + [
             {"PaymentID": payment["PaymentID"], "Date": payment["Date"], "Amount": amount, "Reference": reference}
         ]
-        document = {**document, "_payments": applied, "UpdatedDateUTC": stamp}
-        if amount_paid(document) == document["Total"]:  # paid in full: PAID (xero-facts.md, Payments)
-            document["Status"] = "PAID"
-            document["_fully_paid_on"] = max(p["Date"] for p in applied)
+        # paid in full (payments and allocations together): PAID (xero-facts.md, Payments)
+        document = settle({**document, "_payments": applied, "UpdatedDateUTC": stamp})
         self.store.save_document(kind.collection, tenant_id, document)
         contact = self.store.contact_by_id(tenant_id, document.get("ContactID") or "")
         key = "Invoice" if kind is INVOICES else "CreditNote"
@@ -1402,9 +1430,7 @@ class Accounting:
             document = self.store.document(kind.collection, tenant_id, payment["DocumentID"])
             if document is not None:
                 document["_payments"] = [p for p in live_payments(document) if p["PaymentID"] != payment["PaymentID"]]
-                if document["Status"] == "PAID":
-                    document["Status"] = "AUTHORISED"
-                    document.pop("_fully_paid_on", None)
+                document = settle(document)  # AUTHORISED again, unless allocations still cover it all
                 document["UpdatedDateUTC"] = stamp
                 self.store.save_document(kind.collection, tenant_id, document)
         return _ok("Payments", self._render_payments(tenant_id, [payment]))

@@ -7,7 +7,11 @@ point-of-sale integrations use them; processes.md, end-of-day takings) and the g
 835 with payments enabled (a GIFT_VOUCHER tender is a payment to it, processes.md section 5), and the
 takings' own expense accounts, 481 Till over/short and 482 Cash rounding (tax type NONE: neither is a
 supply, processes.md section 1). 620 Prepayments is a CURRENT asset without payments: a payment to it is
-refused.
+refused. For purchases and cost of goods sold (processes.md sections 3 and 4): 300 Purchases (DIRECTCOSTS,
+INPUT2) takes bills when stock is not kept perpetually, 310 Cost of Goods Sold takes the journals' debits, and
+631 Stock on hand (CI) is the CURRENT asset that perpetual bills debit and the journals credit. 630 Inventory
+keeps Xero's INVENTORY type, which Xero reserves for its own tracked items (xero-facts.md, Accounts): the
+sandbox refuses it on manual journals, so a site mapped to it finds out before real Xero tells it.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ NZ_ACCOUNTS: tuple[SeedAccount, ...] = (
     SeedAccount("209", "Sales - old range", "REVENUE", "REVENUE", "OUTPUT2", status="ARCHIVED"),
     SeedAccount("260", "Other Revenue", "REVENUE", "REVENUE", "OUTPUT2"),
     SeedAccount("270", "Interest Income", "REVENUE", "REVENUE", "NONE"),
+    SeedAccount("300", "Purchases", "DIRECTCOSTS", "EXPENSE", "INPUT2",
+                description="Goods bought for resale, when stock is not kept perpetually"),
     SeedAccount("310", "Cost of Goods Sold", "DIRECTCOSTS", "EXPENSE", "INPUT2"),
     SeedAccount("400", "Advertising", "OVERHEADS", "EXPENSE", "INPUT2"),
     SeedAccount("404", "Bank Fees", "OVERHEADS", "EXPENSE", "NONE"),
@@ -87,7 +93,9 @@ NZ_ACCOUNTS: tuple[SeedAccount, ...] = (
     SeedAccount("616", "PayPal clearing", "CURRENT", "ASSET", "NONE", enable_payments=True),
     SeedAccount("617", "Afterpay clearing", "CURRENT", "ASSET", "NONE", enable_payments=True),
     SeedAccount("620", "Prepayments", "CURRENT", "ASSET", "NONE"),
-    SeedAccount("630", "Inventory", "INVENTORY", "ASSET", "NONE"),
+    SeedAccount("630", "Inventory", "INVENTORY", "ASSET", "NONE"),  # Xero's tracked items only (xero-facts.md)
+    SeedAccount("631", "Stock on hand (CI)", "CURRENT", "ASSET", "NONE",
+                description="Stock valued by CI: bills debit it, cost of goods sold journals credit it"),
     SeedAccount("710", "Office Equipment", "FIXED", "ASSET", "INPUT2"),
     SeedAccount("800", "Accounts Payable", "CURRLIAB", "LIABILITY", "NONE", system_account="CREDITORS"),
     SeedAccount("820", "GST", "CURRLIAB", "LIABILITY", "NONE", system_account="GST"),

@@ -97,6 +97,11 @@ CREATE TABLE IF NOT EXISTS payments (
 CREATE INDEX IF NOT EXISTS payments_tenant ON payments (tenant_id);
 CREATE INDEX IF NOT EXISTS payments_reference ON payments (tenant_id, reference);
 CREATE INDEX IF NOT EXISTS payments_document ON payments (document_id);
+CREATE TABLE IF NOT EXISTS allocations (
+    allocation_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, credit_note_id TEXT NOT NULL, invoice_id TEXT NOT NULL,
+    status TEXT NOT NULL, date TEXT NOT NULL, amount TEXT NOT NULL, updated_ms INTEGER NOT NULL, allocation TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS allocations_credit_note ON allocations (credit_note_id);
+CREATE INDEX IF NOT EXISTS allocations_invoice ON allocations (invoice_id);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     tenant_id TEXT NOT NULL, key TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
     status INTEGER NOT NULL, body BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (tenant_id, key));
@@ -569,6 +574,28 @@ class SandboxStore:
                 document = loads_exact(row["document"])
                 found[document[id_field]] = document
         return found
+
+    # -- credit note allocations ------------------------------------------------------------------
+    def save_allocation(self, tenant_id: str, allocation: dict[str, Any]) -> None:
+        """An allocation row (its documents carry it too, in their `_allocations`); a deleted one is kept,
+        marked DELETED, so a person reading the file sees what was undone."""
+        self.execute(
+            "INSERT INTO allocations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (allocation_id) DO UPDATE SET "
+            "status = excluded.status, updated_ms = excluded.updated_ms, allocation = excluded.allocation",
+            (
+                allocation["AllocationID"], tenant_id, allocation["CreditNoteID"], allocation["InvoiceID"],
+                allocation["Status"], allocation["Date"], str(allocation["Amount"]), allocation["UpdatedDateUTC"],
+                encode_text(allocation),
+            ),
+        )
+
+    def allocation_rows(self, tenant_id: str, credit_note_id: str | None = None) -> list[sqlite3.Row]:
+        """Allocations in the order they were made (deleted ones included), of one credit note or all."""
+        sql, parameters = "SELECT * FROM allocations WHERE tenant_id = ?", [tenant_id]
+        if credit_note_id is not None:
+            sql += " AND credit_note_id = ?"
+            parameters.append(credit_note_id)
+        return self.query(sql + " ORDER BY rowid", parameters)
 
     # -- idempotency ----------------------------------------------------------------------------
     def remembered_answer(self, tenant_id: str, key: str, since_ms: int) -> tuple[int, bytes] | None:
