@@ -304,3 +304,9 @@ def test_the_validated_cogs_is_stored_by_day_and_read_back_whole():
     again = combine_days([parts[DAY], parts[NEXT_DAY]])
     assert again.branch_days.equals(validated.branch_days) and len(again.stock_lines) == len(validated.stock_lines)
     assert int(build_cogs_journals(again, rules()).documents["total_cents"].sum()) == 300
+
+
+def test_a_branch_with_no_tracking_option_holds_its_cost_back():
+    validated, books = books_of([sale("P1", [stock("1", "10.00", "3.0000")], branch="ZZZ01")])
+    assert list(validated.quarantine["check"]) == ["unmapped_branch_code"] and books.documents.empty
+    assert validated.unmapped_codes == {"branch_code": ["ZZZ01"]}

@@ -217,7 +217,6 @@ def validate_cogs(read: Any, rules: CogsRules) -> ValidatedCogs:
     invoices, lines = read.invoices, read.lines
     checked = validate_sales_documents(read, rules.document_rules(pd.unique(lines["analysis_code"].dropna())))
     rows: list[dict[str, Any]] = []
-    unmapped: list[dict[str, Any]] = [row for row in checked.unmapped.to_dict("records") if row["kind"] != "analysis_code"]
     notices = [checked.notices]
 
     def hold(day: Any, branch: Any, check: str, reason: str, invoice_no: Any = None, line_no: Any = None) -> None:
@@ -231,6 +230,9 @@ def validate_cogs(read: Any, rules: CogsRules) -> ValidatedCogs:
     is_stock = lines["sku"].notna().to_numpy(dtype=bool) & lines["invoice_no"].isin(set(header)).to_numpy(dtype=bool)
     stock = lines[is_stock].reset_index(drop=True)
     with_stock = set(stock["invoice_no"].tolist())
+    # the contract's unmapped codes (branch, GST) of the documents that carry stock: those hold the cost back
+    unmapped: list[dict[str, Any]] = [row for row in checked.unmapped.to_dict("records")
+                                      if row["kind"] != "analysis_code" and row["invoice_no"] in with_stock]
 
     # documents the contract quarantined hold their branch-day back if they carry stock
     contract = checked.quarantine
