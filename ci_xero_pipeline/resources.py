@@ -108,7 +108,9 @@ class SiteResource(ConfigurableResource):
     def posting_policy(self, process: str = "eretailer") -> PostingPolicy:
         """How that process's documents CI changed after posting are handled (its own settings section)."""
         section = self._process(process)
-        return PostingPolicy(authorised_changes=section.changes_after_posting, missing_source=section.missing_ci_documents)
+        # (payables and cost of goods sold have no choice here: a bill is reported, a journal updated in place)
+        return PostingPolicy(authorised_changes=getattr(section, "changes_after_posting", "void_and_repost"),
+                             missing_source=section.missing_ci_documents)
 
     def quarantine_severity(self, process: str = "eretailer") -> str:
         return self._process(process).quarantine_check_severity
@@ -121,6 +123,22 @@ class SiteResource(ConfigurableResource):
 
     def tender_mapping(self) -> TenderMapping:
         return tender_mapping(self.settings)
+
+    # the books' rules of the processes beyond E-Retailer and takings: each books module reads its section
+    def receivables_rules(self):
+        from .books.receivables import receivables_rules
+
+        return receivables_rules(self.settings)
+
+    def payables_rules(self):
+        from .books.payables import payables_rules
+
+        return payables_rules(self.settings)
+
+    def cogs_rules(self):
+        from .books.cogs import cogs_rules
+
+        return cogs_rules(self.settings)
 
 
 _STATE_ENGINES: dict[str, Engine] = {}

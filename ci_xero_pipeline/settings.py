@@ -23,7 +23,7 @@ DEFAULT_SETTINGS_FILE = "site.yaml"
 NZ_TIMEZONE = "Pacific/Auckland"
 # the sections of the processes that post to Xero, each with its own schedule and policy (code_location
 # declares one process for each)
-PROCESS_SECTIONS = ("eretailer", "takings")
+PROCESS_SECTIONS = ("eretailer", "takings", "receivables", "payables", "cogs")
 
 _TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 # Xero's deep link to a document in a named organisation (developer.xero.com, "Deep link to Xero")
@@ -303,6 +303,117 @@ class TakingsSettings(_Strict):
         return _hour_minute(self.schedule_time)
 
 
+def _format_with(value: str, allowed: set[str], setting: str) -> str:
+    """A name format: text with the given {placeholders} only, at least one of them."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"{setting} '{value}' is not a format: {error}") from None
+    unknown = sorted(names - allowed)
+    if unknown or not names:
+        raise ValueError(f"{setting} '{value}': use {' and '.join('{' + n + '}' for n in sorted(allowed))} only "
+                         f"(and at least one){'; unknown: ' + str(unknown) if unknown else ''}")
+    return value
+
+
+class _ProcessSection(_Strict):
+    """What every process beyond E-Retailer and takings shares: on or off, its time, its sensor, and how it
+    treats CI documents missing from a read and money left in quarantine (site.yaml says what each does)."""
+
+    enabled: bool = False
+    schedule_time: str = "02:30"
+    sensor_interval_seconds: int = Field(default=300, ge=30)
+    missing_ci_documents: Literal["stop", "withdraw"] = "stop"
+    quarantine_check_severity: Literal["error", "warn"] = "error"
+
+    @field_validator("schedule_time")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        return _time_of_day(value, "02:30")
+
+    @property
+    def schedule_hour_minute(self) -> tuple[int, int]:
+        return _hour_minute(self.schedule_time)
+
+
+class ReceivablesSettings(_ProcessSection):
+    """Account customers (processes.md §2): one Xero invoice per CI account invoice (and per POS document
+    paid on account), one credit note per CI credit, each credit allocated to the invoice it reverses."""
+
+    schedule_time: str = "02:30"
+    status: Literal["DRAFT", "AUTHORISED"] = "AUTHORISED"
+    invoice_prefix: str = Field(default="", max_length=20)
+    credit_note_prefix: str = Field(default="", max_length=20)
+    due_days: int = Field(default=20, ge=0, le=365)
+    contact_name_format: str = "{customer_name}"
+    pay_tenders: bool = True
+    changes_after_posting: Literal["void_and_repost", "credit_note"] = "void_and_repost"
+
+    @field_validator("contact_name_format")
+    @classmethod
+    def _name_format(cls, value: str) -> str:
+        return _format_with(value, {"customer_name", "customer_code"}, "receivables.contact_name_format")
+
+    @model_validator(mode="after")
+    def _payable(self) -> "ReceivablesSettings":
+        if self.pay_tenders and self.status != "AUTHORISED":
+            raise ValueError(f"receivables.pay_tenders is true but receivables.status is {self.status}: Xero pays and "
+                             "allocates only AUTHORISED documents; set receivables.status: AUTHORISED or "
+                             "receivables.pay_tenders: false")
+        return self
+
+
+class PayablesSettings(_ProcessSection):
+    """Inwards goods (processes.md §3): one supplier bill per FINAL goods receipt, awaiting approval."""
+
+    schedule_time: str = "03:00"
+    status: Literal["DRAFT", "SUBMITTED", "AUTHORISED"] = "SUBMITTED"
+    # analysis code → purchases account, for a site without cost of goods sold journals (cogs.enabled false)
+    purchases_accounts: dict[str, str] = Field(default_factory=dict)
+    tax_types: dict[str, str] = Field(default_factory=lambda: {"S": "INPUT2", "Z": "ZERORATED", "E": "NONE"})
+    due_days: int = Field(default=20, ge=0, le=365)
+    contact_name_format: str = "{supplier_name}"
+
+    @field_validator("purchases_accounts")
+    @classmethod
+    def _codes(cls, value: dict[str, str]) -> dict[str, str]:
+        return _account_codes(value, "payables.purchases_accounts")
+
+    @field_validator("contact_name_format")
+    @classmethod
+    def _name_format(cls, value: str) -> str:
+        return _format_with(value, {"supplier_name", "supplier_code"}, "payables.contact_name_format")
+
+
+class CogsSettings(_ProcessSection):
+    """Cost of goods sold (processes.md §4): one POSTED manual journal per branch per trading day."""
+
+    schedule_time: str = "03:30"
+    # analysis code → cost of goods sold account (debited with Σ quantity × unit cost)
+    cogs_accounts: dict[str, str] = Field(default_factory=dict)
+    # the stock account credited (a CURRENT asset: Xero's INVENTORY type is for its own tracked items)
+    inventory_account: str | None = None
+    # a stock line CI holds without a cost: quarantine its branch-day, or post it at zero with a warning
+    missing_cost: Literal["quarantine", "zero"] = "quarantine"
+
+    @field_validator("cogs_accounts")
+    @classmethod
+    def _codes(cls, value: dict[str, str]) -> dict[str, str]:
+        return _account_codes(value, "cogs.cogs_accounts")
+
+    @field_validator("inventory_account")
+    @classmethod
+    def _inventory(cls, value: str | None) -> str | None:
+        return _account_code(value, "cogs.inventory_account")
+
+    @model_validator(mode="after")
+    def _complete(self) -> "CogsSettings":
+        if self.enabled and not (self.inventory_account and self.cogs_accounts):
+            raise ValueError("cogs.enabled is true but cogs.inventory_account or cogs.cogs_accounts is not set: name "
+                             "the stock account (a CURRENT asset) and the cost of goods sold account of each analysis code")
+        return self
+
+
 class XeroSettings(_Strict):
     client_id: str = Field(min_length=1)
     # The client secret is never stored here: it comes from this environment variable (through
@@ -492,6 +603,9 @@ class SiteSettings(_Strict):
     first_trading_day: date
     eretailer: EretailerSettings = Field(default_factory=EretailerSettings)
     takings: TakingsSettings = Field(default_factory=TakingsSettings)
+    receivables: ReceivablesSettings = Field(default_factory=ReceivablesSettings)
+    payables: PayablesSettings = Field(default_factory=PayablesSettings)
+    cogs: CogsSettings = Field(default_factory=CogsSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     mapping: MappingSettings
     xero: XeroSettings
@@ -550,6 +664,14 @@ class SiteSettings(_Strict):
         if unpaid:
             raise ValueError(f"takings.over_short_accounts names tender type(s) {unpaid} that mapping.tender_accounts "
                              "does not map: check the spelling (tender types as CI writes them, e.g. CASH)")
+        receivables = self.receivables
+        if receivables.enabled and receivables.pay_tenders and not mapping.tender_accounts:
+            raise ValueError("receivables.pay_tenders is true but mapping.tender_accounts is empty: map the tender types "
+                             "paid on account customers' documents, or set receivables.pay_tenders: false")
+        if self.payables.enabled and not self.cogs.enabled and not self.payables.purchases_accounts:
+            raise ValueError("payables.enabled is true and cogs.enabled is false, but payables.purchases_accounts is empty: "
+                             "map each CI analysis code to the Xero purchases account its goods go to (with cogs "
+                             "enabled, bills go to cogs.inventory_account instead)")
         er_prefix = self.eretailer.number_prefix
         clash = [name for name, value in (("takings.number_prefix", takings.number_prefix),
                                           ("takings.credit_note_prefix", takings.credit_note_prefix)) if value == er_prefix]

@@ -123,8 +123,8 @@ def test_the_site_resource_reads_each_process_from_its_own_section(tmp_path):
     assert site.posting_policy() == site.posting_policy("eretailer") == PostingPolicy("void_and_repost", "stop")
     assert site.posting_policy("takings") == PostingPolicy("credit_note", "withdraw")
     assert (site.quarantine_severity(), site.quarantine_severity("takings")) == ("error", "warn")
-    with pytest.raises(ValueError, match="unknown process 'cogs'"):
-        site.posting_policy("cogs")
+    with pytest.raises(ValueError, match="unknown process 'gift_vouchers'"):
+        site.posting_policy("gift_vouchers")
     assert site.tender_mapping() == tender_mapping(site.settings)
     rules = site.takings_rules()
     assert rules == takings_rules(site.settings)
@@ -143,6 +143,8 @@ def test_a_draft_site_with_the_zero_balance_invoice_loads(tmp_path):
 def test_a_site_without_takings_needs_none_of_their_accounts(tmp_path):
     def change(values):
         values["takings"] = {"enabled": False}
+        for section in ("receivables", "payables", "cogs"):
+            values[section] = {"enabled": False}
         values["mapping"]["tender_accounts"] = {}
         values["mapping"]["voucher_liability_account"] = None
         values["mapping"]["voucher_analysis_codes"] = []
@@ -251,11 +253,20 @@ def test_each_process_needs_its_own_accounts_named_as_site_yaml_writes_them():
     assert roles["takings.over_short_account"] == ("481", "over_short")
     assert roles["takings.rounding_account"] == ("482", "rounding")
 
+    receivables = needs_for_process(settings, "receivables")
+    assert setting_names(receivables) == setting_names(eretailer)  # the shared sales and tender mapping
+    payables = needs_for_process(settings, "payables")  # cogs on in the demo: bills go to the stock account
+    assert {need.setting: need.role for need in payables if isinstance(need, AccountNeed)} == {"cogs.inventory_account": "inventory"}
+    assert {"payables.tax_types.S", "payables.tax_types.Z", "payables.tax_types.E"} <= setting_names(payables)
+    cogs = needs_for_process(settings, "cogs")
+    assert {need.setting: (need.code, need.role) for need in cogs}["cogs.inventory_account"] == ("631", "inventory")
+
     site = needs_for_site(settings)
-    assert len(site) == len(set(site)) == len(set(eretailer) | set(takings)) == 19  # each need once
-    assert setting_names(site) == setting_names(eretailer) | setting_names(takings)
-    with pytest.raises(ValueError, match="unknown process 'cogs'"):
-        needs_for_process(settings, "cogs")
+    every = set(eretailer) | set(takings) | set(receivables) | set(payables) | set(cogs)
+    assert len(site) == len(set(site)) == len(every)  # each need once
+    assert setting_names(site) == setting_names(eretailer) | setting_names(takings) | setting_names(payables) | setting_names(cogs)
+    with pytest.raises(ValueError, match="unknown process 'gift_vouchers'"):
+        needs_for_process(settings, "gift_vouchers")
 
 
 def test_the_needs_follow_the_switches_and_the_overrides(tmp_path):

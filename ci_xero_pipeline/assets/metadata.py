@@ -177,6 +177,9 @@ GOOD = ("posted", "already_posted", "updated", "reposted", "withdrawn")
 XERO_PAGES = {
     "Invoices": "/AccountsReceivable/View.aspx?InvoiceID={id}",
     "CreditNotes": "/AccountsReceivable/ViewCreditNote.aspx?creditNoteID={id}",
+    "Bills": "/AccountsPayable/View.aspx?InvoiceID={id}",
+    "BillCredits": "/AccountsPayable/ViewCreditNote.aspx?creditNoteID={id}",
+    "ManualJournals": "/Journal/View.aspx?invoiceID={id}",
 }
 LINKED_OUTCOMES = ("posted", "already_posted", "updated", "reposted")
 LINKS_SHOWN = 50  # clickable links listed per day (the table holds every one)
@@ -202,7 +205,7 @@ def _signed(frame: pd.DataFrame, column: str = "total_cents") -> int:
     """Σ of document totals with credit notes subtracted (a results frame holds them unsigned)."""
     if not len(frame):
         return 0
-    sign = frame["endpoint"].map({"Invoices": 1, "CreditNotes": -1}).fillna(1).astype("int64")
+    sign = frame["endpoint"].map({"Invoices": 1, "CreditNotes": -1, "Bills": 1, "BillCredits": -1}).fillna(1).astype("int64")
     return int((frame[column].fillna(0).astype("int64") * sign).sum())
 
 
@@ -473,3 +476,38 @@ def payments_log(results: pd.DataFrame) -> list[str]:
     for row in results[~results["outcome"].isin(PAYMENT_GOOD)].head(REFUSALS_LOGGED).itertuples(index=False):
         lines.append(f"Payment {row.payment_key} ({row.business_date}, {money(row.amount_cents)}): {row.outcome}: {row.message}")
     return lines
+
+
+def contacts_log(results: pd.DataFrame) -> list[str]:
+    """What the contacts step did, in a line (and the first that could not be had)."""
+    if results is None or results.empty:
+        return []
+    counts = results["outcome"].value_counts().to_dict()
+    lines = ["Contacts by ContactNumber: " + ", ".join(f"{int(n)} {outcome}" for outcome, n in sorted(counts.items())) + "."]
+    for row in results[~results["outcome"].isin({"found", "created"})].head(REFUSALS_LOGGED).itertuples(index=False):
+        lines.append(f"Contact {row.contact_number}: {row.outcome}: {row.message}")
+    return lines
+
+
+ALLOCATION_SHOWN = ["business_date", "allocation_key", "amount_cents", "outcome", "message"]
+
+
+def allocations_log(results: pd.DataFrame) -> list[str]:
+    """What the allocation step did, in a line, and each credit left unallocated with why."""
+    if results is None or results.empty:
+        return []
+    counts = results["outcome"].value_counts().to_dict()
+    lines = ["Credit allocations: " + ", ".join(f"{int(n)} {outcome.replace('_', ' ')}" for outcome, n in sorted(counts.items())) + "."]
+    for row in results[~results["outcome"].isin({"allocated", "already_allocated"})].head(REFUSALS_LOGGED).itertuples(index=False):
+        lines.append(f"Allocation {row.allocation_key} ({row.business_date}): {row.outcome}: {row.message}")
+    return lines
+
+
+def allocations_posted(part: pd.DataFrame) -> dict[str, Any]:
+    """A day's credit allocations: what was allocated, and what stays unallocated with why."""
+    if part is None or part.empty or "outcome" not in part:
+        return {}
+    return {
+        "allocations": table(part, [c for c in ALLOCATION_SHOWN if c in part], money_columns=["amount_cents"]),
+        "credits_left_unallocated": int((~part["outcome"].isin({"allocated", "already_allocated"})).sum()),
+    }

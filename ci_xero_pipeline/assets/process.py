@@ -43,8 +43,11 @@ from ..xero.chart_check import ChartVerdict, Need, create_missing, read_and_chec
 from ..xero.oauth import ReconnectRequired, RefreshRefused
 from ..xero.pacing import DailyLimitReached
 from ..xero.payments import FAILED_PAYMENT_OUTCOMES, post_documents_and_payments
-from ..xero.posting import FAILED_OUTCOMES, SOURCE_KEYS, SourceEvidence, lock_date
-from ..xero.reconcile import read_documents
+from ..xero.kinds import posting_endpoint
+from ..xero.posting import (
+    FAILED_OUTCOMES, GOOD_OUTCOMES, REPORTED_OUTCOMES, RESULT_COLUMNS, SOURCE_KEYS, SourceEvidence, lock_date,
+)
+from ..xero.reconcile import kinds_in, read_documents
 from ..xero.tokens import NotConnectedError, TokenStoreError
 from ..xero.tracking import tracking_options_used
 from . import metadata
@@ -79,6 +82,10 @@ class Posting:
     payment_results: pd.DataFrame  # xero.payments PAYMENT_RESULT_COLUMNS
     held: dict  # (endpoint, number) → the document Xero holds now (read back after posting)
     days: list[str]
+    # xero.contacts ensure_contacts' results (empty when the process names no contacts)
+    contact_results: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # xero.allocations allocate_credits' results (empty when the process allocates nothing)
+    allocation_results: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,11 @@ class Process:
     posted_checks: Callable[[Posting], list[AssetCheckResult]]
     rules: Callable[[SiteResource], Any]  # what the run log says of the mode and status (mode_words, .status)
     description: str = ""
+    # the contacts the documents name by ContactNumber (xero.contacts WANTED_COLUMNS): found in Xero, else
+    # created, before the documents go; each document is then sent with its contact's ContactID
+    contacts: Callable[[Any, SiteResource], pd.DataFrame] | None = None
+    # the credit → invoice allocations wanted once both are in Xero (xero.allocations, without credit_id)
+    allocations: Callable[[Any, SiteResource, pd.DataFrame], pd.DataFrame] | None = None
 
     @property
     def group(self) -> str:
@@ -145,8 +157,48 @@ LINEAGE = "ci_invoice_nos"  # the books' column of the CI documents behind each 
 
 
 def for_posting(documents: pd.DataFrame) -> pd.DataFrame:
-    """The documents as the posting layer takes them: opaque, the CI lineage as plain source keys."""
-    return documents.rename(columns={LINEAGE: SOURCE_KEYS})
+    """The documents as the posting layer takes them: opaque, the CI lineage as plain source keys, and
+    each named by its kind (a purchase document is a Bill or a BillCredit: xero.kinds)."""
+    framed = documents.rename(columns={LINEAGE: SOURCE_KEYS})
+    if len(framed):
+        framed = framed.assign(endpoint=[posting_endpoint(e, t) for e, t in zip(framed["endpoint"], framed["document_type"])])
+    return framed
+
+
+def contacts_first(client: Any, ledger: Any, wanted: pd.DataFrame, documents: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The contacts the documents need, found or created in Xero exactly once (xero.contacts); the documents
+    that can go, now naming their contact by ContactID; and the result rows of those whose contact could
+    not be had (failed with the contact's reason: nothing of theirs is sent)."""
+    from ..xero.contacts import ensure_contacts, with_contact_ids
+
+    results = ensure_contacts(client, ledger, wanted)
+    good = results[results["contact_id"].notna()] if len(results) else results
+    ready, blocked = with_contact_ids(documents, dict(zip(good["contact_number"], good["contact_id"])) if len(good) else {})
+    why = dict(zip(results["contact_number"], results["message"])) if len(results) else {}
+    rows = []
+    for document in blocked.itertuples(index=False):
+        number = ((document.payload or {}).get("Contact") or {}).get("ContactNumber")
+        rows.append({
+            "document_key": document.document_key, "business_date": document.business_date, "branch_code": document.branch_code,
+            "endpoint": document.endpoint, "number": document.number, "revision": 0, "action": "contact", "outcome": "failed",
+            "xero_id": None, "xero_status": None, "total_cents": int(document.total_cents), "tax_cents": int(document.tax_cents),
+            "xero_total_cents": None, "xero_tax_cents": None, "attempts": 0,
+            "message": f"{document.number}: not sent: its contact {number} could not be had in Xero: {why.get(number) or 'no answer'}",
+            SOURCE_KEYS: tuple(getattr(document, SOURCE_KEYS)),
+        })
+    return results, ready, pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def allocations_after(client: Any, ledger: Any, wanted: pd.DataFrame, results: pd.DataFrame, locked_until: Any) -> pd.DataFrame:
+    """Each credit allocated to the invoice it reverses, now that both may be in Xero (xero.allocations):
+    the credit's Xero id comes from this run's results."""
+    from ..xero.allocations import allocate_credits
+
+    if wanted.empty:
+        return allocate_credits(client, ledger, wanted.assign(credit_id=pd.Series(dtype=object)), locked_until)
+    in_xero = results[results["outcome"].isin(GOOD_OUTCOMES | REPORTED_OUTCOMES) & results["xero_id"].notna()]
+    ids = dict(zip(in_xero["document_key"], in_xero["xero_id"]))
+    return allocate_credits(client, ledger, wanted.assign(credit_id=[ids.get(k) for k in wanted["credit_document_key"]]), locked_until)
 
 
 def with_lineage(results: pd.DataFrame) -> pd.DataFrame:
@@ -185,15 +237,25 @@ def check_the_mapping(client: Any, needs: Sequence[Need], create: bool, title: s
     return verdict, said
 
 
-def raise_if_failed(explained: pd.DataFrame, payment_results: pd.DataFrame, process: str) -> None:
-    """Fail the step (the partitions turn red) when a document or payment that must be in Xero is not.
-    The headline names the cause and the fix; the table leads from each document back to its CI rows."""
+ALLOCATION_FAILED = {"failed", "unknown", "deferred"}
+
+
+def raise_if_failed(explained: pd.DataFrame, payment_results: pd.DataFrame, process: str,
+                    allocation_results: pd.DataFrame | None = None) -> None:
+    """Fail the step (the partitions turn red) when a document, payment or allocation that must be in Xero
+    is not. The headline names the cause and the fix; the table leads from each document back to its CI rows."""
     failed = explained[explained["outcome"].isin(FAILED_OUTCOMES)]
     unpaid = payment_results[payment_results["outcome"].isin(FAILED_PAYMENT_OUTCOMES)] if len(payment_results) else payment_results
-    if failed.empty and unpaid.empty:
+    allocations = allocation_results if allocation_results is not None else pd.DataFrame(columns=["outcome"])
+    unallocated = allocations[allocations["outcome"].isin(ALLOCATION_FAILED)] if len(allocations) else allocations
+    if failed.empty and unpaid.empty and unallocated.empty:
         return
     if len(failed):
         headline = failure_headline(failed)
+    elif unpaid.empty:
+        first = unallocated.iloc[0]
+        headline = (f"{first['business_date']} allocation {first['allocation_key']}: {first['message']}"
+                    + (f" (and {len(unallocated) - 1} more allocations)" if len(unallocated) > 1 else ""))
     else:
         first = unpaid.iloc[0]
         headline = (f"{first['business_date']} payment {first['payment_key']}: {first['message']}"
@@ -203,6 +265,9 @@ def raise_if_failed(explained: pd.DataFrame, payment_results: pd.DataFrame, proc
         fields["failed_payments"] = metadata.table(
             unpaid, ["business_date", "payment_key", "tender_type", "account_code", "amount_cents", "outcome", "message"],
             money_columns=["amount_cents"])
+    if len(unallocated):
+        fields["failed_allocations"] = metadata.table(
+            unallocated, ["business_date", "allocation_key", "amount_cents", "outcome", "message"], money_columns=["amount_cents"])
     raise Failure(
         description=headline,
         metadata={
@@ -310,25 +375,44 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
             for line in metadata.run_log_before(organisation.get("Name") or settings.xero.tenant_name or "",
                                                 process.rules(site), days, documents, quarantined):
                 context.log.info(line)
+            ledger_of = lambda kind: xero.ledger(client.tenant_id, context.run.run_id, process=f"{name}{kind}")  # noqa: E731
+            sending, contact_results, no_contact = for_posting(documents), pd.DataFrame(), None
+            if process.contacts is not None and len(documents):
+                contact_results, sending, no_contact = contacts_first(
+                    client, ledger_of("-contact"), process.contacts(validated, site), sending)
+                for line in metadata.contacts_log(contact_results):
+                    context.log.info(line)
             results, payment_results = post_documents_and_payments(
-                client, xero.ledger(client.tenant_id, context.run.run_id, process=name), for_posting(documents), payments,
+                client, ledger_of(""), sending, payments,
                 days, site.posting_policy(name), process.evidence(validated, site), lock_date(organisation))
+            if no_contact is not None and len(no_contact):
+                results = pd.concat([results, no_contact], ignore_index=True)
+            allocation_results = pd.DataFrame()
+            if process.allocations is not None:
+                allocation_results = allocations_after(client, ledger_of("-allocation"), process.allocations(validated, site, documents),
+                                                       results, lock_date(organisation))
+                for line in metadata.allocations_log(allocation_results):
+                    context.log.info(line)
             results = metadata.with_xero_links(with_lineage(results), settings.xero.document_link, organisation.get("ShortCode") or "")
             explained = process.explain(results, documents, site, validated)
             for line in metadata.run_log_after(results, quarantined, explained) + metadata.payments_log(payment_results):
                 context.log.info(line)
             # before reading Xero back: a failed partition yields no checks, and a spent day has no calls left
-            raise_if_failed(explained, payment_results, name)
-            held = read_documents(client, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+            raise_if_failed(explained, payment_results, name, allocation_results)
+            held = read_documents(client, date.fromisoformat(days[0]), date.fromisoformat(days[-1]),
+                                  kinds_in(results))
         results = with_status_held(results, held)
         metadata.add_per_day_frames(
             context, days,
-            lambda day, part, held_back, why, paid_part: {
-                **metadata.posted(part, client.calls, tracking, held_back, why), **metadata.payments_posted(paid_part)},
+            lambda day, part, held_back, why, paid_part, allocated_part: {
+                **metadata.posted(part, client.calls, tracking, held_back, why), **metadata.payments_posted(paid_part),
+                **metadata.allocations_posted(allocated_part)},
             results, quarantined, explained, payment_results,
+            allocation_results if len(allocation_results) else pd.DataFrame({"business_date": pd.Series(dtype=object)}),
         )
         yield Output(results)
-        yield from process.posted_checks(Posting(site, validated, documents, payments, results, payment_results, held, days))
+        yield from process.posted_checks(Posting(site, validated, documents, payments, results, payment_results, held, days,
+                                                 contact_results, allocation_results))
 
     return [raw, validated, build, posted]
 

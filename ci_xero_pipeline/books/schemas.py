@@ -359,10 +359,12 @@ class XeroDocuments(pa.DataFrameModel):
     document_key: Series[str] = pa.Field(unique=True, nullable=False)
     business_date: Series[str] = pa.Field(str_matches=ISO_DAY)
     branch_code: Series[str] = pa.Field(nullable=True)
-    endpoint: Series[str] = pa.Field(isin=["Invoices", "CreditNotes"])
-    document_type: Series[str] = pa.Field(isin=["ACCREC", "ACCRECCREDIT"])
+    endpoint: Series[str] = pa.Field(isin=["Invoices", "CreditNotes", "Bills", "BillCredits", "ManualJournals"])
+    # (a journal has no Type in Xero: its frame row says MANUALJOURNAL)
+    document_type: Series[str] = pa.Field(isin=["ACCREC", "ACCRECCREDIT", "ACCPAY", "ACCPAYCREDIT", "MANUALJOURNAL"])
+    # the document's identity (xero.kinds): a sales number, a CI receipt, a journal's Narration
     number: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 255})
-    status: Series[str] = pa.Field(isin=["DRAFT", "AUTHORISED"])
+    status: Series[str] = pa.Field(isin=["DRAFT", "SUBMITTED", "AUTHORISED", "POSTED"])
     total_cents: Series[int] = pa.Field(ge=0)
     tax_cents: Series[int]
     line_count: Series[int] = pa.Field(ge=1)

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from .client import XeroApiError, XeroClient, XeroOutcomeUnknown
 
-Role = Literal["revenue", "clearing", "voucher_liability", "over_short", "rounding", "inventory", "cogs"]
+Role = Literal["revenue", "clearing", "voucher_liability", "over_short", "rounding", "inventory", "cogs", "purchases"]
 Side = Literal["OUTPUT", "INPUT"]
 
 
@@ -60,6 +60,9 @@ ROLES: dict[str, RoleRule] = {
                           frozenset({"CURRENT"}), False, "CURRENT", "Stock on hand {code}", "NONE"),
     "cogs": RoleRule("a cost of sales account (type DIRECTCOSTS or EXPENSE)", frozenset({"DIRECTCOSTS", "EXPENSE"}), False,
                      "DIRECTCOSTS", "Cost of goods sold {code}", None),
+    # goods bought without perpetual stock (cogs off): a purchases (cost of sales) or expense account
+    "purchases": RoleRule("a purchases account (type DIRECTCOSTS, EXPENSE or OVERHEADS)", EXPENSE_TYPES, False,
+                          "DIRECTCOSTS", "Purchases {code}", None),
 }
 SIDES = {"OUTPUT": ("CanApplyToRevenue", "income (revenue accounts)"), "INPUT": ("CanApplyToExpenses", "expenses")}
 
@@ -170,7 +173,7 @@ class ChartVerdict:
 
 
 # -- the needs of each process -------------------------------------------------------------------
-PROCESSES = ("eretailer", "takings")
+PROCESSES = ("eretailer", "takings", "receivables", "payables", "cogs")
 VOUCHER_TENDER = "GIFT_VOUCHER"
 
 
@@ -179,8 +182,9 @@ def needs_for_site(settings: Any) -> list[Need]:
     (with its tenders' accounts when eretailer.pay_tenders), then takings' when takings.enabled; each
     need once, named by its setting as site.yaml writes it. `settings` is the SiteSettings."""
     needs = needs_for_process(settings, "eretailer")
-    if settings.takings.enabled:
-        needs += needs_for_process(settings, "takings")
+    for process in ("takings", "receivables", "payables", "cogs"):
+        if getattr(settings, process).enabled:
+            needs += needs_for_process(settings, process)
     return _once(needs)
 
 
@@ -210,6 +214,29 @@ def needs_for_process(settings: Any, process: str) -> list[Need]:
             rounding_account=takings.rounding_account, setting_prefix="takings", mapping_prefix="mapping",
         )
         needs += _exempt_tax_type(settings)
+    elif process == "receivables":
+        # account customers' lines use the shared sales mapping; their other tenders pay as takings' do
+        needs = needs_for_eretailer(settings)
+        if settings.receivables.pay_tenders:
+            mapping = settings.mapping
+            needs += needs_for_tenders(tender_accounts=dict(mapping.tender_accounts), voucher_liability_account=mapping.voucher_liability_account,
+                                       setting_prefix="mapping", voucher_redemptions=True)
+        if settings.mapping.voucher_analysis_codes and settings.mapping.voucher_liability_account:
+            needs.append(AccountNeed("mapping.voucher_liability_account", str(settings.mapping.voucher_liability_account), "voucher_liability"))
+        needs += _exempt_tax_type(settings)
+    elif process == "payables":
+        payables, cogs = settings.payables, settings.cogs
+        if cogs.enabled and cogs.inventory_account:
+            needs = [AccountNeed("cogs.inventory_account", str(cogs.inventory_account), "inventory")]
+        else:
+            needs = [AccountNeed(f"payables.purchases_accounts.{code}", str(account), "purchases")
+                     for code, account in sorted(payables.purchases_accounts.items())]
+        needs += [TaxTypeNeed(f"payables.tax_types.{code}", str(tax_type), "INPUT")
+                  for code, tax_type in sorted(payables.tax_types.items())]
+    elif process == "cogs":
+        cogs = settings.cogs
+        needs = list(needs_for_cogs(inventory_account=str(cogs.inventory_account), cogs_accounts=cogs.cogs_accounts)) \
+            if cogs.inventory_account else []
     else:
         raise ValueError(f"unknown process {process!r}; use one of {list(PROCESSES)}")
     return _once(needs)

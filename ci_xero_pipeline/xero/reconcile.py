@@ -16,7 +16,6 @@ import pandas as pd
 from ..money import cents_to_decimal, decimal_to_cents
 from .client import XeroClient
 
-NUMBER_FIELD = {"Invoices": "InvoiceNumber", "CreditNotes": "CreditNoteNumber"}
 MISMATCH_COLUMNS = ["business_date", "number", "field", "ci", "xero"]
 
 
@@ -28,19 +27,37 @@ def tracking_of(lines: Iterable[dict[str, Any]]) -> str:
     return ", ".join(f"{name}×{count}" for name, count in sorted(options.items()))
 
 
-def read_documents(client: XeroClient, first: date, last: date) -> dict[tuple[str, str], dict[str, Any]]:
-    """(endpoint, number) → the sales document Xero holds, for documents dated first..last."""
+SALES_KINDS = ("Invoices", "CreditNotes")
+
+
+def kinds_in(results: pd.DataFrame) -> tuple[str, ...]:
+    """The document kinds a run's results name (sales documents always: their read is what the checks use)."""
+    named = set(results["endpoint"]) if len(results) else set()
+    return tuple(dict.fromkeys([*SALES_KINDS, *sorted(named - set(SALES_KINDS))]))
+
+
+def read_documents(client: XeroClient, first: date, last: date,
+                   kinds: Iterable[str] = SALES_KINDS) -> dict[tuple[str, str], dict[str, Any]]:
+    """(kind, identity) → the document Xero holds, for documents dated first..last (xero.kinds: a sales
+    document by its number, a bill by the receipt in its Url, a journal by its Narration)."""
+    from .kinds import kind_of
+
     where = (
         f"Date>=DateTime({first.year},{first.month:02d},{first.day:02d}) AND "
         f"Date<=DateTime({last.year},{last.month:02d},{last.day:02d})"
     )
     held: dict[tuple[str, str], dict[str, Any]] = {}
-    for endpoint, sales_type in (("Invoices", "ACCREC"), ("CreditNotes", "ACCRECCREDIT")):
-        params = {"where": f'{where} AND Type=="{sales_type}"', "page": 1, "pageSize": 1000, "unitdp": 4}
-        for document in client.get_all(endpoint, endpoint, params):
-            if document.get("Status") == "DELETED":
+    for name in kinds:
+        kind = kind_of(name)
+        typed = f' AND Type=="{kind.document_type}"' if kind.document_type else ""
+        params = {"where": where + typed, "page": 1, "pageSize": 1000, "unitdp": 4}
+        for document in client.get_all(kind.path, kind.path, params):
+            identity = kind.identity(document)
+            if document.get("Status") == "DELETED" or identity is None:
                 continue
-            held[(endpoint, document.get(NUMBER_FIELD[endpoint]))] = document
+            current = held.get((name, identity))
+            if current is None or current.get("Status") == "VOIDED":  # a live one before a voided one
+                held[(name, identity)] = document
     return held
 
 
