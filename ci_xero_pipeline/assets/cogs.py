@@ -348,9 +348,18 @@ COGS = Process(
     explain=explain,
     posted_check_specs=posted_check_specs,
     posted_checks=posted_checks,
-    rules=rules_of,  # CogsRules says mode "cogs" and status POSTED for the run log
+    rules=lambda site: _CogsWords(),
     description="One POSTED manual journal per branch per trading day: COGS debited, inventory credited, nets to 0.00.",
 )
+
+
+class _CogsWords:
+    """What the run log says of the process's mode and status (metadata.mode_words; summary_grouping only keeps
+    its fallback from failing until it names cost of goods sold)."""
+
+    mode = GROUP
+    status = STATUS
+    summary_grouping = "branch_day"
 
 
 def build_cogs_assets(partitions_def: Any, xero_pool: str | None = None) -> list:

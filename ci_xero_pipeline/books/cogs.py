@@ -123,10 +123,6 @@ class CogsRules:
             raise ValueError(f"cogs.inventory_account {self.inventory_account} is also the COGS account of {codes}: "
                              "a journal would debit and credit one account")
 
-    # what the run log says of the process (assets.metadata.run_log_before)
-    mode = "cogs"
-    status = STATUS
-
     def document_rules(self, analysis_codes: Any = ()) -> EretailerRules:
         """The rules validate_sales_documents judges a document by: the shared GST mapping and tracking, and
         every analysis code given counted as mapped (the sales accounts are the sales processes' business)."""
