@@ -30,9 +30,13 @@ from dagster import (
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from .alerts import alerter_for
+from .ci.extract import changed_receipts_since, on_account_documents
 from .assets.eretailer import ERETAILER
 from .assets.process import Process, build_process_assets
 from .assets.takings import TAKINGS
+from .assets.receivables import RECEIVABLES
+from .assets.payables import PAYABLES
+from .assets.cogs import COGS
 from .assets.site import broken_site_definitions, mode_words, organisation, site_asset_specs
 from .io_manager import DailyFrameIOManager
 from .planning import eretailer_plan
@@ -42,6 +46,7 @@ from .sensors import (
     build_connection_expiry_sensor,
     build_change_sensor,
     build_eretailer_change_sensor,
+    build_allocation_retry_sensor,
     build_failed_posting_sensor,
     build_quarantine_sensor,
     xero_keep_alive,
@@ -51,10 +56,16 @@ from .settings import NZ_TIMEZONE, PROCESS_SECTIONS, SettingsError, SiteSettings
 NZ = ZoneInfo(NZ_TIMEZONE)
 ERETAILER_JOB = "eretailer_to_xero"
 ERETAILER_SCHEDULE = "eretailer_daily"
-PROCESSES: tuple[Process, ...] = (ERETAILER, TAKINGS)
-# TEMPORARY while issue 12's declarations land: the declared processes are the first sections
-if tuple(p.name for p in PROCESSES) != PROCESS_SECTIONS[:len(PROCESSES)]:  # a declaration for each section of site.yaml that posts
+PROCESSES: tuple[Process, ...] = (ERETAILER, TAKINGS, RECEIVABLES, PAYABLES, COGS)
+if tuple(p.name for p in PROCESSES) != PROCESS_SECTIONS:  # a declaration for each section of site.yaml that posts
     raise RuntimeError(f"processes {[p.name for p in PROCESSES]} do not match settings.PROCESS_SECTIONS {PROCESS_SECTIONS}")
+# each process's change sensor: the CI documents it watches (source, words[, how their changes are read])
+CHANGES = {
+    "takings": ("POS", "till (POS)"),
+    "receivables": (on_account_documents, "account-customer"),
+    "payables": (None, "goods receipt", changed_receipts_since),
+    "cogs": (None, "sales (every source)"),
+}
 POSTS_DAY_TAG = "ci-xero/posts-day"  # on each run the schedule asks for: the NZ trading day it posts
 TICK_TAG = "ci-xero/tick"  # ... and the NZ time of the tick
 
@@ -150,7 +161,7 @@ def build_process_schedule(job: JobDefinition, settings: SiteSettings, process: 
 
 def job_description(process: Process, settings: SiteSettings) -> str:
     what = (f"{mode_words(settings)}, as {settings.eretailer.status}" if process.name == ERETAILER.name
-            else f"as {process_settings(settings, process.name).status}")
+            else f"as {getattr(process_settings(settings, process.name), 'status', 'POSTED journals')}")
     return (f"{process.title} from CI to Xero for the chosen NZ trading days: to {organisation(settings)}, {what} (the "
             "asset site_settings shows every setting). Launched from this job's page a run carries the job's name and "
             "tags; launched from the asset graph, a group or an asset's page Dagster runs it as __ASSET_JOB (the same "
@@ -196,8 +207,10 @@ def build_definitions(path: str | Path | None = None) -> Definitions:
     alerter = alerter_for(settings)
     sensor_defs = [
         build_eretailer_change_sensor(eretailer_job, settings.eretailer.sensor_interval_seconds),
-        *[build_change_sensor(job, process_settings(settings, name).sensor_interval_seconds, name, "POS", "till (POS)")
-          for name, job in process_jobs.items() if name == "takings"],
+        *[build_change_sensor(job, process_settings(settings, name).sensor_interval_seconds, name, *CHANGES[name])
+          for name, job in process_jobs.items() if name in CHANGES],
+        *[build_allocation_retry_sensor(job, settings.receivables.sensor_interval_seconds)
+          for name, job in process_jobs.items() if name == RECEIVABLES.name],
         build_connection_expiry_sensor(settings.xero.refresh_warning_days, alerter),
         build_failed_posting_sensor(settings.site_name, job_names, settings.data_path / "reports", alerter),
     ]

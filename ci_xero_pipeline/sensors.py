@@ -41,6 +41,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from typing import Any, Callable
+
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
@@ -295,9 +297,12 @@ def build_eretailer_change_sensor(job: JobDefinition, interval_seconds: int):
     return build_change_sensor(job, interval_seconds, "eretailer", "ERETAILER", "E-Retailer")
 
 
-def build_change_sensor(job: JobDefinition, interval_seconds: int, process: str, source: str, words: str):
+def build_change_sensor(job: JobDefinition, interval_seconds: int, process: str, source: Any, words: str,
+                        read_changes: Callable[..., pd.DataFrame] | None = None):
     """A process's sensor: re-runs a posted day when CI's documents of the process's source (E-Retailer: the
-    web store's; takings: the tills') are added, edited or voided after the day was posted."""
+    web store's; takings: the tills'; cost of goods sold: every source's) are added, edited or voided after
+    the day was posted. `read_changes(engine, since, names)` reads another view's changes (the payables
+    sensor: goods receipts); it returns business_date and updated_at as changed_documents_since does."""
 
     sensor_name = CHANGE_SENSOR_NAME if process == "eretailer" else f"{process}_changes_after_posting"
 
@@ -323,9 +328,9 @@ def build_change_sensor(job: JobDefinition, interval_seconds: int, process: str,
         instance = context.instance
 
         since = None if cursor.read_at is None else float(cursor.read_at) - CHANGE_OVERLAP_SECONDS
-        changes = changed_documents_since(
-            ci.engine(), wall_time_window_start(since) if since is not None else None, source=source, names=ci.names()
-        )
+        start = wall_time_window_start(since) if since is not None else None
+        changes = (read_changes(ci.engine(), start, names=ci.names()) if read_changes is not None
+                   else changed_documents_since(ci.engine(), start, source=source, names=ci.names()))
         posted = set(ledger.posted_partitions())
         changed_posted = sorted({str(day) for day in changes["business_date"].unique()} & posted) if not changes.empty else []
         references = posting_references(instance, ledger, changed_posted, job.name) if changed_posted else {}
@@ -646,3 +651,76 @@ def build_quarantine_sensor(alerter: Alerter, site_name: str, job_names: list[st
         alerter.send(quarantine_notice(run, held, alerter.site_name, alerter.run_link(run.run_id)), context.log)
 
     return tell_money_left_in_quarantine
+
+
+# -- credits waiting for the invoice they reverse ------------------------------------------------------------
+ALLOCATION_SENSOR_NAME = "receivables_allocations_waiting"
+ALLOCATION_TAG = "ci-xero/allocation"
+
+
+def credits_with_originals(engine: sa.Engine, names: Any = None) -> pd.DataFrame:
+    """CI's FINAL credits that name the invoice they reverse: invoice_no, business_date, original_invoice_no."""
+    from .ci.tables import build_ci_tables
+
+    invoices = build_ci_tables(names).sales_invoices
+    statement = sa.select(invoices.c.invoice_no, invoices.c.business_date, invoices.c.original_invoice_no).where(
+        (invoices.c.doc_type == "CREDIT") & (invoices.c.status == "FINAL") & invoices.c.original_invoice_no.is_not(None))
+    with engine.connect() as connection:
+        rows = connection.execute(statement).all()
+    return pd.DataFrame([(str(a), str(b)[:10], str(c)) for a, b, c in rows],
+                        columns=["invoice_no", "business_date", "original_invoice_no"])
+
+
+def allocations_to_retry(credits: pd.DataFrame, documents: PostingLedger, allocations: PostingLedger,
+                         document_key: Callable[[str], str], allocation_key: Callable[[str], str]) -> list[tuple[str, str, str]]:
+    """(credit's day, run key, why) for each credit that is in Xero, whose original invoice is now in Xero
+    too, and whose allocation the ledger does not hold as made: the credit's day is run again, once per
+    appearance of the original (the key carries the original's Xero id)."""
+    if credits.empty:
+        return []
+    keys = {row.invoice_no: (document_key(row.invoice_no), document_key(row.original_invoice_no), row)
+            for row in credits.itertuples(index=False)}
+    held = documents.entries(sorted({k for pair in keys.values() for k in pair[:2]}))
+    wanted: list[tuple[str, str, str, str]] = []
+    for credit, (credit_key, original_key, row) in sorted(keys.items()):
+        credit_entry, original_entry = held.get(credit_key), held.get(original_key)
+        if not (credit_entry and original_entry and credit_entry.state == original_entry.state == "posted"):
+            continue
+        wanted.append((allocation_key(f"{credit_entry.number}>{original_entry.number}"), row.business_date, credit,
+                       f"{original_entry.xero_id}"))
+    made = allocations.entries([key for key, *_rest in wanted])
+    return [(day, f"allocation:{credit}:{original_id}", f"credit {credit}: the invoice it reverses is now in Xero")
+            for key, day, credit, original_id in wanted if (made.get(key) is None or made[key].state != "posted")]
+
+
+def build_allocation_retry_sensor(job: JobDefinition, interval_seconds: int, process: str = "receivables"):
+    """Runs a credit's day again when the invoice it reverses has since reached Xero (a later day, another
+    run), so that the credit is allocated (processes.md §2: an original not in Xero yet is retried later)."""
+    from .books.receivables import document_key
+    from .xero.allocations import allocation_ledger_key
+
+    @sensor(
+        name=ALLOCATION_SENSOR_NAME, job=job, minimum_interval_seconds=interval_seconds,
+        default_status=DefaultSensorStatus.STOPPED,
+        description="Runs an account-customer credit's day again when the invoice it reverses has reached Xero "
+        "since (posted on a later day or by a later run), so the credit is allocated to it.",
+    )
+    def allocations_waiting(context: SensorEvaluationContext, ci: CISourceResource, xero: XeroResource):
+        try:
+            connection = xero.token_store().load()
+        except TokenStoreError as error:
+            return SkipReason(f"The stored Xero connection cannot be read: {error}")
+        if connection is None:
+            return SkipReason("The site is not connected to Xero (`ci-xero connect`).")
+        due = allocations_to_retry(
+            credits_with_originals(ci.engine(), ci.names()), xero.ledger(connection.tenant_id, process=process),
+            xero.ledger(connection.tenant_id, process=f"{process}-allocation"), document_key,
+            lambda key: allocation_ledger_key(process, key))
+        requests = [RunRequest(partition_key=day, run_key=key, tags={ALLOCATION_TAG: key}) for day, key, _why in due]
+        for day, key, why in due:
+            context.log.info(f"{day}: {why}; run requested ({key}).")
+        if not requests:
+            return SkipReason("No credit waits for an invoice that has reached Xero since.")
+        return SensorResult(run_requests=requests)
+
+    return allocations_waiting
