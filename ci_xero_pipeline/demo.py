@@ -22,7 +22,7 @@ from .ci.tables import build_ci_tables
 from .money import cents_to_decimal, decimal_to_cents
 from .resources import XeroResource
 from .runner import dagster_home, dagster_instance, nz_yesterday, run_days
-from .settings import SiteSettings, load_settings
+from .settings import PROCESS_SECTIONS, SiteSettings, load_settings
 from .xero.oauth import ReconnectRequired, connect
 from .xero.tokens import NotConnectedError, TokenStoreError
 
@@ -138,6 +138,15 @@ def clearing_accounts(settings: SiteSettings, first: date, last: date) -> pd.Dat
         lines = read.documents.lines
         sold = lines[lines["invoice_no"].isin(sold_by) & lines["analysis_code"].isin(settings.mapping.voucher_analysis_codes)]
         ci[liability] = ci.get(liability, 0) - int(sold["line_total_incl_cents"].sum())
+    # account customers' documents raised in CI Office (not at a till, so in no cash-up): their tenders other than
+    # ACCOUNT are paid into the tender accounts by the receivables process
+    if settings.receivables.enabled and settings.receivables.pay_tenders:
+        office = read.tenders[(read.tenders["source"] == "ACCOUNT") & (read.tenders["status"] == "FINAL")
+                              & (read.tenders["tender_type"] != "ACCOUNT")]
+        for tender, amount in zip(office["tender_type"], office["amount_cents"]):
+            account = mapping.account_for(tender)
+            if account:
+                ci[account] = ci.get(account, 0) + int(amount)
     web = read.tenders[(read.tenders["source"] == "ERETAILER") & (read.tenders["status"] == "FINAL")]
     if settings.eretailer.pay_tenders:
         for tender, amount in zip(web["tender_type"], web["amount_cents"]):
@@ -178,6 +187,7 @@ def _print_clearing_accounts(frame: pd.DataFrame, names: dict[str, str]) -> bool
 
 
 def run_demo(settings_path: Path, days: int = 30) -> int:
+    from .code_location import process_named
     from .sandbox.server import SandboxServer
 
     settings = load_settings(settings_path)
@@ -205,10 +215,12 @@ def run_demo(settings_path: Path, days: int = 30) -> int:
             # site.yaml, as for `ci-xero run`); the Detail copy posts to another organisation, so it keeps
             # its own instance (data/demo-detail/.dagster_home) and never mixes into the site's asset history
             instance = dagster_instance(mode_settings, prefer_dagster_home=(mode == "summary"))
-            processes = ["eretailer"] + (["takings"] if mode == "summary" and mode_settings.takings.enabled else [])
+            # Summary mode posts every process of the site; the Detail copy shows E-Retailer's other mode only
+            processes = ["eretailer"] + ([name for name in PROCESS_SECTIONS[1:] if getattr(mode_settings, name).enabled]
+                                         if mode == "summary" else [])
             try:
                 for process in processes:
-                    what = f"E-Retailer, {mode} mode" if process == "eretailer" else "end-of-day takings"
+                    what = f"E-Retailer, {mode} mode" if process == "eretailer" else process_named(process).title
                     run = run_days(path, first, last, instance, process=process)
                     if not run.success and not run.failed_checks:
                         print(f"  {what}: the Dagster run {run.run_id} FAILED; open the UI to see why.")
