@@ -22,6 +22,7 @@ from ci_xero_pipeline.xero.contacts import (
 )
 from ci_xero_pipeline.xero.ledger import FAILED, INTENDED, POSTED, Intent, PostingLedger, content_hash
 
+from .test_client_conformance import conformance_of, contract, exchanges  # noqa: F401  (fixtures)
 from .test_sandbox_accounting import (  # noqa: F401  (fixtures)
     Api, FixedToken, _loopback_http, accounting_spec, error_validator, make_api,
 )
@@ -155,6 +156,7 @@ def test_an_archived_contact_fails_and_no_second_one_is_made(contacts):
 
     assert outcomes(results) == {"C900": "failed", "C901": "created"}
     assert "archived in Xero: restore it" in results.loc["C900", "message"]
+    assert pd.isna(results.loc["C900", "contact_id"])  # its documents must not go to the archived contact
     assert [c["ContactID"] for c in contacts.in_xero("C900")] == [archived["ContactID"]]
     assert contact_ledger_key("receivables", "C900") not in contacts.states()  # nothing was intended for it
     assert contact_ids(results) == {"C901": results.loc["C901", "contact_id"]}
@@ -169,6 +171,7 @@ def test_a_contact_we_created_and_someone_renumbered_is_not_made_again(contacts)
     results = contacts.ensure(customer("C500", "Tane Parata"))
 
     assert results.loc["C500", "outcome"] == "failed" and "now has ContactNumber 'C500-OLD'" in results.loc["C500", "message"]
+    assert pd.isna(results.loc["C500", "contact_id"]) and contact_id in results.loc["C500", "message"]
     assert contacts.in_xero("C500") == [] and contacts.calls("PUT") == 1  # nothing created the second time
 
 
@@ -295,3 +298,17 @@ def test_documents_name_their_contact_by_id_and_those_whose_contact_failed_come_
     assert all(outcome.ok for outcome in saved), [outcome.messages for outcome in saved]
     assert [o.document["Contact"]["ContactID"] for o in saved] == [p["Contact"]["ContactID"] for p in ready["payload"]]
     assert [o.document["Contact"]["Name"] for o in saved] == ["Aroha Ngata", "Aroha Ngata [C200]", "Aroha Ngata"]
+
+
+def test_every_request_of_a_contacts_run_conforms_to_the_spec(contacts, contract, exchanges):
+    first = contacts.ensure(customer("C500", "Tane Parata"))
+    contacts.api.post(f"Contacts/{first.loc['C500', 'contact_id']}", {"Contacts": [{"ContactNumber": "C500-OLD"}]})
+    contacts.api.server.faults.set(FaultPlan(script=("drop",), methods=("PUT",), collections=("Contacts",)))
+    contacts.ensure(customer("C1", "Kiri Smith", email="kiri@example.nz"), customer("C2", "Kiri Smith"),
+                    customer("C500", "Tane Parata"))
+
+    problems, called = conformance_of(contract, exchanges, contacts.api.server)
+
+    assert problems == []
+    # PUTs: C500's first; then C1 and C2 (dropped, so not recorded), C2 again, C2 with its number
+    assert called[("PUT", "/Contacts")] == 3 and called[("GET", "/Contacts")] == 1 + 1 + 1 + 1  # incl. the read by IDs

@@ -272,8 +272,7 @@ class _ContactRun:
         if held:
             archived = held[0]
             contact.report("failed", f"{contact.number} ({archived.get('Name')!r}, {archived.get('ContactID')}) is archived "
-                           "in Xero: restore it; no second contact was created", str(archived.get("ContactID")),
-                           _text(archived.get("Name")))
+                           "in Xero: restore it; no second contact was created", None, _text(archived.get("Name")))
             return True
         return False
 
@@ -316,7 +315,7 @@ class _ContactRun:
                 contact.report("failed", f"the contact this pipeline created for {contact.number} ({xero.get('Name')!r}, "
                                f"{xero.get('ContactID')}) now has ContactNumber {xero.get('ContactNumber')!r} in Xero "
                                f"({xero.get('ContactStatus')}): give it back {contact.number!r}; no second contact was created",
-                               str(xero.get("ContactID")), _text(xero.get("Name")))
+                               None, _text(xero.get("Name")))
             else:
                 left.append(contact)
         return left
@@ -404,7 +403,8 @@ def ensure_contacts(client: XeroClient, ledger: PostingLedger, wanted: pd.DataFr
     has WANTED_CONTACT_COLUMNS (several rows may name one number: they are one contact). `ledger` is
     PostingLedger(process=f"{process}-contact") (contact_ledger() makes one). One row per number, in the
     order first wanted (CONTACT_RESULT_COLUMNS): `name_sent` is the name the contact has in Xero (the one
-    sent when created here), `contact_id` set for found and created."""
+    sent when created here); `contact_id` is set for found and created only (a failed contact's documents must
+    not go, even where Xero holds an archived or renumbered contact: its id is in the message)."""
     process = _process_of(ledger)
     contacts, refused = _wanted(wanted, process)
     order = [c.number for c in contacts]
