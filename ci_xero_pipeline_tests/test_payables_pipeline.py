@@ -238,3 +238,21 @@ def test_the_demo_databases_goods_receipts_post_one_document_each_with_cis_figur
     held = {r: (decimal_to_cents(b["SubTotal"]), decimal_to_cents(b["TotalTax"])) for r, b in bills.items()}
     held |= {c["Reference"]: (-decimal_to_cents(c["SubTotal"]), -decimal_to_cents(c["TotalTax"])) for c in credits}
     assert held == {r.receipt_no: (int(r.total_excl_cents), int(r.total_gst_cents)) for r in final.itertuples()}
+
+
+def test_an_archived_purchases_account_stops_the_run_before_any_bill_is_sent(sandbox, make_site, ci_url):
+    from dagster import DagsterEventType
+
+    site = make_site(sandbox, ci_url, {"payables": {"enabled": True}, "cogs": {"enabled": False}})
+    connect_site(site)
+    client = xero_client(site)
+    account = next(a for a in client.accounts() if a["Code"] == "300")
+    client.request("POST", f"Accounts/{account['AccountID']}", body={"Accounts": [{"Status": "ARCHIVED"}]})
+    instance = DagsterInstance.ephemeral()
+    outcome = run_days(site, DAY, DAY, instance, process="payables")
+    assert not outcome.success
+    assert purchases(site) == ({}, [])
+    failure = " ".join(str(e.dagster_event.step_failure_data.user_failure_data.description or "")
+                       for e in instance.all_logs(outcome.run_id, of_type=DagsterEventType.STEP_FAILURE)
+                       if e.dagster_event.step_failure_data.user_failure_data)
+    assert "payables.purchases_accounts.APPAREL" in failure and "300" in failure and "nothing was posted" in failure

@@ -25,7 +25,7 @@ from ..books.payables import (
 from ..books.rules import EretailerRules
 from ..books.tenders import empty_payments
 from ..resources import CISourceResource, SiteResource
-from ..xero.chart_check import AccountNeed, Need, TaxTypeNeed
+from ..xero.chart_check import Need, TaxTypeNeed, needs_for_process
 from ..xero.posting import GOOD_OUTCOMES, SourceEvidence
 from . import metadata
 from .process import Books, Posting, Process, build_process_assets
@@ -168,19 +168,13 @@ def build_check_specs(asset_name: str) -> list[AssetCheckSpec]:
 
 
 def chart_needs(site: SiteResource) -> list[Need]:
-    """The bills' accounts: the inventory account (a CURRENT asset) when COGS journals are on, else each
-    purchases account (an expense: DIRECTCOSTS or EXPENSE); each purchase tax type one for expenses, and
-    the exempt one the GST adjustment pairs use."""
+    """The bills' accounts and purchase tax types (chart_check's needs of the process), and the exempt tax
+    type the GST adjustment pairs use when payables.tax_types maps no E."""
+    needs = needs_for_process(site.settings, GROUP)
     rules = site.payables_rules()
-    if rules.cogs_enabled:
-        needs: list[Need] = [AccountNeed("cogs.inventory_account", str(rules.inventory_account), "inventory")]
-    else:
-        needs = [AccountNeed(f"payables.purchases_accounts.{code}", str(account), "cogs")
-                 for code, account in sorted(rules.purchases_accounts.items())]
-    needs += [TaxTypeNeed(f"payables.tax_types.{code}", str(tax_type), "INPUT") for code, tax_type in sorted(rules.tax_types.items())]
     if "E" not in rules.tax_types:
         needs.append(TaxTypeNeed("payables.tax_types.E", rules.exempt_tax_type, "INPUT"))
-    return list(dict.fromkeys(needs))
+    return needs
 
 
 def quarantined(validated: ValidatedPayables) -> pd.DataFrame:
