@@ -20,7 +20,7 @@ import pytest
 from ci_xero_pipeline.books.daybook import source_evidence
 from ci_xero_pipeline.books.eretailer import DOCUMENT_COLUMNS
 from ci_xero_pipeline.books.receivables import (
-    ALLOCATION_COLUMNS, CONTACT_COLUMNS, ReceivablesRead, ReceivablesRules, allocations_wanted, build_receivables_documents,
+    ALLOCATION_COLUMNS, CONTACT_COLUMNS, ReceivablesRules, allocations_wanted, build_receivables_documents,
     check_receivables_books, contacts_wanted, credit_balances, receivables_rules, validate_receivables,
 )
 from ci_xero_pipeline.books.schemas import XeroDocuments
@@ -35,7 +35,7 @@ from .test_sandbox_accounting import _loopback_http, accounting_spec, error_vali
 
 D = Decimal
 CENT = D("0.01")
-DAY, LATER = "2026-10-01", "2026-10-05"
+DAY = "2026-10-01"
 ACCOUNTS = {"APPAREL": "201", "FOOTWEAR": "202", "ACCESSORIES": "203", "GIFTS": "204", "FREIGHT": "205"}
 TENDERS = {"CASH": "611", "EFTPOS": "612", "VISA": "613"}
 LIABILITY = "835"
@@ -362,20 +362,6 @@ def test_a_credit_refunded_in_full_by_its_tenders_has_nothing_to_allocate():
     assert allocations_wanted(validated, rules(), books.documents).empty
 
 
-def test_a_credit_on_an_earlier_day_is_allocated_when_its_later_original_is_built():
-    later = [account("A7", [line("1", "80.00")], day=LATER)]
-    elsewhere = pd.DataFrame([
-        {"business_date": LATER, "invoice_no": "A7", "credit_no": "A6", "credit_date": DAY, "status": "FINAL", "customer_code": "C100"},
-        {"business_date": LATER, "invoice_no": "A7", "credit_no": "A8", "credit_date": DAY, "status": "VOID", "customer_code": "C100"},
-    ])
-    site = rules()
-    validated = validate_receivables(ReceivablesRead(read(later), elsewhere), site)
-    books = build_receivables_documents(validated, site)
-    wanted = allocations_wanted(validated, site, books.documents)
-    assert wanted[["allocation_key", "business_date", "credit_document_key"]].values.tolist() == [
-        ["ARC-A6>AR-A7", LATER, "receivables/A6"]]  # dated in the invoice's day, the day of this read
-
-
 # -- the blocking check -------------------------------------------------------------------------------------
 
 def test_the_books_check_finds_a_cent_out_of_place():
@@ -438,9 +424,10 @@ def test_a_credits_balance_is_allocations_plus_refunds_plus_remaining_and_what_r
         ("CreditNotes", "ARC-A3"): {"Status": "AUTHORISED", "Total": D("15.00"), "RemainingCredit": D("14.00"),
                                     "Allocations": [], "Payments": []},
     }
-    results = pd.DataFrame([{"credit_number": "ARC-A2", "outcome": "allocated",
-                             "message": "allocated 30.00, the invoice's amount due; 20.00 stays as credit"}])
-    balances = credit_balances(books.documents, held, results).set_index("number")
+    allocations = pd.DataFrame([{"credit_document_key": "receivables/A2", "outcome": "allocated",
+                                 "message": "allocated 30.00, the invoice's amount due; 20.00 stays as credit"}])
+    results = books.documents[["document_key", "business_date", "endpoint", "number", "ci_invoice_nos"]].assign(outcome="posted")
+    balances = credit_balances(results, held, allocations).set_index("number")
     assert balances.loc["ARC-A2", ["allocated_cents", "refunded_cents", "remaining_cents", "balances"]].tolist() == [3000, 1000, 2000, True]
     assert "20.00 stays as credit" in balances.loc["ARC-A2", "why_unallocated"]
     assert not balances.loc["ARC-A3", "balances"]  # 1.00 is nowhere: the check fails

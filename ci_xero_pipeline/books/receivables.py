@@ -24,7 +24,8 @@ The documents (one per FINAL CI document, CI's number as Xero's, with the site's
   AUTHORISED; the ACCOUNT tender stays due: that is the receivable.
 - A FINAL credit with an original_invoice_no wants an allocation to the original's Xero invoice
   (invoice_prefix + original_invoice_no), even if the original is on another day or not in the read
-  (allocations_wanted); the posting step allocates min(credit remaining, invoice due) or reports why not.
+  (allocations_wanted); the posting step allocates min(credit remaining, invoice due) or reports why not
+  (an original not in Xero yet waits: the credit's day runs again once it is, sensors.py).
 
 Quarantined, per document, with the reason naming it (check): everything validate_sales_documents finds
 (the CI contract, header ≠ Σ lines, unmapped analysis or GST code, GST off CI's rate, excess decimals,
@@ -40,7 +41,6 @@ not an account-customer invoice of the same customer. Excluded (not posted, coun
 
 from __future__ import annotations
 
-import dataclasses
 import string
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -65,12 +65,9 @@ ACCOUNT_SOURCE, POS = "ACCOUNT", "POS"
 CONTACT_NUMBER_LIMIT = 50  # Xero's ContactNumber
 CONTACT_FIELDS = {"customer_name", "customer_code"}
 
-# FINAL-or-other CI credits outside the read whose original_invoice_no is one of the read's invoices:
-# business_date is the original invoice's day (inside the read), credit_date the credit's own
-CREDIT_ELSEWHERE_COLUMNS = ["business_date", "invoice_no", "credit_no", "credit_date", "status", "customer_code"]
-# every (credit, original) pair the read gives a say on: business_date is the day of the read it belongs
-# to (the credit's, or for a credit elsewhere the original's); wanted: an allocation is to be made
-CREDIT_LINK_COLUMNS = ["business_date", "ci_credit_no", "ci_invoice_no", "credit_date", "customer_code", "in_read", "wanted", "reason"]
+# each postable credit that names its original (business_date: the credit's day); wanted: an allocation
+# is to be made (else the reason why not)
+CREDIT_LINK_COLUMNS = ["business_date", "ci_credit_no", "ci_invoice_no", "customer_code", "wanted", "reason"]
 # the allocations the posting step makes (the Process.allocations frame)
 ALLOCATION_COLUMNS = [
     "allocation_key", "business_date", "credit_document_key", "credit_number", "invoice_number", "ci_credit_no",
@@ -91,13 +88,9 @@ CREDIT_BALANCE_COLUMNS = [
 ]
 
 
-def empty_credits_elsewhere() -> pd.DataFrame:
-    return pd.DataFrame({column: pd.Series(dtype=object) for column in CREDIT_ELSEWHERE_COLUMNS})
-
-
 def _empty_links() -> pd.DataFrame:
     frame = pd.DataFrame({column: pd.Series(dtype=object) for column in CREDIT_LINK_COLUMNS})
-    return frame.astype({"in_read": bool, "wanted": bool})
+    return frame.astype({"wanted": bool})
 
 
 def _empty_excluded() -> pd.DataFrame:
@@ -214,16 +207,6 @@ def receivables_rules(settings: Any) -> ReceivablesRules:
 # -- what the read holds, and what of it can be posted ------------------------------------------------
 
 @dataclass(frozen=True)
-class ReceivablesRead:
-    """The read of the account-customer process: CI's documents of the days with their lines and tenders
-    (extract.SalesWithTenders), and the CI credits outside the days that reverse one of its invoices
-    (CREDIT_ELSEWHERE_COLUMNS), so that an invoice posted after its credit still gets the allocation."""
-
-    sales: Any
-    credits_elsewhere: pd.DataFrame = field(default_factory=empty_credits_elsewhere)
-
-
-@dataclass(frozen=True)
 class ValidatedReceivables(ValidatedSales):
     """validation.ValidatedSales of the account-customer documents (invoices, lines and tenders of the
     postable FINAL ones; quarantine in QUARANTINE_COLUMNS, one row per problem; skipped: HELD and VOID;
@@ -231,8 +214,8 @@ class ValidatedReceivables(ValidatedSales):
 
     excluded (takings_validation.EXCLUDED_DOCUMENT_COLUMNS): documents of other processes the read held;
     orphan_tenders: tenders read without their document;
-    credit_links (CREDIT_LINK_COLUMNS): each postable credit's original, and each credit elsewhere that
-      reverses a postable invoice of the read, with whether an allocation is wanted and why not."""
+    credit_links (CREDIT_LINK_COLUMNS): each postable credit's original, with whether an allocation is
+      wanted and why not."""
 
     excluded: pd.DataFrame = field(default_factory=_empty_excluded)
     orphan_tenders: pd.DataFrame = field(default_factory=empty_orphan_tenders)
@@ -295,11 +278,9 @@ class _Problems:
         })
 
 
-def validate_receivables(read: Any, rules: ReceivablesRules) -> ValidatedReceivables:
-    """Split a read (ReceivablesRead, or an extract.SalesWithTenders of any sources) into the postable
-    account-customer documents and quarantined ones, with the allocations' CI side."""
-    sales = read.sales if isinstance(read, ReceivablesRead) else read
-    elsewhere = read.credits_elsewhere if isinstance(read, ReceivablesRead) else empty_credits_elsewhere()
+def validate_receivables(sales: Any, rules: ReceivablesRules) -> ValidatedReceivables:
+    """Split a read (extract.SalesWithTenders: extract_receivables', or one of any sources) into the
+    postable account-customer documents and quarantined ones, with the allocations' CI side."""
     invoices, lines, tenders = sales.documents.invoices, sales.documents.lines, sales.tenders
     ours = account_document_mask(invoices, tenders)
     numbers = set(invoices.loc[ours, "invoice_no"].tolist())
@@ -347,7 +328,7 @@ def validate_receivables(read: Any, rules: ReceivablesRules) -> ValidatedReceiva
     kept_numbers = set(postable["invoice_no"].tolist())
     postable_lines = checked.lines[checked.lines["invoice_no"].isin(kept_numbers).to_numpy(dtype=bool)].reset_index(drop=True)
     postable_tenders = account_tenders[account_tenders["invoice_no"].isin(kept_numbers).to_numpy(dtype=bool)].reset_index(drop=True)
-    links, link_notices = _credit_links(postable, invoices, ours, elsewhere)
+    links, link_notices = _credit_links(postable, invoices, ours)
     notices.append(link_notices)
     return ValidatedReceivables(
         invoices=postable, lines=postable_lines, quarantine=quarantine, skipped=checked.skipped, unmapped=unmapped,
@@ -448,10 +429,9 @@ def _check_tenders(postable: pd.DataFrame, tenders: pd.DataFrame, rules: Receiva
                 "document no more than it is due"))
 
 
-def _credit_links(postable: pd.DataFrame, invoices: pd.DataFrame, ours: np.ndarray,
-                  elsewhere: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each postable credit's original (wanted unless the read shows it is not an account-customer invoice
-    of the same customer), and each credit elsewhere that reverses a postable invoice of the read."""
+def _credit_links(postable: pd.DataFrame, invoices: pd.DataFrame, ours: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each postable credit's original: wanted unless the read shows it is not an account customer's
+    invoice of the same customer (then a notice says why; the credit still posts)."""
     read_docs = {row.invoice_no: (row, bool(is_ours)) for row, is_ours in zip(invoices.itertuples(index=False), ours.tolist())}
     rows, notice_rows = [], []
     for row in postable[(postable["doc_type"] == "CREDIT").to_numpy(dtype=bool)].itertuples(index=False):
@@ -474,24 +454,8 @@ def _credit_links(postable: pd.DataFrame, invoices: pd.DataFrame, ours: np.ndarr
                           f"{doc.customer_code}: Xero allocates a credit only to the same contact's invoice")
                 notice_rows.append((row.business_date, row.invoice_no, "original_other_customer", reason))
         rows.append({"business_date": row.business_date, "ci_credit_no": row.invoice_no, "ci_invoice_no": original,
-                     "credit_date": row.business_date, "customer_code": _text(row.customer_code), "in_read": True,
-                     "wanted": wanted, "reason": reason})
-    in_read = set(invoices["invoice_no"].tolist())
-    postable_invoices = {row.invoice_no: row for row in postable.itertuples(index=False) if row.doc_type == "INVOICE"}
-    for credit in elsewhere.itertuples(index=False):
-        invoice = postable_invoices.get(credit.invoice_no)
-        if credit.credit_no in in_read or invoice is None:
-            continue  # a credit of the read speaks for itself; an original not posted now has nothing to allocate to
-        wanted, reason = credit.status == "FINAL", "" if credit.status == "FINAL" else f"the credit is {credit.status} in CI"
-        if wanted and _text(credit.customer_code) != _text(invoice.customer_code):
-            wanted = False
-            reason = (f"{credit.credit_no} (customer {credit.customer_code}) reverses {credit.invoice_no} of customer "
-                      f"{invoice.customer_code}: Xero allocates a credit only to the same contact's invoice")
-            notice_rows.append((invoice.business_date, credit.credit_no, "original_other_customer", reason))
-        rows.append({"business_date": invoice.business_date, "ci_credit_no": credit.credit_no, "ci_invoice_no": credit.invoice_no,
-                     "credit_date": credit.credit_date, "customer_code": _text(credit.customer_code), "in_read": False,
-                     "wanted": wanted, "reason": reason})
-    links = pd.DataFrame(rows, columns=CREDIT_LINK_COLUMNS).astype({"in_read": bool, "wanted": bool}) if rows else _empty_links()
+                     "customer_code": _text(row.customer_code), "wanted": wanted, "reason": reason})
+    links = pd.DataFrame(rows, columns=CREDIT_LINK_COLUMNS).astype({"wanted": bool}) if rows else _empty_links()
     if not notice_rows:
         return links, empty_notices()
     days, numbers, kinds, messages = zip(*notice_rows)
@@ -641,9 +605,9 @@ def on_account_cents(validated: ValidatedReceivables, rules: ReceivablesRules) -
 
 def allocations_wanted(validated: ValidatedReceivables, rules: ReceivablesRules, documents: pd.DataFrame) -> pd.DataFrame:
     """The credit → invoice allocations to make (ALLOCATION_COLUMNS): each credit of the documents whose
-    original is wanted and which leaves something on account, and each credit elsewhere that reverses an
-    invoice of the documents. The posting step allocates min(credit remaining, invoice due), or reports
-    why not (the invoice not in Xero yet: waiting, retried when its day posts)."""
+    original is wanted and which leaves something on account (a credit refunded in full by its tenders has
+    nothing to allocate). The posting step allocates min(credit remaining, invoice due), or reports why not
+    (the invoice not in Xero yet: waiting, and the credit's day runs again once it is)."""
     links = validated.credit_links
     if links.empty or documents.empty:
         return _allocations_frame([])
@@ -651,10 +615,7 @@ def allocations_wanted(validated: ValidatedReceivables, rules: ReceivablesRules,
     remaining = on_account_cents(validated, rules)
     rows = []
     for link in links[links["wanted"].to_numpy(dtype=bool)].itertuples(index=False):
-        if link.in_read:
-            if document_key(link.ci_credit_no) not in keys or remaining.get(link.ci_credit_no, 0) <= 0:
-                continue  # not posted now, or refunded in full by its tenders: nothing on account to allocate
-        elif document_key(link.ci_invoice_no) not in keys:
+        if document_key(link.ci_credit_no) not in keys or remaining.get(link.ci_credit_no, 0) <= 0:
             continue
         credit_number, invoice_number = rules.credit_number(link.ci_credit_no), rules.invoice_number(link.ci_invoice_no)
         rows.append({
@@ -822,32 +783,35 @@ def check_receivables_books(validated: ValidatedReceivables, books: ReceivablesB
 
 # -- after posting ----------------------------------------------------------------------------------------
 
-def credit_balances(documents: pd.DataFrame, held: Mapping[tuple[str, str], Mapping[str, Any]],
+def credit_balances(results: pd.DataFrame, held: Mapping[tuple[str, str], Mapping[str, Any]],
                     allocation_results: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per credit note of the documents that Xero holds (CREDIT_BALANCE_COLUMNS): its Total against its
-    Allocations + Payments (refunds) + RemainingCredit, all as Xero holds them (`balances`), and, when
-    credit remains, why (the allocation's outcome and message: waiting, nothing_to_allocate, locked …;
-    or that no allocation was wanted)."""
+    """Per credit note of the posting results that Xero holds (CREDIT_BALANCE_COLUMNS): its Total beside its
+    Allocations, Payments (refunds) and RemainingCredit as Xero holds them (`balances`: they add up), and,
+    when credit remains, why (the allocation's outcome and message: waiting, nothing_to_allocate, locked …;
+    or that no allocation was wanted). `results` is a posting results frame with the CI lineage
+    (ci_invoice_nos); allocation_results has credit_document_key, outcome and message."""
     why: dict[str, tuple[str, str]] = {}
     if allocation_results is not None and len(allocation_results):
-        for number, outcome, message in zip(allocation_results["credit_number"], allocation_results["outcome"],
-                                            allocation_results.get("message", pd.Series([""] * len(allocation_results)))):
-            why[str(number)] = (str(outcome), str(message or ""))
+        messages = allocation_results["message"] if "message" in allocation_results else pd.Series([""] * len(allocation_results))
+        for key, outcome, message in zip(allocation_results["credit_document_key"], allocation_results["outcome"], messages):
+            why[str(key)] = (str(outcome), "" if message is None or pd.isna(message) else str(message))
     rows = []
-    credits = documents[documents["endpoint"] == "CreditNotes"] if len(documents) else documents
-    for document in credits.itertuples(index=False):
-        xero = held.get(("CreditNotes", document.number))
-        if xero is None or xero.get("Status") in ("VOIDED", "DELETED"):
+    credits = results[results["endpoint"] == "CreditNotes"] if len(results) else results
+    for result in credits.itertuples(index=False):
+        xero = held.get(("CreditNotes", result.number))
+        if result.outcome == "withdrawn" or xero is None or xero.get("Status") in ("VOIDED", "DELETED", "DRAFT"):
             continue
         total = decimal_to_cents(xero.get("Total") or 0)
-        allocated = sum(decimal_to_cents(a.get("Amount") or 0) for a in xero.get("Allocations") or [])
-        refunded = sum(decimal_to_cents(p.get("Amount") or 0) for p in xero.get("Payments") or [] if p.get("Status") != "DELETED")
+        allocated = sum(decimal_to_cents(a.get("Amount") or 0) for a in xero.get("Allocations") or [] if not a.get("IsDeleted"))
+        refunded = sum(decimal_to_cents(p.get("Amount") or 0) for p in xero.get("Payments") or []
+                       if p.get("Status") in (None, "", "AUTHORISED"))
         remaining = decimal_to_cents(xero.get("RemainingCredit") or 0)
-        outcome, message = why.get(document.number, ("", ""))
+        outcome, message = why.get(result.document_key, ("", ""))
         if remaining and not outcome:
             outcome, message = "not_wanted", "no allocation was asked for this credit (no original, or not the customer's account invoice)"
+        numbers = tuple(result.ci_invoice_nos or ())
         rows.append({
-            "business_date": document.business_date, "number": document.number, "ci_credit_no": document.ci_invoice_nos[0],
+            "business_date": result.business_date, "number": result.number, "ci_credit_no": numbers[0] if numbers else None,
             "total_cents": total, "allocated_cents": allocated, "refunded_cents": refunded, "remaining_cents": remaining,
             "balances": allocated + refunded + remaining == total, "allocation_outcome": outcome,
             "why_unallocated": message if remaining else "",
@@ -857,9 +821,8 @@ def credit_balances(documents: pd.DataFrame, held: Mapping[tuple[str, str], Mapp
 
 
 __all__ = [
-    "ALLOCATION_COLUMNS", "CHECK_COLUMNS", "CONTACT_COLUMNS", "CREDIT_BALANCE_COLUMNS", "CREDIT_ELSEWHERE_COLUMNS",
-    "CREDIT_LINK_COLUMNS", "PROCESS", "RECEIVABLES_TOTAL_COLUMNS", "ReceivablesBooks", "ReceivablesRead", "ReceivablesRules",
+    "ALLOCATION_COLUMNS", "CHECK_COLUMNS", "CONTACT_COLUMNS", "CREDIT_BALANCE_COLUMNS",
+    "CREDIT_LINK_COLUMNS", "PROCESS", "RECEIVABLES_TOTAL_COLUMNS", "ReceivablesBooks", "ReceivablesRules",
     "ValidatedReceivables", "account_document_mask", "allocations_wanted", "build_receivables_documents",
-    "check_receivables_books", "contacts_wanted", "credit_balances", "document_key", "empty_credits_elsewhere",
-    "on_account_cents", "receivables_rules", "validate_receivables",
+    "check_receivables_books", "contacts_wanted", "credit_balances", "document_key", "on_account_cents", "receivables_rules", "validate_receivables",
 ]
