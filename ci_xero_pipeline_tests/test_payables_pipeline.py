@@ -186,8 +186,9 @@ def test_a_bill_the_clerk_edited_is_reported_and_a_ci_change_after_it_leaves_xer
     # the day is not green until a person settles it: CI says 160.00, the books hold 96.00
     assert not changed.success
     assert {"posted_payables:every_document_in_xero", "posted_payables:every_dollar_accounted_for"} <= set(changed.failed_checks)
-    dollars = latest(instance, "posted_payables", DAY)
-    assert dollars["outcomes"].value.get("changed_in_xero") == 1
+    day = latest(instance, "posted_payables", DAY)
+    assert day["outcomes"].value.get("changed_in_xero") == 1
+    assert "the payables clerk brings the bill in Xero to CI's figures" in str(day["problem_documents"].value.records)
 
 
 def test_a_receipt_ci_voids_takes_back_its_bill_still_awaiting_approval_as_posted(site, ci_url):

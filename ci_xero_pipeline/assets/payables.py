@@ -228,6 +228,14 @@ def explain(results: pd.DataFrame, documents: pd.DataFrame, site: SiteResource, 
 
     for column in ("reason", "cause", "fix", "settings"):
         explained[column] = [said(value) for value in explained[column]]
+    # not a refusal: a rule of this process (the diagnosis knows only the sales documents' outcomes)
+    changed = (explained["outcome"] == "changed_in_xero").to_numpy(dtype=bool)
+    if changed.any():
+        explained.loc[changed, "cause"] = ("CI changed the goods receipt after its bill went to Xero for approval; the "
+                                           "bill was not overwritten (the payables clerk may have edited it)")
+        explained.loc[changed, "fix"] = ("the payables clerk brings the bill in Xero to CI's figures, or CI's receipt is "
+                                         "put back to the bill's; nothing is sent from here")
+        explained.loc[changed, "settings"] = pd.Series([()] * int(changed.sum()), index=explained.index[changed], dtype=object)
     return explained
 
 
