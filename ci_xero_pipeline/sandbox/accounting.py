@@ -7,7 +7,8 @@ request that Xero would refuse as a whole leaves nothing behind.
 Served: Organisation, TaxRates (read); Accounts (read, create, update, archive and restore, delete:
 the rules are in `chart`); TrackingCategories and their Options; Contacts;
 Invoices and CreditNotes (create, update, void, delete); Payments (create, read, delete); credit note
-Allocations (create, delete: `allocations`). A document's applied payments and allocations live in its
+Allocations (create, delete: `allocations`); ManualJournals (create, update, post, void, delete,
+read: `journals`). A document's applied payments and allocations live in its
 stored JSON (`_payments`, `_allocations`), so listing documents stays one read; the payments and
 allocations themselves are rows of their own tables. Where Xero's behaviour is not documented the
 stricter reading is taken and said so where the rule is applied.
@@ -24,7 +25,6 @@ from typing import Any, Callable
 from ..money import loads_exact
 from .allocations import (
     CreditAllocations,
-    allocations_of,
     amount_allocated,
     amount_due,
     amount_paid,
@@ -36,6 +36,7 @@ from .allocations import (
 )
 from .chart import Chart, StoredAccount, TaxRateFit, check_account_update, check_new_account
 from .config import SandboxConfig
+from .journals import ManualJournals
 from .rules import (
     CENT,
     CREATE_STATUSES,
@@ -152,6 +153,7 @@ class Accounting:
         self.store = store
         self.config = config
         self.allocations = CreditAllocations(store, self.ledger, self._allocation_summary)
+        self.journals = ManualJournals(store, self.ledger)
 
     # -- dispatch -------------------------------------------------------------------------------
     def handle(self, tenant_id: str, method: str, parts: list[str], query: dict[str, str], body: bytes) -> Answer:
@@ -177,6 +179,8 @@ class Accounting:
                 return self.contacts(tenant_id, method, rest, query, payload)
             if collection == "Payments":
                 return self.payments(tenant_id, method, rest, query, payload)
+            if collection == "ManualJournals":
+                return Answer(*self.journals.handle(tenant_id, method, rest, query, payload))
             if collection == "CreditNotes" and len(rest) >= 2 and rest[1] == "Allocations":
                 return self.credit_note_allocations(tenant_id, method, rest, query, payload)
             if collection in KINDS:

@@ -227,6 +227,9 @@ def _check_tracking(entries: Any, ledger: Ledger, errors: list[str]) -> list[dic
     return tracking
 
 
+check_tracking = _check_tracking  # for the other documents with tracked lines (journals.py)
+
+
 def _check_line(
     number: int,
     line: Any,

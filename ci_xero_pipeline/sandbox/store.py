@@ -102,6 +102,10 @@ CREATE TABLE IF NOT EXISTS allocations (
     status TEXT NOT NULL, date TEXT NOT NULL, amount TEXT NOT NULL, updated_ms INTEGER NOT NULL, allocation TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS allocations_credit_note ON allocations (credit_note_id);
 CREATE INDEX IF NOT EXISTS allocations_invoice ON allocations (invoice_id);
+CREATE TABLE IF NOT EXISTS manual_journals (
+    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, narration TEXT NOT NULL COLLATE NOCASE, status TEXT NOT NULL,
+    date TEXT, updated_ms INTEGER NOT NULL, journal TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS manual_journals_narration ON manual_journals (tenant_id, narration);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     tenant_id TEXT NOT NULL, key TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
     status INTEGER NOT NULL, body BLOB NOT NULL, created_ms INTEGER NOT NULL, PRIMARY KEY (tenant_id, key));
@@ -376,6 +380,14 @@ class SandboxStore:
                     if line.get("AccountID") == account_id:
                         line["AccountCode"] = code
                 self.save_document(collection, tenant_id, document)
+        for row in self._db.execute(
+            "SELECT journal FROM manual_journals WHERE tenant_id = ? AND instr(journal, ?) > 0", (tenant_id, needle)
+        ).fetchall():
+            journal = loads_exact(row["journal"])
+            for line in journal.get("JournalLines", []):
+                if line.get("AccountID") == account_id:
+                    line["AccountCode"] = code
+            self.save_journal(tenant_id, journal)
 
     def delete_account(self, tenant_id: str, account: StoredAccount) -> None:
         """Remove an unused account; its code and name are free again, and it is never seeded back."""
@@ -574,6 +586,33 @@ class SandboxStore:
                 document = loads_exact(row["document"])
                 found[document[id_field]] = document
         return found
+
+    # -- manual journals --------------------------------------------------------------------------
+    def journal_rows(self, tenant_id: str, *, narrations: Iterable[str] | None = None) -> list[sqlite3.Row]:
+        """Journals in the order they were made, or those whose Narration is one of `narrations`
+        (case-insensitively, as Xero's where compares strings)."""
+        sql, parameters = "SELECT * FROM manual_journals WHERE tenant_id = ?", [tenant_id]
+        if narrations is not None:
+            wanted = list(narrations)
+            if not wanted:
+                return []
+            sql += f" AND narration IN ({','.join('?' * len(wanted))})"
+            parameters += wanted
+        return self.query(sql + " ORDER BY rowid", parameters)
+
+    def journal(self, tenant_id: str, journal_id: str) -> dict[str, Any] | None:
+        row = self.query_one("SELECT journal FROM manual_journals WHERE tenant_id = ? AND id = ?", (tenant_id, journal_id))
+        return loads_exact(row["journal"]) if row else None
+
+    def save_journal(self, tenant_id: str, journal: dict[str, Any]) -> None:
+        self.execute(
+            "INSERT INTO manual_journals VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            "narration = excluded.narration, status = excluded.status, date = excluded.date, "
+            "updated_ms = excluded.updated_ms, journal = excluded.journal",
+            (journal["ManualJournalID"], tenant_id, journal["Narration"], journal["Status"], journal.get("Date"),
+             journal["UpdatedDateUTC"], encode_text(journal)),
+        )
+        self._mark_used(tenant_id, {line.get("AccountID") or "" for line in journal.get("JournalLines", [])})
 
     # -- credit note allocations ------------------------------------------------------------------
     def save_allocation(self, tenant_id: str, allocation: dict[str, Any]) -> None:
