@@ -31,7 +31,6 @@ lost: the next run reads the credit before sending), deferred (Xero's daily limi
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
