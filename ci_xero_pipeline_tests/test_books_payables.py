@@ -294,6 +294,7 @@ def test_each_problem_quarantines_its_receipt_naming_the_receipt_and_the_supplie
         receipt("Q9", [line("1", "10.0000", gst_code="Z", line_gst=D("0.01"))]),
         receipt("Q10", [line("1", "10.0000")], branch="NOWHERE"),
         receipt("Q11", []),
+        receipt("Q12", [line("1", "10.0000", line_no=None)]),
     ]
     excess = [{"business_date": DAY, "receipt_no": "Q6", "line_no": 1, "column": "unit_cost_excl", "value": "10.00005",
                "places": 4, "reason": "Q6 line 1: unit_cost_excl is 10.00005 in CI, with more than the 4 decimals"}]
@@ -303,7 +304,8 @@ def test_each_problem_quarantines_its_receipt_naming_the_receipt_and_the_supplie
     assert list(books.documents["number"]) == ["OK1"]
     expected = {"Q1": "unmapped_gst_code", "Q2": "header_not_lines", "Q3": "gst_rate", "Q4": "missing_supplier_code",
                 "Q5": "missing_supplier_invoice_no", "Q6": "excess_decimals", "Q7": "orphan_line", "Q8": "line_total",
-                "Q9": "gst_rate", "Q10": "unmapped_branch_code", "Q11": "no_lines"}
+                "Q9": "gst_rate", "Q10": "unmapped_branch_code", "Q11": "no_lines",
+                "Q12": "missing_value"}
     for number, check in expected.items():
         found = reasons_of(validated, number)
         assert check in found, (number, found)

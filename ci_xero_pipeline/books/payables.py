@@ -371,7 +371,7 @@ def validate_payables(read: Any, rules: PayablesRules) -> ValidatedPayables:
             line_no = line["line_no"]
             at = f"line {line_no}"
             values = {name: _int(line.get(name)) for name in
-                      ("quantity_x1000", "unit_cost_excl_x10000", "line_total_excl_cents", "line_gst_cents")}
+                      ("line_no", "quantity_x1000", "unit_cost_excl_x10000", "line_total_excl_cents", "line_gst_cents")}
             missing = [name for name, value in values.items() if value is None]
             if missing:
                 problem("missing_value", f"{at}: {', '.join(missing)} null", line_no)
