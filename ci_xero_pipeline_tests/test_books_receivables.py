@@ -414,7 +414,7 @@ def test_the_books_check_finds_a_cent_out_of_place():
     assert tampered(a_document_lost) == {"one_document"}
 
 
-def test_a_credits_balance_is_allocations_plus_refunds_plus_remaining_and_what_remains_says_why():
+def test_a_credits_figures_as_xero_holds_them_and_what_remains_says_why():
     docs = [account("A2", [line("-1", "60.00")], [("ACCOUNT", "-50.00"), ("CASH", "-10.00")], credit=True, original_invoice_no="A1"),
             account("A3", [line("-1", "15.00")], credit=True)]
     _, books = books_of(docs)
@@ -428,10 +428,10 @@ def test_a_credits_balance_is_allocations_plus_refunds_plus_remaining_and_what_r
                                  "message": "allocated 30.00, the invoice's amount due; 20.00 stays as credit"}])
     results = books.documents[["document_key", "business_date", "endpoint", "number", "ci_invoice_nos"]].assign(outcome="posted")
     balances = credit_balances(results, held, allocations).set_index("number")
-    assert balances.loc["ARC-A2", ["allocated_cents", "refunded_cents", "remaining_cents", "balances"]].tolist() == [3000, 1000, 2000, True]
+    assert balances.loc["ARC-A2", ["total_cents", "allocated_cents", "refunded_cents", "remaining_cents"]].tolist() == [6000, 3000, 1000, 2000]
     assert "20.00 stays as credit" in balances.loc["ARC-A2", "why_unallocated"]
-    assert not balances.loc["ARC-A3", "balances"]  # 1.00 is nowhere: the check fails
-    assert balances.loc["ARC-A3", "allocation_outcome"] == "not_wanted"
+    assert balances.loc["ARC-A3", ["remaining_cents", "allocation_outcome"]].tolist() == [1400, "not_wanted"]
+    assert "no allocation was asked for" in balances.loc["ARC-A3", "why_unallocated"]
 
 
 def test_the_rules_come_from_the_site_settings():

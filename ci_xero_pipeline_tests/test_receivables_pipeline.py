@@ -17,6 +17,7 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from ci_xero_pipeline.books.receivables import document_key
 from ci_xero_pipeline.ci.demo import create_ci_tables, insert_documents
 from ci_xero_pipeline.ci.extract import engine_for
+from ci_xero_pipeline.money import decimal_to_cents
 from ci_xero_pipeline.resources import XeroResource
 from ci_xero_pipeline.runner import run_days
 from ci_xero_pipeline.sensors import allocations_to_retry, credits_with_originals
@@ -219,3 +220,100 @@ def test_ci_voids_a_posted_invoice_and_it_is_taken_back(site, tmp_path):
     outcomes = dict(zip(changed.results["number"], changed.results["outcome"]))
     assert outcomes["AR-A102"] == "withdrawn" and {o for n, o in outcomes.items() if n != "AR-A102"} == {"already_posted"}
     assert held(site)["AR-A102"]["Status"] == "VOIDED"
+
+
+QUARANTINE_DAY = date(2026, 3, 5)
+
+
+def test_documents_that_cannot_post_are_quarantined_by_name_and_the_rest_of_the_day_posts(sandbox, make_site, tmp_path):
+    url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
+    fill(url)
+    engine = sa.create_engine(url)
+    rows = [document("A400", QUARANTINE_DAY, [("APPAREL", "1", "10.00", "0")], [("ACCOUNT", "10.00")], "C100", "Jane Smith"),
+            document("A401", QUARANTINE_DAY, [("APPAREL", "1", "25.00", "0")], [("ACCOUNT", "5.00"), ("BITCOIN", "20.00")],
+                     "C100", "Jane Smith"),
+            document("A402", QUARANTINE_DAY, [("APPAREL", "1", "12.00", "0")], [("ACCOUNT", "12.00")], "C100", "Jane Smith")]
+    rows[2]["invoice"]["customer_code"] = None  # no customer code: never matched by name
+    insert_documents(engine, [d["invoice"] for d in rows], [line for d in rows for line in d["lines"]],
+                     tenders=[tender for d in rows for tender in d["tenders"]])
+    engine.dispose()
+    site = make_site(sandbox, url, {"receivables": {"enabled": True, "invoice_prefix": "AR-", "credit_note_prefix": "ARC-"}})
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+    outcome = run_days(site, QUARANTINE_DAY, QUARANTINE_DAY, instance, process=PROCESS)
+    # the quarantine fails its own (non-blocking) checks; every dollar is still accounted for
+    assert sorted(outcome.failed_checks) == [f"validated_{PROCESS}:every_code_mapped", f"validated_{PROCESS}:no_quarantined_rows"]
+    assert list(outcome.results["number"]) == ["AR-A400"]
+    assert "AR-A401" not in held(site) and "AR-A402" not in held(site)
+    reasons = " ".join(str(r.data) for r in latest(instance, f"validated_{PROCESS}", QUARANTINE_DAY)["quarantined_rows"].value.records)
+    assert "A401: tender BITCOIN (20.00) has no Xero account (tender_accounts.BITCOIN)" in reasons
+    assert "A402: an account customer's invoice without customer_code" in reasons
+    dollars = check_metadata(instance, outcome.run_id, "every_dollar_accounted_for")
+    assert dollars["passed"] and dollars["quarantined"] == "37.00" and dollars["in_xero"] == "10.00"
+
+
+def test_the_demo_databases_account_customers_post_with_cis_figures_and_their_scenarios(sandbox, make_site, ci_copy):
+    from ci_xero_pipeline.ci.demo import RECEIVABLES_SCENARIOS
+
+    from .conftest import DEMO_DAYS, DEMO_END_DAY
+
+    first = DEMO_END_DAY - timedelta(days=DEMO_DAYS - 1)
+    site = make_site(sandbox, ci_copy, {"receivables": {"enabled": True}})
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+    outcome = run_days(site, first, DEMO_END_DAY, instance, process=PROCESS)
+    assert outcome.success and outcome.failed_checks == [], outcome.failed_checks
+    from ci_xero_pipeline.ci.extract import engine_for, extract_receivables
+
+    invoices = extract_receivables(engine_for(ci_copy), first, DEMO_END_DAY).documents.invoices
+    final = invoices[invoices["status"] == "FINAL"]
+    xero = held(site)
+    figures = {number: (-1 if "CreditNoteID" in doc else 1) * decimal_to_cents(doc["Total"]) for number, doc in xero.items()
+               if doc["Status"] not in ("VOIDED", "DELETED")}
+    assert figures == dict(zip(final["invoice_no"], final["total_incl_cents"].astype(int)))
+
+    invoice, credit = RECEIVABLES_SCENARIOS["credit_exceeds_amount_due"].numbers
+    note = credit_note(site, credit)
+    assert [a["Invoice"]["InvoiceNumber"] for a in note["Allocations"]] == [invoice] and xero[invoice]["AmountDue"] == D("0.00")
+    assert note["RemainingCredit"] > 0 and note["Total"] == note["Allocations"][0]["Amount"] + note["RemainingCredit"] + sum(
+        (D(str(p["Amount"])) for p in note.get("Payments") or []), D("0"))
+    invoice, credit = RECEIVABLES_SCENARIOS["original_on_later_day"].numbers
+    assert [a["Invoice"]["InvoiceNumber"] for a in credit_note(site, credit)["Allocations"]] == [invoice]  # one run: both in Xero
+    first_doc, second_doc = RECEIVABLES_SCENARIOS["look_alike_customers"].numbers
+    assert xero[first_doc]["Contact"]["ContactID"] != xero[second_doc]["Contact"]["ContactID"]
+    (long,) = RECEIVABLES_SCENARIOS["long_description"].numbers
+    assert max(len(line["Description"]) for line in xero[long]["LineItems"]) == 4000
+    notices = str(latest(instance, f"xero_{PROCESS}_documents", date.fromisoformat(xero[long]["DateString"][:10]))["notices"].value.records)
+    assert "cut to Xero's 4,000" in notices
+    (fabric,) = RECEIVABLES_SCENARIOS["three_decimal_quantities"].numbers
+    assert any(line["Quantity"] != line["Quantity"].quantize(D("0.01")) for line in xero[fabric]["LineItems"])
+    till = [number for number, doc in xero.items() if any(p.get("Reference", "").startswith(f"{number}/EFTPOS") for p in doc.get("Payments") or [])]
+    assert len(till) == 1 and xero[till[0]]["AmountDue"] > 0  # the till sale: EFTPOS paid, the rest on account
+
+
+def test_the_credit_check_fails_a_credit_note_whose_figures_do_not_add_up_and_lists_what_stays_as_credit():
+    import pandas as pd
+
+    from ci_xero_pipeline.assets.process import Posting
+    from ci_xero_pipeline.assets.receivables import credits_check
+
+    results = pd.DataFrame([
+        {"document_key": "receivables/C1", "business_date": "2026-03-02", "endpoint": "CreditNotes", "number": "C1",
+         "outcome": "posted", "ci_invoice_nos": ("C1",)},
+        {"document_key": "receivables/C2", "business_date": "2026-03-02", "endpoint": "CreditNotes", "number": "C2",
+         "outcome": "posted", "ci_invoice_nos": ("C2",)},
+    ])
+    held = {("CreditNotes", "C1"): {"CreditNoteNumber": "C1", "Status": "AUTHORISED", "Total": D("50.00"), "RemainingCredit": D("30.00"),
+                                    "Allocations": [{"Amount": D("20.00")}], "Payments": []},
+            ("CreditNotes", "C2"): {"CreditNoteNumber": "C2", "Status": "AUTHORISED", "Total": D("15.00"), "RemainingCredit": D("14.00"),
+                                    "Allocations": [], "Payments": []}}
+    allocations = pd.DataFrame([{"credit_document_key": "receivables/C1", "outcome": "allocated",
+                                 "message": "allocated 20.00 (the invoice's amount due); 30.00 stays as credit"}])
+    posting = Posting(None, None, pd.DataFrame(), pd.DataFrame(), results, pd.DataFrame(), held, ["2026-03-02"],
+                      allocation_results=allocations)
+    check = credits_check(posting)
+    assert not check.passed  # C2: 1.00 is neither allocated, refunded nor remaining
+    wrong = [r.data for r in check.metadata["not_adding_up"].value.records]
+    assert [r["credit_number"] for r in wrong] == ["C2"]
+    left = {r.data["number"]: r.data for r in check.metadata["left_unallocated"].value.records}
+    assert "30.00 stays as credit" in left["C1"]["why_unallocated"] and left["C2"]["allocation_outcome"] == "not_wanted"

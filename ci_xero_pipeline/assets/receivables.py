@@ -20,6 +20,7 @@ from ..books.receivables import (
 )
 from ..ci.extract import SalesWithTenders, extract_receivables
 from ..resources import CISourceResource, SiteResource
+from ..xero.allocations import credit_note_differences
 from ..xero.chart_check import needs_for_process
 from ..xero.posting import GOOD_OUTCOMES, SourceEvidence
 from ..xero.reconcile import PAYMENT_DIFFERENCE_COLUMNS, payment_differences
@@ -162,15 +163,21 @@ def tender_differences(posting: Posting) -> pd.DataFrame:
 
 
 def credits_check(posting: Posting) -> AssetCheckResult:
+    """Each of our credit notes as Xero holds it adds up (xero.allocations.credit_note_differences); what
+    stays as credit is listed with why (the allocation's outcome)."""
     balances = credit_balances(posting.results, posting.held, posting.allocation_results)
-    wrong = balances[~balances["balances"].to_numpy(dtype=bool)]
+    ours = [posting.held[("CreditNotes", number)] for number in balances["number"]]
+    wrong = credit_note_differences(ours)
     left = balances[balances["remaining_cents"].to_numpy() != 0]
+    money_shown = [c for c in BALANCES_SHOWN if c.endswith("_cents")]
     return AssetCheckResult(
         check_name=CREDITS_ACCOUNTED, passed=wrong.empty,
         metadata={
             "credit_notes": len(balances),
-            "not_adding_up": metadata.table(wrong, BALANCES_SHOWN, money_columns=[c for c in BALANCES_SHOWN if c.endswith("_cents")]),
-            "left_unallocated": metadata.table(left, BALANCES_SHOWN, money_columns=[c for c in BALANCES_SHOWN if c.endswith("_cents")]),
+            "not_adding_up": metadata.table(wrong, ["credit_number", "total_cents", "allocated_cents", "refunded_cents",
+                                                    "remaining_cents", "message"],
+                                            money_columns=["total_cents", "allocated_cents", "refunded_cents", "remaining_cents"]),
+            "left_unallocated": metadata.table(left, BALANCES_SHOWN, money_columns=money_shown),
             "remaining_credit": metadata.money(left["remaining_cents"].sum() if len(left) else 0),
         },
     )

@@ -81,10 +81,10 @@ RECEIVABLES_TOTAL_COLUMNS = [
     "ci_gst_cents", "document_total_cents", "document_tax_cents", "payments_cents", "on_account_cents",
 ]
 CHECK_COLUMNS = ["business_date", "invoice_no", "document_key", "check", "message"]
-# per credit note Xero holds: its total = allocations + refunds + remaining credit, and why any remains
+# per credit note Xero holds: its total, allocations, refunds and remaining credit, and why any remains
 CREDIT_BALANCE_COLUMNS = [
     "business_date", "number", "ci_credit_no", "total_cents", "allocated_cents", "refunded_cents", "remaining_cents",
-    "balances", "allocation_outcome", "why_unallocated",
+    "allocation_outcome", "why_unallocated",
 ]
 
 
@@ -786,8 +786,8 @@ def check_receivables_books(validated: ValidatedReceivables, books: ReceivablesB
 def credit_balances(results: pd.DataFrame, held: Mapping[tuple[str, str], Mapping[str, Any]],
                     allocation_results: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per credit note of the posting results that Xero holds (CREDIT_BALANCE_COLUMNS): its Total beside its
-    Allocations, Payments (refunds) and RemainingCredit as Xero holds them (`balances`: they add up), and,
-    when credit remains, why (the allocation's outcome and message: waiting, nothing_to_allocate, locked …;
+    Allocations, Payments (refunds) and RemainingCredit as Xero holds them (whether they add up is
+    xero.allocations.credit_note_differences' to judge), and, when credit remains, why (the allocation's outcome and message: waiting, nothing_to_allocate, locked …;
     or that no allocation was wanted). `results` is a posting results frame with the CI lineage
     (ci_invoice_nos); allocation_results has credit_document_key, outcome and message."""
     why: dict[str, tuple[str, str]] = {}
@@ -813,11 +813,11 @@ def credit_balances(results: pd.DataFrame, held: Mapping[tuple[str, str], Mappin
         rows.append({
             "business_date": result.business_date, "number": result.number, "ci_credit_no": numbers[0] if numbers else None,
             "total_cents": total, "allocated_cents": allocated, "refunded_cents": refunded, "remaining_cents": remaining,
-            "balances": allocated + refunded + remaining == total, "allocation_outcome": outcome,
+            "allocation_outcome": outcome,
             "why_unallocated": message if remaining else "",
         })
     frame = pd.DataFrame(rows, columns=CREDIT_BALANCE_COLUMNS)
-    return frame.astype({c: "int64" for c in CREDIT_BALANCE_COLUMNS if c.endswith("_cents")} | {"balances": bool})
+    return frame.astype({c: "int64" for c in CREDIT_BALANCE_COLUMNS if c.endswith("_cents")})
 
 
 __all__ = [
