@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 from typing import Any, Iterable, Literal, Mapping
 
 from ..money import decimal_to_cents
@@ -117,14 +118,14 @@ def bill_url(base: str | None, day: str, receipt: str) -> str:
     """The Url a bill carries: the Dagster UI page of its day with the receipt as the last parameter, so
     that the bill is found by its Url and opens its day's lineage ("Go to …" in Xero)."""
     if base:
-        return f"{base.rstrip('/')}/assets/posted_payables?view=partitions&partition={day}&ci_receipt={receipt}"
-    return f"{NO_UI_BASE}?ci_receipt={receipt}"
+        return f"{base.rstrip('/')}/assets/posted_payables?view=partitions&partition={day}&ci_receipt={quote(receipt, safe='')}"
+    return f"{NO_UI_BASE}?ci_receipt={quote(receipt, safe='')}"
 
 
 def url_identity(url: str) -> str | None:
     match = _RECEIPT.search(url)
     if match:
-        return match.group(1)
+        return unquote(match.group(1))  # a receipt with reserved characters travels percent-quoted
     # a books module may have given a Url of another shape: its last path segment names the receipt
     tail = url.rstrip("/").rsplit("/", 1)[-1] if "/" in url else ""
     return tail or None
@@ -132,7 +133,7 @@ def url_identity(url: str) -> str | None:
 
 def with_url_identity(url: str, number: str) -> str:
     if _RECEIPT.search(url):
-        return _RECEIPT.sub(lambda m: m.group(0)[0] + f"ci_receipt={number}", url)
+        return _RECEIPT.sub(lambda m: m.group(0)[0] + f"ci_receipt={quote(number, safe='')}", url)
     return url.rstrip("/").rsplit("/", 1)[0] + "/" + number if "/" in url else f"{NO_UI_BASE}?ci_receipt={number}"
 
 
@@ -151,13 +152,32 @@ def find(client: XeroClient, kind: Kind, numbers: Iterable[str], hints: Mapping[
         candidates = _purchases(client, kind, wanted, hints)
     found: dict[str, dict[str, Any]] = {}
     for document in candidates:
-        identity = kind.identity(document)
+        identity = kind.identity(document) or _credit_without_reference(kind, document, wanted, hints)
         if identity not in wanted or not kind.ours(document):
             continue
         held = found.get(identity)
         if held is None or (_gone(held) and not _gone(document)):
             found[identity] = document
     return found
+
+
+def _credit_without_reference(kind: Kind, document: Mapping[str, Any], wanted: list[str], hints: Mapping[str, Hint]) -> str | None:
+    """A supplier credit Xero holds without our Reference (the spec documents Reference for ACCRECCREDIT
+    only, so Xero may drop it on ACCPAYCREDIT): ours when its contact, number and date are the payload's,
+    and only one wanted credit fits (two that fit alike are left unknown rather than guessed)."""
+    if kind is not BILL_CREDITS or document.get("Reference"):
+        return None
+    from .client import parse_xero_date
+
+    fits = []
+    for number in wanted:
+        payload = (hints.get(number) or Hint()).payload or {}
+        same = ((payload.get("Contact") or {}).get("ContactNumber") == (document.get("Contact") or {}).get("ContactNumber")
+                and payload.get("CreditNoteNumber") == document.get("CreditNoteNumber")
+                and str(payload.get("Date"))[:10] == str(parse_xero_date(document.get("Date") or document.get("DateString"))))
+        if same:
+            fits.append(number)
+    return fits[0] if len(fits) == 1 else None
 
 
 def _gone(document: Mapping[str, Any]) -> bool:

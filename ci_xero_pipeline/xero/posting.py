@@ -129,7 +129,13 @@ def _present(xero: dict[str, Any] | None) -> bool:
 def _payments_applied(xero: dict[str, Any]) -> bool:
     paid = decimal_to_cents(xero.get("AmountPaid") or 0)
     credited = decimal_to_cents(xero.get("AmountCredited") or 0)
-    return paid != 0 or credited != 0 or bool(xero.get("Payments")) or xero.get("Status") == "PAID"
+    # a credit note allocated to an invoice (in part or in full) is applied too: Xero changes neither until
+    # the allocation is removed (xero-facts.md, credit note allocations)
+    remaining, total = xero.get("RemainingCredit"), xero.get("Total")
+    allocated = bool(xero.get("Allocations")) or (
+        remaining is not None and total is not None and decimal_to_cents(remaining) != decimal_to_cents(total)
+        and xero.get("Status") in ("AUTHORISED", "PAID"))
+    return paid != 0 or credited != 0 or allocated or bool(xero.get("Payments")) or xero.get("Status") == "PAID"
 
 
 def _xero_date(xero: dict[str, Any]) -> date | None:
