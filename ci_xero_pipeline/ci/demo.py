@@ -12,6 +12,10 @@ vouchers sold at the counter (analysis code VOUCHER, exempt), NZ cash rounding o
 days. They are drawn from a random stream of their own (the seed with TILLS_STREAM), so the web
 store's documents, the account customers' and the deliveries are the same rows as before the tills had
 them (the main stream draws exactly what it drew).
+
+Account customers, inwards goods and cost of goods sold (processes.md §2-§4) get named scenarios too
+(RECEIVABLES_SCENARIOS, PAYABLES_SCENARIOS, COGS_SCENARIOS): documents and receipts of their own, with
+numbers of their own series, added after everything the random streams draw (they draw nothing).
 """
 
 from __future__ import annotations
@@ -458,8 +462,10 @@ def ceil_divide(numerator: int, denominator: int) -> int:
 class TillDocuments:
     """POS documents while the tills' extras are added to them: column arrays per document (branch,
     day, created, updated, status, is_credit, original, tender_type: one tender per document, for its
-    total) and per line (doc, line_no and GeneratedSales' line columns, totals included). Documents are
-    added at the end and lines after their document's own; finished() puts them in time order."""
+    total; account_cents: the part of the total charged to account instead (a second tender, ACCOUNT),
+    and customer: its account customer's index in ACCOUNT_CUSTOMERS, else -1) and per line (doc,
+    line_no and GeneratedSales' line columns, totals included). Documents are added at the end and
+    lines after their document's own; finished() puts them in time order."""
 
     docs: dict[str, np.ndarray]
     lines: dict[str, np.ndarray]
@@ -468,7 +474,8 @@ class TillDocuments:
     def of(cls, sales: GeneratedSales, day: np.ndarray, created: np.ndarray, updated: np.ndarray,
            status: np.ndarray, tender_type: np.ndarray) -> TillDocuments:
         docs = {"branch": sales.docs["branch"], "day": day, "created": created, "updated": updated, "status": status,
-                "is_credit": sales.docs["is_credit"], "original": sales.docs["original"], "tender_type": tender_type}
+                "is_credit": sales.docs["is_credit"], "original": sales.docs["original"], "tender_type": tender_type,
+                "account_cents": np.zeros(len(day), dtype=np.int64), "customer": np.full(len(day), -1, dtype=np.int64)}
         return cls({name: np.array(values) for name, values in docs.items()},
                    {name: np.array(values) for name, values in sales.lines.items()})
 
@@ -514,7 +521,8 @@ class TillDocuments:
     def add_document(self, branch: int, day: int, created: int, tender_type: str, original: int = -1) -> int:
         """A FINAL document (a credit when it reverses `original`) with no lines yet; its index."""
         added = {"branch": branch, "day": day, "created": created, "updated": created, "status": "FINAL",
-                 "is_credit": original >= 0, "original": original, "tender_type": tender_type}
+                 "is_credit": original >= 0, "original": original, "tender_type": tender_type, "account_cents": 0,
+                 "customer": -1}
         self.docs = {name: np.concatenate([values, np.array([added[name]], dtype=values.dtype)]) for name, values in self.docs.items()}
         return len(self) - 1
 
@@ -569,8 +577,8 @@ class TillDocuments:
                        gst_code="E", analysis_code=ROUNDING, description=ROUNDING_DESCRIPTION)
 
     def finished(self) -> tuple[GeneratedSales, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The documents in time order (ties: the order they were made) as GeneratedSales, with their
-        day, created, updated, status and tender type."""
+        """The documents in time order (ties: the order they were made) as GeneratedSales (whose docs
+        carry account_cents and customer too), with their day, created, updated, status and tender type."""
         n = len(self)
         order = np.lexsort((np.arange(n), self.docs["created"], self.docs["day"]))
         rank = np.empty(n, dtype=np.int64)
@@ -587,6 +595,7 @@ class TillDocuments:
             "export": np.zeros(n, dtype=bool), "n_lines": n_lines,
             "total_incl_cents": segment_sums(lines["line_total_incl_cents"], n_lines),
             "total_gst_cents": segment_sums(lines["line_gst_cents"], n_lines),
+            "account_cents": docs["account_cents"], "customer": docs["customer"],
         }, lines=lines)
         return sales, docs["day"], docs["created"], docs["updated"], docs["status"], docs["tender_type"]
 
@@ -675,6 +684,393 @@ def plant_takings_scenarios(
         if web_branch is not None:
             planted["voucher_redeemed_online"] = (web_branch, day)
     return {name: planted[name] for name in TAKINGS_SCENARIO_PLAN if name in planted}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Account customers, inwards goods and cost of goods sold: named scenarios (issue 12)
+#
+# Documents of their own at fixed branches and days before the database's last day, with CI numbers of
+# series of their own (the office's A39…, the receiving dock's GR49…), so that a scenario's numbers are
+# known without building the database; the POS document paid in part ON ACCOUNT goes through the tills
+# (its P number follows the tills' time order, so DemoSummary names it). They draw nothing from the
+# random streams: every other row of a build is what it was without them.
+
+ACCOUNT_TENDER = "ACCOUNT"
+# two account customers whose names differ only in case and a trailing space (Xero's contact names
+# are unique: a site's contact_name_format has to tell them apart); not in ACCOUNT_CUSTOMERS, whose
+# length the main stream's draws depend on
+LOOK_ALIKE_CUSTOMERS = [("ACC011", "Jane Smith"), ("ACC012", "JANE SMITH ")]
+INTERNATIONAL_FREIGHT = "International freight (zero-rated)"
+
+# name -> (branch, the scenario's day: trading days before the last day, ((CI number, its day back), …));
+# planted when the build has the branch and the days
+ScenarioPlan = dict[str, tuple[str, int, tuple[tuple[str, int], ...]]]
+RECEIVABLES_SCENARIO_PLAN: ScenarioPlan = {
+    # an invoice part paid in cash at the counter, then returned whole: the credit (A3900002) is more
+    # than the invoice's amount due, so its allocation is the amount due and the rest stays credit
+    "credit_exceeds_amount_due": ("AKL01", 3, (("A3900001", 4), ("A3900002", 3))),
+    # an invoice raised ahead for a delivery day (dated the day after it was made), part of it
+    # credited on the day it was made: the credit's day posts before its original is in Xero
+    "original_on_later_day": ("CHC01", 2, (("A3900003", 1), ("A3900004", 2))),
+    # two customers, "Jane Smith" and "JANE SMITH ", codes ACC011 and ACC012, an invoice each
+    "look_alike_customers": ("WLG01", 2, (("A3900005", 2), ("A3900006", 2))),
+    # a stock line whose description is over 4,000 characters (Xero's limit: cut and reported)
+    "long_description": ("AKL01", 1, (("A3900007", 1),)),
+    # quantities with 3 decimals (fabric by the metre) and unit prices with 4
+    "three_decimal_quantities": ("CHC01", 1, (("A3900008", 1),)),
+    # a till sale to an account customer paid in part by EFTPOS and the rest ON ACCOUNT (its number is
+    # the tills': DemoSummary.receivables_scenarios names it)
+    "pos_on_account": ("WLG01", 4, ()),
+}
+PAYABLES_SCENARIO_PLAN: ScenarioPlan = {
+    # two suppliers' invoices with the same number, both FINAL
+    "same_number_two_suppliers": ("AKL01", 2, (("GR490001", 3), ("GR490002", 2))),
+    # one supplier's invoice delivered in two parts: two receipts with its one number
+    "same_supplier_repeats_number": ("WLG01", 1, (("GR490003", 4), ("GR490004", 1))),
+    # goods returned to the supplier: a negative receipt (negative quantities and totals)
+    "goods_returned": ("CHC01", 1, (("GR490005", 1),)),
+    "held_receipt": ("AKL01", 1, (("GR490006", 1),)),
+    "void_receipt": ("WLG01", 2, (("GR490007", 2),)),
+    # a receipt with standard-rated goods and zero-rated international freight
+    "zero_rated_lines": ("AKL01", 2, (("GR490008", 2),)),
+}
+COGS_SCENARIO_PLAN: ScenarioPlan = {
+    # stock lines (sku set) whose unit_cost_excl is NULL beside one that has its cost
+    "missing_cost": ("HAM01", 3, (("A3900009", 3),)),
+    # stock lines with their costs and a freight line (no sku, no cost: not cost of goods sold)
+    "freight_not_cogs": ("AKL01", 2, (("A3900010", 2),)),
+}
+ISSUE12_PLANS: dict[str, ScenarioPlan] = {
+    "receivables": RECEIVABLES_SCENARIO_PLAN, "payables": PAYABLES_SCENARIO_PLAN, "cogs": COGS_SCENARIO_PLAN,
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Where a named scenario lives in a demo database."""
+
+    branch_code: str
+    day: str  # ISO: the branch-day the scenario is about (the credit's, the return's, the journal's)
+    numbers: tuple[str, ...] = ()  # its CI documents (invoice_no, receipt_no), in the plan's order
+    days: tuple[str, ...] = ()  # each number's business_date (a receipt's received_date)
+
+    @property
+    def branch_day(self) -> tuple[str, str]:
+        return (self.branch_code, self.day)
+
+
+def _planned_scenarios(plan: ScenarioPlan, last_day: date) -> dict[str, Scenario]:
+    def iso(back: int) -> str:
+        return (last_day - timedelta(days=back)).isoformat()
+
+    return {name: Scenario(branch, iso(back), tuple(number for number, _ in documents), tuple(iso(at) for _, at in documents))
+            for name, (branch, back, documents) in plan.items()}
+
+
+def receivables_scenarios(last_day: date) -> dict[str, Scenario]:
+    """Where the account-customer scenarios are planned in a demo database whose last day is last_day
+    (pos_on_account without its number: the tills number it; DemoSummary has it)."""
+    return _planned_scenarios(RECEIVABLES_SCENARIO_PLAN, last_day)
+
+
+def payables_scenarios(last_day: date) -> dict[str, Scenario]:
+    """Where the goods-received scenarios are planned in a demo database whose last day is last_day."""
+    return _planned_scenarios(PAYABLES_SCENARIO_PLAN, last_day)
+
+
+def cogs_scenarios(last_day: date) -> dict[str, Scenario]:
+    """Where the cost-of-goods-sold scenarios are planned in a demo database whose last day is last_day."""
+    return _planned_scenarios(COGS_SCENARIO_PLAN, last_day)
+
+
+# the scenarios of the demo month, as the demo_ci_url fixture builds it (6 days, 5 branches): each one
+# really is in that database (test_demo_issue12_data)
+RECEIVABLES_SCENARIOS: dict[str, Scenario] = receivables_scenarios(DEMO_MONTH_END)
+PAYABLES_SCENARIOS: dict[str, Scenario] = payables_scenarios(DEMO_MONTH_END)
+COGS_SCENARIOS: dict[str, Scenario] = cogs_scenarios(DEMO_MONTH_END)
+
+
+def _account_customer_columns(customers: list[tuple[str, str]]) -> tuple[list, list, list]:
+    """(codes, names, emails) of account customers."""
+    return ([code for code, _ in customers], [name for _, name in customers],
+            [f"accounts@{code.lower()}.example.co.nz" for code, _ in customers])
+
+
+def long_description(base: str) -> str:
+    """A stock description over 4,000 characters: a uniform order's embroidery and size schedule."""
+    sizes = ["XS", "S", "M", "L", "XL", "2XL"]
+    parts = [f"{base}, embroidered with the college crest (left chest, 8 cm, thread navy 2344 and gold 1022)."
+             " Size and name schedule:"]
+    number = 0
+    while len(" ".join(parts)) <= 4200:
+        number += 1
+        parts.append(f"student {number:03d} size {sizes[number % len(sizes)]} name tape '{FIRST_NAMES[number % len(FIRST_NAMES)]}';")
+    return " ".join(parts)
+
+
+class Issue12Plants:
+    """Plants the scenarios of ISSUE12_PLANS into a build's data (add_other_processes calls it).
+    planted: process -> name -> (branch_code, day index, numbers, day index of each number)."""
+
+    def __init__(self, catalogue: Catalogue, days: int, branch_codes: np.ndarray):
+        self.catalogue, self.days, self.branch_codes = catalogue, days, branch_codes
+        self.index_of = {code: i for i, code in enumerate(branch_codes.tolist()) if code != WEB}
+        self.planted: dict[str, dict[str, tuple[str, int, tuple[str, ...], tuple[int, ...]]]] = {process: {} for process in ISSUE12_PLANS}
+        self._till_sale: tuple[str, int, int] | None = None  # pos_on_account: (branch_code, day, document)
+
+    def where(self, process: str, name: str) -> tuple[int, int, list[int]] | None:
+        """(branch index, the scenario's day index, each number's day index) when the build holds them."""
+        branch, back, documents = ISSUE12_PLANS[process][name]
+        backs = [back, *(at for _, at in documents)]
+        if branch not in self.index_of or max(backs) > self.days - 1:
+            return None
+        return self.index_of[branch], self.days - 1 - back, [self.days - 1 - at for _, at in documents]
+
+    def mark(self, process: str, name: str, numbers: tuple[str, ...] | None = None, days: tuple[int, ...] | None = None) -> None:
+        branch, back, documents = ISSUE12_PLANS[process][name]
+        self.planted[process][name] = (
+            branch, self.days - 1 - back,
+            numbers if numbers is not None else tuple(number for number, _ in documents),
+            days if days is not None else tuple(self.days - 1 - at for _, at in documents),
+        )
+
+    def product(self, item: str) -> int:
+        return catalogue_product(self.catalogue, item)
+
+    # -- the tills ---------------------------------------------------------------------------------
+
+    def plant_tills(self, pos: TillDocuments) -> None:
+        """pos_on_account: a sale to an account customer (ACC005) at a till, $150.00 by EFTPOS and the
+        rest charged to account."""
+        found = self.where("receivables", "pos_on_account")
+        if found is None:
+            return
+        branch, day, _ = found
+        shirts, belts = self.product("Linen Button Shirt"), self.product("Leather Belt")
+        sale = pos.sell(self.catalogue, branch, day, day * 86_400 + 11 * 3600 + 20 * 60, "EFTPOS", [(shirts, 5000), (belts, 5000)])
+        pos.docs["account_cents"][sale] = int(pos.totals()[sale]) - 15_000
+        pos.docs["customer"][sale] = [code for code, _ in ACCOUNT_CUSTOMERS].index("ACC005")
+        self._till_sale = (RECEIVABLES_SCENARIO_PLAN["pos_on_account"][0], day, sale)
+
+    def numbered_tills(self, invoice_no: np.ndarray, account_cents: np.ndarray) -> None:
+        """The P number the tills gave the sale charged to account (the only such document)."""
+        if self._till_sale is None:
+            return
+        [number] = invoice_no[account_cents != 0].tolist()
+        self.mark("receivables", "pos_on_account", numbers=(number,), days=(self._till_sale[1],))
+
+    # -- the office: account-customer documents ------------------------------------------------------
+
+    def stock(self, item: str, quantity_x1000: int, *, price_x10000: int | None = None, costed: bool = True,
+              description: str | None = None) -> dict:
+        product = self.product(item)
+        return {
+            "sku": self.catalogue.sku[product], "description": description or self.catalogue.description[product],
+            "quantity_x1000": quantity_x1000,
+            "unit_price_incl_x10000": int(self.catalogue.price_x10000[product] if price_x10000 is None else price_x10000),
+            "discount_incl_cents": 0, "gst_code": "S", "analysis_code": self.catalogue.analysis_code[product],
+            "unit_cost_excl_x10000": int(self.catalogue.cost_x10000[product]) if costed else 0, "unit_cost_missing": not costed,
+        }
+
+    def plant_office(self, data: dict[str, list[dict]]) -> None:
+        """The account-customer documents of the receivables and cost-of-goods-sold scenarios."""
+        documents: list[dict] = []
+        customers = dict(ACCOUNT_CUSTOMERS + LOOK_ALIKE_CUSTOMERS)
+        emails = {"ACC011": "jane.smith@example.co.nz", "ACC012": "jsmith.studio@example.co.nz"}
+
+        def document(number: str, branch: int, day: int, made: tuple[int, int, int], customer: str, lines: list[dict],
+                     original: int = -1, tenders: list[tuple[str, int]] | None = None) -> int:
+            made_day, hour, minute = made
+            documents.append({"number": number, "branch": branch, "day": day, "created": made_day * 86_400 + hour * 3600 + minute * 60,
+                              "customer": customer, "lines": lines, "original": original, "tenders": tenders})
+            return len(documents) - 1
+
+        def returned(original: int, quantities: dict[int, int]) -> list[dict]:
+            """The original's lines (line index -> quantity ×1000 returned), negated: a credit's lines."""
+            lines = documents[original]["lines"]
+            return [{**lines[index], "quantity_x1000": -quantity} for index, quantity in quantities.items()]
+
+        if found := self.where("receivables", "credit_exceeds_amount_due"):
+            branch, _, (invoice_day, credit_day) = found
+            invoice = document("A3900001", branch, invoice_day, (invoice_day, 10, 15), "ACC007",
+                               [self.stock("Merino Crew Neck Jumper", 3000), self.stock("Rib Knit Beanie", 4000)],
+                               tenders=[("CASH", 20_000)])  # a $200.00 deposit in cash; the rest on account
+            document("A3900002", branch, credit_day, (credit_day, 14, 30), "ACC007", returned(invoice, {0: 3000, 1: 4000}), original=invoice)
+            self.mark("receivables", "credit_exceeds_amount_due")
+        if found := self.where("receivables", "original_on_later_day"):
+            branch, _, (invoice_day, credit_day) = found
+            invoice = document("A3900003", branch, invoice_day, (credit_day, 9, 5), "ACC004",  # made the day before it is dated
+                               [self.stock("Waterproof Walking Boots", 6000), self.stock("Packable Rain Shell", 6000)])
+            document("A3900004", branch, credit_day, (credit_day, 16, 40), "ACC004", returned(invoice, {0: 2000}), original=invoice)
+            self.mark("receivables", "original_on_later_day")
+        if found := self.where("receivables", "look_alike_customers"):
+            branch, _, (first, second) = found
+            document("A3900005", branch, first, (first, 10, 40), "ACC011",
+                     [self.stock("Wrap Summer Dress", 1000), self.stock("Merino Scarf", 1000)])
+            document("A3900006", branch, second, (second, 13, 5), "ACC012", [self.stock("Leather Sneakers", 1000)])
+            self.mark("receivables", "look_alike_customers")
+        if found := self.where("receivables", "long_description"):
+            branch, _, (at,) = found
+            polo = self.catalogue.description[self.product("Pique Polo Shirt")]
+            document("A3900007", branch, at, (at, 11, 0), "ACC003",
+                     [self.stock("Pique Polo Shirt", 30_000, description=long_description(polo)), self.stock("Rib Knit Beanie", 30_000)])
+            self.mark("receivables", "long_description")
+        if found := self.where("receivables", "three_decimal_quantities"):
+            branch, _, (at,) = found
+            document("A3900008", branch, at, (at, 15, 10), "ACC002", [
+                self.stock("Linen Fabric per Metre", 2375),
+                self.stock("Cotton Drill per Metre", 12_125, price_x10000=184_375),  # the customer's price: 18.4375
+                self.stock("Wool Socks 3-Pack", 1000),
+            ])
+            self.mark("receivables", "three_decimal_quantities")
+        if found := self.where("cogs", "missing_cost"):
+            branch, _, (at,) = found
+            document("A3900009", branch, at, (at, 12, 45), "ACC009", [
+                self.stock("Soy Scented Candle", 12_000),
+                self.stock("Stoneware Mug", 24_000, costed=False),  # a new line received without its cost yet
+                self.stock("Linen Tea Towel", 24_000, costed=False),
+            ])
+            self.mark("cogs", "missing_cost")
+        if found := self.where("cogs", "freight_not_cogs"):
+            branch, _, (at,) = found
+            freight = {"sku": None, "description": "Freight", "quantity_x1000": 1000, "unit_price_incl_x10000": 450_000,
+                       "discount_incl_cents": 0, "gst_code": "S", "analysis_code": "FREIGHT", "unit_cost_excl_x10000": 0,
+                       "unit_cost_missing": True}
+            document("A3900010", branch, at, (at, 9, 35), "ACC010",
+                     [self.stock("Trail Running Shoes", 8000), self.stock("Fleece Hoodie", 8000), freight])
+            self.mark("cogs", "freight_not_cogs")
+        if not documents:
+            return
+
+        n = len(documents)
+        n_lines = np.array([len(d["lines"]) for d in documents], dtype=np.int64)
+        columns = [name for name in documents[0]["lines"][0]]
+        lines = {name: np.array([line[name] for d in documents for line in d["lines"]],
+                                dtype=object if name in ("sku", "description", "gst_code", "analysis_code") else None)
+                 for name in columns}
+        lines["doc"] = np.repeat(np.arange(n), n_lines)
+        lines["line_no"] = positions_within(n_lines) + 1
+        lines["line_total_incl_cents"] = line_total_cents(lines["quantity_x1000"], lines["unit_price_incl_x10000"], lines["discount_incl_cents"])
+        lines["line_gst_cents"] = gst_cents(lines["line_total_incl_cents"], lines["gst_code"])
+        original = np.array([d["original"] for d in documents], dtype=np.int64)
+        sales = GeneratedSales(docs={
+            "branch": np.array([d["branch"] for d in documents], dtype=np.int64), "is_credit": original >= 0,
+            "original": original, "export": np.zeros(n, dtype=bool), "n_lines": n_lines,
+            "total_incl_cents": segment_sums(lines["line_total_incl_cents"], n_lines),
+            "total_gst_cents": segment_sums(lines["line_gst_cents"], n_lines),
+        }, lines=lines)
+        invoice_no = np.array([d["number"] for d in documents], dtype=object)
+        created = np.array([d["created"] for d in documents], dtype=np.int64)
+        codes = np.array([d["customer"] for d in documents], dtype=object)
+        names = np.array([customers[code] for code in codes.tolist()], dtype=object)
+        addresses = np.array([emails.get(code, f"accounts@{code.lower()}.example.co.nz") for code in codes.tolist()], dtype=object)
+        invoices, invoice_lines = sales_tables(
+            sales, invoice_no, np.array([d["day"] for d in documents], dtype=np.int64), created, created,
+            np.full(n, "FINAL", dtype=object), ACCOUNT, self.branch_codes, (codes, names, addresses), None)
+        data["sales_invoices"].append(invoices)
+        data["sales_invoice_lines"].append(invoice_lines)
+        # tenders: those a document names (paid at the counter), the rest of its total on account
+        rows: list[tuple[str, int, str, int, int]] = []
+        for d, total in zip(documents, sales.docs["total_incl_cents"].tolist()):
+            paid = list(d["tenders"] or [])
+            paid.append((ACCOUNT_TENDER, total - sum(cents for _, cents in paid)))
+            rows += [(d["number"], tender_no, tender_type, cents, d["created"]) for tender_no, (tender_type, cents) in enumerate(paid, start=1)]
+        data["sales_tenders"].append(tender_table({
+            "invoice_no": np.array([r[0] for r in rows], dtype=object), "tender_no": np.array([r[1] for r in rows], dtype=np.int64),
+            "tender_type": np.array([r[2] for r in rows], dtype=object), "amount": np.array([r[3] for r in rows], dtype=np.int64),
+            "paid_at": np.array([r[4] for r in rows], dtype=np.int64),
+        }))
+
+    # -- the receiving dock: goods receipts -------------------------------------------------------------
+
+    def plant_receipts(self, data: dict[str, list[dict]]) -> None:
+        """The goods receipts of the payables scenarios: lines' totals round(quantity × unit cost, 2),
+        GST 15 % of each S line's total (none on Z), the receipt's totals Σ its lines."""
+        receipts: list[dict] = []
+
+        def goods(item: str, quantity_x1000: int) -> tuple:
+            product = self.product(item)
+            return (self.catalogue.sku[product], self.catalogue.description[product], quantity_x1000,
+                    int(self.catalogue.cost_x10000[product]), "S", self.catalogue.analysis_code[product])
+
+        def receipt(number: str, supplier: int, invoice: str, branch: int, day: int, status: str, made: tuple[int, int],
+                    lines: list[tuple], changed_after_seconds: int = 0) -> None:
+            received = day * 86_400 + made[0] * 3600 + made[1] * 60
+            receipts.append({"number": number, "supplier": supplier, "invoice": invoice, "branch": branch, "day": day,
+                             "status": status, "received": received, "updated": received + changed_after_seconds, "lines": lines})
+
+        plan = "payables"
+        if found := self.where(plan, "same_number_two_suppliers"):
+            branch, _, (first, second) = found
+            receipt("GR490001", 0, "INV-20417", branch, first, "FINAL", (9, 40),
+                    [goods("Merino Crew Neck Jumper", 24_000), goods("Merino Scarf", 12_000)])
+            receipt("GR490002", 3, "INV-20417", branch, second, "FINAL", (10, 10),
+                    [goods("Soy Scented Candle", 36_000), goods("Stoneware Mug", 24_000)])
+            self.mark(plan, "same_number_two_suppliers")
+        if found := self.where(plan, "same_supplier_repeats_number"):
+            branch, _, (first, second) = found
+            receipt("GR490003", 1, "PFI-88120", branch, first, "FINAL", (11, 0),
+                    [goods("Leather Sneakers", 12_000), goods("Chelsea Boots", 6000)])
+            receipt("GR490004", 1, "PFI-88120", branch, second, "FINAL", (9, 15), [goods("Chelsea Boots", 6000)])  # the back-order
+            self.mark(plan, "same_supplier_repeats_number")
+        if found := self.where(plan, "goods_returned"):
+            branch, _, (at,) = found
+            receipt("GR490005", 2, "SLC-CN-5521", branch, at, "FINAL", (14, 20),  # the supplier's credit note number
+                    [goods("Leather Belt", -5000), goods("Leather Card Wallet", -3000)])
+            self.mark(plan, "goods_returned")
+        if found := self.where(plan, "held_receipt"):
+            branch, _, (at,) = found
+            receipt("GR490006", 4, "TTA-31877", branch, at, "HELD", (15, 0),
+                    [goods("Linen Fabric per Metre", 40_500), goods("Cotton Drill per Metre", 25_250)])
+            self.mark(plan, "held_receipt")
+        if found := self.where(plan, "void_receipt"):
+            branch, _, (at,) = found
+            receipt("GR490007", 5, "AOS-66210", branch, at, "VOID", (9, 50), [goods("Puffer Jacket", 10_000)],
+                    changed_after_seconds=5 * 3600)
+            self.mark(plan, "void_receipt")
+        if found := self.where(plan, "zero_rated_lines"):
+            branch, _, (at,) = found
+            receipt("GR490008", 5, "AOS-66342", branch, at, "FINAL", (13, 30), [
+                goods("Packable Rain Shell", 12_000), goods("Trail Running Shoes", 6000),
+                (None, INTERNATIONAL_FREIGHT, 1000, 1_850_000, "Z", "APPAREL"),
+            ])
+            self.mark(plan, "zero_rated_lines")
+        if not receipts:
+            return
+
+        lines = [line for r in receipts for line in r["lines"]]
+        n_lines = np.array([len(r["lines"]) for r in receipts], dtype=np.int64)
+        quantity = np.array([line[2] for line in lines], dtype=np.int64)
+        cost = np.array([line[3] for line in lines], dtype=np.int64)
+        gst_code = np.array([line[4] for line in lines], dtype=object)
+        total_excl = half_up_divide(quantity * cost, 100_000)
+        gst = np.where(gst_code == "S", half_up_divide(total_excl * 15, 100), 0)
+        numbers = np.array([r["number"] for r in receipts], dtype=object)
+        data["goods_received"].append({
+            "receipt_no": text(numbers),
+            "supplier_code": text([SUPPLIERS[r["supplier"]][0] for r in receipts]),
+            "supplier_name": text([SUPPLIERS[r["supplier"]][1] for r in receipts]),
+            "branch_code": text(self.branch_codes[[r["branch"] for r in receipts]]),
+            "received_date": day([r["day"] for r in receipts]),
+            "supplier_invoice_no": text([r["invoice"] for r in receipts]),
+            "status": text([r["status"] for r in receipts]),
+            "updated_at": moment([r["updated"] for r in receipts]),
+            "currency_code": text(["NZD"] * len(receipts)),
+            "total_excl": fixed(segment_sums(total_excl, n_lines), 2),
+            "total_gst": fixed(segment_sums(gst, n_lines), 2),
+        })
+        data["goods_received_lines"].append({
+            "receipt_no": text(np.repeat(numbers, n_lines)),
+            "line_no": integer(positions_within(n_lines) + 1),
+            "sku": text([line[0] for line in lines]),
+            "description": text([line[1] for line in lines]),
+            "quantity": fixed(quantity, 3),
+            "unit_cost_excl": fixed(cost, 4),
+            "line_total_excl": fixed(total_excl, 2),
+            "line_gst": fixed(gst, 2),
+            "gst_code": text(gst_code),
+            "analysis_code": text([line[5] for line in lines]),
+        })
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -861,6 +1257,11 @@ class DemoSummary:
     seed: int
     # the takings scenarios this database holds, as TAKINGS_SCENARIOS names them: name -> (branch_code, ISO day)
     takings_scenarios: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # the scenarios of receivables, payables and cost of goods sold this database holds, as
+    # RECEIVABLES_SCENARIOS, PAYABLES_SCENARIOS and COGS_SCENARIOS name them (pos_on_account with its number)
+    receivables_scenarios: Mapping[str, Scenario] = field(default_factory=dict)
+    payables_scenarios: Mapping[str, Scenario] = field(default_factory=dict)
+    cogs_scenarios: Mapping[str, Scenario] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return (
@@ -980,10 +1381,11 @@ def create_demo_database(
     ]
 
     planted: dict[str, tuple[str, int]] = {}
+    issue12: dict[str, dict] = {}
     if include_other_processes:
         tills = np.random.default_rng([seed, TILLS_STREAM])
         planted = add_other_processes(rng, catalogue, data, days, branch_codes, store_count, lines_per_invoice,
-                                      tills=tills, web_vouchers=web_vouchers)
+                                      tills=tills, web_vouchers=web_vouchers, scenarios=issue12)
 
     engine, own_engine = _demo_engine(url)
     try:
@@ -1006,7 +1408,18 @@ def create_demo_database(
         sales_tenders=counts["sales_tenders"], cash_ups=counts["cash_ups"],
         goods_received=counts["goods_received"], goods_received_lines=counts["goods_received_lines"], seed=seed,
         takings_scenarios={name: (str(branch), (first_day + timedelta(days=at)).isoformat()) for name, (branch, at) in planted.items()},
+        **{f"{process}_scenarios": _built_scenarios(ISSUE12_PLANS[process], issue12.get(process, {}), first_day)
+           for process in ISSUE12_PLANS},
     )
+
+
+def _built_scenarios(plan: ScenarioPlan, planted: Mapping[str, tuple], first_day: date) -> dict[str, Scenario]:
+    """The planted scenarios (Issue12Plants.planted) as Scenarios, in the plan's order, days as ISO text."""
+    def iso(at: int) -> str:
+        return (first_day + timedelta(days=at)).isoformat()
+
+    return {name: Scenario(branch, iso(at), tuple(numbers), tuple(iso(d) for d in days))
+            for name in plan if name in planted for branch, at, numbers, days in [planted[name]]}
 
 
 def add_other_processes(
@@ -1019,10 +1432,15 @@ def add_other_processes(
     lines_per_invoice: tuple[int, int],
     tills: np.random.Generator | None = None,
     web_vouchers: Iterable[tuple[int, str, int]] = (),
+    scenarios: dict[str, dict[str, Scenario]] | None = None,
 ) -> dict[str, tuple[str, int]]:
     """POS sales and cash-ups in the stores, account customer invoices and credits, goods received.
-    Returns the takings scenarios planted: name -> (branch_code, day index)."""
+    Returns the takings scenarios planted: name -> (branch_code, day index). The scenarios of
+    receivables, payables and cost of goods sold (ISSUE12_PLANS) are added after what the random
+    streams draw (they draw nothing), and those planted are put in `scenarios` (process -> name ->
+    (branch_code, day index, numbers, day index of each number), as Issue12Plants.planted)."""
     planted: dict[str, tuple[str, int]] = {}
+    issue12 = Issue12Plants(catalogue, days, branch_codes)
     # POS: a few sales per store per day, in time order
     if store_count:
         per_store_day = rng.integers(3, 10, size=(days, store_count))
@@ -1053,23 +1471,39 @@ def add_other_processes(
         pos = TillDocuments.of(sales, doc_day, created, updated, status, tender_type)
         pos.sell_vouchers_now_and_then(tills)
         planted = plant_takings_scenarios(tills, pos, catalogue, days, branch_codes, web_vouchers, miscounts)
+        issue12.plant_tills(pos)
         pos.round_cash()
         sales, doc_day, created, updated, status, tender_type = pos.finished()
         n = len(doc_day)
         invoice_no = numbered("P", 2_000_001, n, 7)
-        invoices, lines = sales_tables(sales, invoice_no, doc_day, created, updated, status, POS, branch_codes, None, None)
+        issue12.numbered_tills(invoice_no, sales.docs["account_cents"])
+        customer = sales.docs["customer"]
+        known = customer >= 0
+        customers = tuple(np.where(known, np.array(values, dtype=object)[np.maximum(customer, 0)], None)
+                          for values in _account_customer_columns(ACCOUNT_CUSTOMERS))
+        invoices, lines = sales_tables(sales, invoice_no, doc_day, created, updated, status, POS, branch_codes,
+                                       customers if known.any() else None, None)
         data["sales_invoices"].append(invoices)
         data["sales_invoice_lines"].append(lines)
         total = sales.docs["total_incl_cents"]
-        data["sales_tenders"].append(tender_table({
-            "invoice_no": invoice_no, "tender_no": np.ones(n, dtype=np.int64), "tender_type": tender_type,
-            "amount": total, "paid_at": created,
-        }))
+        # one tender per document for its total; a document charged in part to account has a second, ACCOUNT
+        account = sales.docs["account_cents"]
+        count = 1 + (account != 0).astype(np.int64)
+        doc = np.repeat(np.arange(n), count)
+        tender_no = positions_within(count) + 1
+        second = tender_no == 2
+        tender_rows = {
+            "invoice_no": invoice_no[doc], "tender_no": tender_no,
+            "tender_type": np.where(second, ACCOUNT_TENDER, tender_type[doc]).astype(object),
+            "amount": np.where(second, account[doc], total[doc] - account[doc]), "paid_at": created[doc],
+        }
+        data["sales_tenders"].append(tender_table(tender_rows))
 
         # Cash-ups: the FINAL documents' tenders per store, day and tender type, counted as drawn above
-        final = status == "FINAL"
-        expected = (pd.DataFrame({"branch": sales.docs["branch"][final], "day": doc_day[final],
-                                  "tender_type": tender_type[final], "expected": total[final]})
+        # (a till's ACCOUNT row, when it charged a sale to account, is what it charged: no money counted)
+        final = status[doc] == "FINAL"
+        expected = (pd.DataFrame({"branch": sales.docs["branch"][doc][final], "day": doc_day[doc][final],
+                                  "tender_type": tender_rows["tender_type"][final], "expected": tender_rows["amount"][final]})
                     .groupby(["branch", "day", "tender_type"], sort=True)["expected"].sum().reset_index())
         keys = zip(expected["branch"].tolist(), expected["day"].tolist(), expected["tender_type"].tolist())
         counted = expected["expected"].to_numpy(dtype=np.int64) + np.array([miscounts.get(key, 0) for key in keys], dtype=np.int64)
@@ -1093,9 +1527,8 @@ def add_other_processes(
     status = statuses(rng, n, held=0.02, void=0.01)
     updated = updated_times(rng, created, status, edited_share=0.05)
     who = copy_from_original(rng.integers(0, len(ACCOUNT_CUSTOMERS), size=n), sales)
-    account_codes = np.array([c for c, _ in ACCOUNT_CUSTOMERS], dtype=object)[who]
-    account_names = np.array([name for _, name in ACCOUNT_CUSTOMERS], dtype=object)[who]
-    account_emails = np.array([f"accounts@{c.lower()}.example.co.nz" for c, _ in ACCOUNT_CUSTOMERS], dtype=object)[who]
+    account_codes, account_names, account_emails = (np.array(values, dtype=object)[who]
+                                                    for values in _account_customer_columns(ACCOUNT_CUSTOMERS))
     invoices, lines = sales_tables(sales, invoice_no, doc_day, created, updated, status, ACCOUNT, branch_codes,
                                    (account_codes, account_names, account_emails), None)
     data["sales_invoices"].append(invoices)
@@ -1143,6 +1576,12 @@ def add_other_processes(
         "gst_code": text(np.full(len(product), "S", dtype=object)),
         "analysis_code": text(catalogue.analysis_code[product]),
     })
+
+    # The scenarios of receivables, payables and cost of goods sold, after everything drawn
+    issue12.plant_office(data)
+    issue12.plant_receipts(data)
+    if scenarios is not None:
+        scenarios.update(issue12.planted)
     return planted
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, String, and_, case, cast, create_engine, event, func, literal_column, or_, select, true, type_coerce
+from sqlalchemy import BigInteger, String, and_, case, cast, create_engine, event, exists, func, literal_column, or_, select, true, type_coerce
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -90,6 +90,17 @@ def excess_places_flag(checked: list[tuple[ColumnElement, int]], label: str = EX
     """1 where any of the columns has more decimals than the contract gives it, else 0 (NULLs pass):
     one small column per row, so that the scaled integers beside it are never rounded silently."""
     return case((or_(*(more_places_than(column, places) for column, places in checked)), 1), else_=0).label(label)
+
+
+def excess_places_flags(groups: list[list[tuple[ColumnElement, int]]], label: str = EXCESS_PLACES) -> ColumnElement:
+    """Like excess_places_flag for groups of columns: 1 + the index of the first group holding a value
+    with more decimals than the contract gives it, else 0. Still one column: a later group is only
+    compared on the rows where the earlier ones pass (nearly all)."""
+    return case(
+        *((or_(*(more_places_than(column, places) for column, places in checked)), number)
+          for number, checked in enumerate(groups, start=1)),
+        else_=0,
+    ).label(label)
 
 
 def as_text(column: ColumnElement, label: str) -> ColumnElement:
@@ -312,10 +323,15 @@ CHANGE_COLUMNS: dict[str, Converter] = {
 
 
 # contract column -> decimals the contract gives it, for the scaled columns whose values reach Xero: a
-# value with more is reported (excess_decimals), never rounded silently. (unit_cost_excl reaches no
-# document yet; its check would cost a seventh of the flag's time on every line read.)
+# value with more is reported (excess_decimals), never rounded silently.
 INVOICE_PLACES = {"total_incl": 2, "total_gst": 2}
 LINE_PLACES = {"quantity": 3, "unit_price_incl": 4, "discount_incl": 2, "line_total_incl": 2, "line_gst": 2}
+# unit_cost_excl reaches only the cost of goods sold journals: its excess is reported apart
+# (SalesDocuments.cost_excess_decimals), so that a cost CI holds too finely holds back the journal of
+# its branch-day and not the sales document (E-Retailer, takings, receivables post no cost)
+COST_PLACES = {"unit_cost_excl": 4}
+# the values of the lines' EXCESS_PLACES flag: a value of LINE_PLACES, else only a cost
+LINE_EXCESS, COST_EXCESS = 1, 2
 
 ORPHAN_LINE_COLUMNS = ["business_date", "invoice_no", "line_no", "line_total_incl_cents", "line_gst_cents", "reason"]
 EXCESS_DECIMAL_COLUMNS = ["business_date", "invoice_no", "line_no", "column", "value", "places", "reason"]
@@ -353,11 +369,14 @@ class SalesDocuments:
     excess_decimals: pd.DataFrame = field(default_factory=empty_excess_decimals)
     # the documents' tenders (TENDER_FRAME_COLUMNS), when the read asked for them (E-Retailer tender payments)
     tenders: pd.DataFrame = field(default_factory=lambda: empty_tenders())
+    # (EXCESS_DECIMAL_COLUMNS) unit costs CI holds with more than 4 decimals (COST_PLACES): they hold back
+    # cost of goods sold only, so apart from excess_decimals (which quarantines the document)
+    cost_excess_decimals: pd.DataFrame = field(default_factory=empty_excess_decimals)
 
     def __setstate__(self, state: dict) -> None:
         """A value pickled before a field existed (a stored day) reads back with that field empty."""
         for name, default in (("orphan_lines", empty_orphan_lines), ("excess_decimals", empty_excess_decimals),
-                              ("tenders", empty_tenders)):
+                              ("tenders", empty_tenders), ("cost_excess_decimals", empty_excess_decimals)):
             state.setdefault(name, default())
         self.__dict__.update(state)
 
@@ -369,15 +388,41 @@ class SalesDocuments:
         return self.invoices.empty
 
 
-def _document_filter(tables: CITables, first_day: date, last_day: date, source: str | None) -> ColumnElement:
+# Which sales documents a read takes: a source ('ERETAILER', 'POS', 'ACCOUNT'), None for every
+# source, or a condition on ci_sales_invoices built from the tables (e.g. on_account_documents)
+DocumentCondition = Callable[[CITables], ColumnElement]
+Source = str | DocumentCondition | None
+ACCOUNT_TENDER = "ACCOUNT"  # the tender of a sale charged to an account customer
+
+
+def on_account_documents(tables: CITables) -> ColumnElement:
+    """The account-customer process's documents (processes.md §2): source ACCOUNT, and POS documents
+    with an ACCOUNT tender (paid ON ACCOUNT at a till). The tender is looked up per POS document of the
+    days (EXISTS on the tenders' key), not by scanning every ACCOUNT tender CI holds."""
+    i = tables.sales_invoices
+    account = tables.sales_tenders.alias("account_tender")  # its own name: the tender reads use the table too
+    paid_on_account = exists().where(and_(account.c.invoice_no == i.c.invoice_no, account.c.tender_type == ACCOUNT_TENDER))
+    return or_(i.c.source == "ACCOUNT", and_(i.c.source == "POS", paid_on_account))
+
+
+def _source_condition(tables: CITables, source: Source) -> ColumnElement | None:
+    if source is None:
+        return None
+    if callable(source):
+        return source(tables)
+    return tables.sales_invoices.c.source == source
+
+
+def _document_filter(tables: CITables, first_day: date, last_day: date, source: Source) -> ColumnElement:
     invoices = tables.sales_invoices
     conditions = [invoices.c.business_date >= first_day, invoices.c.business_date <= last_day]
-    if source is not None:
-        conditions.append(invoices.c.source == source)
+    condition = _source_condition(tables, source)
+    if condition is not None:
+        conditions.append(condition)
     return and_(*conditions)
 
 
-def invoices_statement(tables: CITables, first_day: date, last_day: date, source: str | None, flag: bool = False):
+def invoices_statement(tables: CITables, first_day: date, last_day: date, source: Source, flag: bool = False):
     """The documents of the days; with `flag`, an EXCESS_PLACES column too (excess_places_flag)."""
     i, b = tables.sales_invoices, tables.branches
     columns = [
@@ -409,9 +454,10 @@ def invoices_statement(tables: CITables, first_day: date, last_day: date, source
     )
 
 
-def lines_statement(tables: CITables, first_day: date, last_day: date, source: str | None, flag: bool = False):
+def lines_statement(tables: CITables, first_day: date, last_day: date, source: Source, flag: bool = False):
     """The lines of the days' documents, each line once: a semi-join (IN), so that a document the
-    header view repeats does not repeat its lines. With `flag`, an EXCESS_PLACES column too."""
+    header view repeats does not repeat its lines. With `flag`, an EXCESS_PLACES column too:
+    LINE_EXCESS for a value of LINE_PLACES with excess decimals, else COST_EXCESS for a unit cost's."""
     i, l = tables.sales_invoices, tables.sales_invoice_lines
     columns = [
         l.c.invoice_no.label("invoice_no"),
@@ -428,7 +474,10 @@ def lines_statement(tables: CITables, first_day: date, last_day: date, source: s
         scaled_integer(l.c.unit_cost_excl, 4, "unit_cost_excl_x10000"),
     ]
     if flag:
-        columns.append(excess_places_flag([(l.c[name], places) for name, places in LINE_PLACES.items()]))
+        columns.append(excess_places_flags([
+            [(l.c[name], places) for name, places in LINE_PLACES.items()],
+            [(l.c[name], places) for name, places in COST_PLACES.items()],
+        ]))
     documents = select(i.c.invoice_no).where(_document_filter(tables, first_day, last_day, source))
     return select(*columns).where(l.c.invoice_no.in_(documents))
 
@@ -437,10 +486,10 @@ def extract_sales_documents(
     engine: Engine,
     first_day: date,
     last_day: date,
-    source: str | None = "ERETAILER",
+    source: Source = "ERETAILER",
     names: CINames | None = None,
 ) -> SalesDocuments:
-    """The sales documents of `source` (None: every source) whose business_date is in
+    """The sales documents of `source` (None: every source; or a DocumentCondition) whose business_date is in
     first_day..last_day (inclusive), every status, with their lines.
 
     Nothing the views return is dropped without a word: a document the header view returns twice
@@ -452,7 +501,7 @@ def extract_sales_documents(
     return _sales_documents(engine, tables, invoices, lines, first_day, last_day)
 
 
-def sales_queries(tables: CITables, first_day: date, last_day: date, source: str | None) -> list[tuple[object, dict[str, Converter]]]:
+def sales_queries(tables: CITables, first_day: date, last_day: date, source: Source) -> list[tuple[object, dict[str, Converter]]]:
     """The two reads behind SalesDocuments (headers, lines), each with its EXCESS_PLACES flag."""
     return [
         (invoices_statement(tables, first_day, last_day, source, flag=True), {**INVOICE_COLUMNS, EXCESS_PLACES: INT64}),
@@ -490,12 +539,15 @@ def _sales_documents(
     line_order = np.lexsort((lines["line_no"].to_numpy(dtype=np.int64, na_value=0), rank_by_number[document]))
     lines, document = _reordered(lines, line_order), document[line_order]
     lines.insert(1, "business_date", invoices["business_date"].to_numpy()[document])
-    line_flagged = _flagged(lines.pop(EXCESS_PLACES))
+    line_flag = lines.pop(EXCESS_PLACES).to_numpy(dtype=np.int64, na_value=0)
+    line_flagged = line_flag != 0
 
-    excess_decimals = empty_excess_decimals()
+    excess_decimals, cost_excess_decimals = empty_excess_decimals(), empty_excess_decimals()
     if invoice_flagged.any() or line_flagged.any():
-        excess_decimals = _excess_decimals(engine, tables, invoices[invoice_flagged], lines[line_flagged])
-    return SalesDocuments(invoices=invoices, lines=lines, orphan_lines=orphan_lines, excess_decimals=excess_decimals)
+        excess_decimals, cost_excess_decimals = _excess_decimals(
+            engine, tables, invoices[invoice_flagged], lines[line_flagged], line_flag[line_flagged])
+    return SalesDocuments(invoices=invoices, lines=lines, orphan_lines=orphan_lines, excess_decimals=excess_decimals,
+                          cost_excess_decimals=cost_excess_decimals)
 
 
 def _flagged(flag: pd.Series) -> np.ndarray:
@@ -586,10 +638,15 @@ def decimal_places(text: object) -> int | None:
     return max(0, -value.normalize().as_tuple().exponent)
 
 
-def _excess_decimals(engine: Engine, tables: CITables, invoices: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+def _excess_decimals(
+    engine: Engine, tables: CITables, invoices: pd.DataFrame, lines: pd.DataFrame, line_flag: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """EXCESS_DECIMAL_COLUMNS for the flagged header and line rows: each value with more decimals than
-    the contract gives it, as CI holds it (read again as text, by number: few rows)."""
+    the contract gives it, as CI holds it (read again as text, by number: few rows); the values of
+    LINE_PLACES and INVOICE_PLACES, and apart the unit costs (COST_PLACES). line_flag: each flagged
+    line's EXCESS_PLACES value (LINE_EXCESS or COST_EXCESS)."""
     rows: list[dict] = []
+    cost_rows: list[dict] = []
     i, l = tables.sales_invoices, tables.sales_invoice_lines
     if len(invoices):
         numbers = sorted(set(invoices["invoice_no"].tolist()))
@@ -603,31 +660,49 @@ def _excess_decimals(engine: Engine, tables: CITables, invoices: pd.DataFrame, l
         day_of = dict(zip(invoices["invoice_no"], invoices["business_date"]))
         rows += _excess_rows(texts, INVOICE_PLACES, day_of, numbers, line=False)
     if len(lines):
+        flag = np.full(len(lines), LINE_EXCESS, dtype=np.int64) if line_flag is None else np.asarray(line_flag)
         numbers = sorted(set(lines["invoice_no"].tolist()))
+        checked = {**LINE_PLACES, **COST_PLACES}
         texts = _lookup(
             engine,
             lambda chunk: select(l.c.invoice_no.label("invoice_no"), l.c.line_no.label("line_no"),
-                                 *(cast(l.c[name], String).label(name) for name in LINE_PLACES)).where(l.c.invoice_no.in_(chunk)),
+                                 *(cast(l.c[name], String).label(name) for name in checked)).where(l.c.invoice_no.in_(chunk)),
             numbers,
-            {"invoice_no": TEXT, "line_no": INT64, **{name: TEXT for name in LINE_PLACES}},
+            {"invoice_no": TEXT, "line_no": INT64, **{name: TEXT for name in checked}},
         )
-        wanted = set(zip(lines["invoice_no"].tolist(), lines["line_no"].tolist()))
+        keys = list(zip(lines["invoice_no"].tolist(), lines["line_no"].tolist()))
+        wanted = set(keys)
         texts = texts[[(number, int(line_no)) in wanted for number, line_no in zip(texts["invoice_no"], texts["line_no"])]]
         day_of = dict(zip(lines["invoice_no"], lines["business_date"]))
-        rows += _excess_rows(texts, LINE_PLACES, day_of, sorted(wanted), line=True)
+        by_flag = {value: sorted({key for key, found in zip(keys, flag.tolist()) if found == value}) for value in (LINE_EXCESS, COST_EXCESS)}
+        rows += _excess_rows(texts, LINE_PLACES, day_of, by_flag[LINE_EXCESS], line=True)
+        cost_rows += _excess_rows(texts, COST_PLACES, day_of, by_flag[COST_EXCESS], line=True,
+                                  waits="its cost of goods sold waits until CI holds the value to {places} decimals",
+                                  subject="its cost of goods sold")
+    return _excess_frame(rows, "invoice_no", EXCESS_DECIMAL_COLUMNS, empty_excess_decimals), \
+        _excess_frame(cost_rows, "invoice_no", EXCESS_DECIMAL_COLUMNS, empty_excess_decimals)
+
+
+def _excess_frame(rows: list[dict], number_column: str, columns: list[str], empty: Callable[[], pd.DataFrame]) -> pd.DataFrame:
     if not rows:
-        return empty_excess_decimals()
-    found = pd.DataFrame(rows, columns=EXCESS_DECIMAL_COLUMNS).drop_duplicates(["invoice_no", "line_no", "column", "value"])
+        return empty()
+    found = pd.DataFrame(rows, columns=columns).drop_duplicates([number_column, "line_no", "column", "value"])
     found["line_no"] = found["line_no"].astype("Int64")
     found["places"] = found["places"].astype("int64")
     return found.reset_index(drop=True)
 
 
-def _excess_rows(texts: pd.DataFrame, places_of: dict[str, int], day_of: dict, flagged: list, line: bool) -> list[dict]:
+def _excess_rows(
+    texts: pd.DataFrame, places_of: dict[str, int], day_of: dict, flagged: list, line: bool,
+    number_column: str = "invoice_no", waits: str = "the document waits until CI holds the value to {places} decimals",
+    subject: str = "the document",
+) -> list[dict]:
+    """One row per value of `places_of` with more decimals than the contract gives it; and one per
+    flagged key whose values were all found within the places when read again (changed in between)."""
     rows: list[dict] = []
     seen = set()
     for record in texts.to_dict("records"):
-        key = (record["invoice_no"], int(record["line_no"])) if line else record["invoice_no"]
+        key = (record[number_column], int(record["line_no"])) if line else record[number_column]
         where = f"{key[0]} line {key[1]}" if line else str(key)
         number = key[0] if line else key
         for column, places in places_of.items():
@@ -639,12 +714,11 @@ def _excess_rows(texts: pd.DataFrame, places_of: dict[str, int], day_of: dict, f
                 continue
             seen.add(key)
             rows.append({
-                "business_date": day_of.get(number), "invoice_no": number, "line_no": key[1] if line else None,
+                "business_date": day_of.get(number), number_column: number, "line_no": key[1] if line else None,
                 "column": column, "value": str(text), "places": places,
                 "reason": (
                     f"{where}: {column} is {text} in CI, with more than the {places} decimals the contract gives it; "
-                    "it is not rounded: the document waits until CI holds the value to "
-                    f"{places} decimals"
+                    f"it is not rounded: {waits.format(places=places)}"
                 ),
             })
     for key in flagged:  # flagged by the read but not found again (changed in between): still reported
@@ -653,10 +727,10 @@ def _excess_rows(texts: pd.DataFrame, places_of: dict[str, int], day_of: dict, f
         number = key[0] if line else key
         where = f"{key[0]} line {key[1]}" if line else str(key)
         rows.append({
-            "business_date": day_of.get(number), "invoice_no": number, "line_no": key[1] if line else None,
+            "business_date": day_of.get(number), number_column: number, "line_no": key[1] if line else None,
             "column": None, "value": None, "places": 0,
             "reason": f"{where}: a value had more decimals than the contract gives it when read (changed since); "
-                      "it is not rounded: the document waits until it is read again",
+                      f"it is not rounded: {subject} waits until it is read again",
         })
     return rows
 
@@ -670,17 +744,20 @@ def _reordered(frame: pd.DataFrame, order: np.ndarray) -> pd.DataFrame:
 def changed_documents_since(
     engine: Engine,
     since: datetime | None,
-    source: str | None = "ERETAILER",
+    source: Source = "ERETAILER",
     names: CINames | None = None,
 ) -> pd.DataFrame:
-    """Documents whose updated_at is later than `since` (all documents when None), oldest change first:
-    invoice_no, business_date ('YYYY-MM-DD'), status, updated_at."""
-    i = build_ci_tables(names).sales_invoices
+    """Documents of `source` (as extract_sales_documents takes it: on_account_documents for the
+    account-customer process) whose updated_at is later than `since` (all documents when None), oldest
+    change first: invoice_no, business_date ('YYYY-MM-DD'), status, updated_at."""
+    tables = build_ci_tables(names)
+    i = tables.sales_invoices
     conditions = []
     if since is not None:
         conditions.append(i.c.updated_at > since)
-    if source is not None:
-        conditions.append(i.c.source == source)
+    condition = _source_condition(tables, source)
+    if condition is not None:
+        conditions.append(condition)
     statement = (
         select(
             i.c.invoice_no.label("invoice_no"),
@@ -742,7 +819,7 @@ def _excess_text(column: ColumnElement, places: int, label: str) -> ColumnElemen
     return case((more_places_than(column, places), cast(column, String)), else_=None).label(label)
 
 
-def tenders_statement(tables: CITables, first_day: date, last_day: date, source: str | None):
+def tenders_statement(tables: CITables, first_day: date, last_day: date, source: Source):
     """The tenders of the days' documents (a semi-join, like the lines), each with the text of an
     amount that has more decimals than the contract gives it."""
     t = tables.sales_tenders
@@ -826,6 +903,7 @@ class SalesWithTenders:
             lines=_rows_of(self.documents.lines, numbers),
             orphan_lines=self.documents.orphan_lines,
             excess_decimals=_rows_of(self.documents.excess_decimals, numbers),
+            cost_excess_decimals=_rows_of(self.documents.cost_excess_decimals, numbers),
         )
         excess = self.excess_decimals
         excess = excess[excess["invoice_no"].isna().to_numpy(dtype=bool) | excess["invoice_no"].isin(numbers).to_numpy(dtype=bool)]
@@ -843,23 +921,31 @@ def extract_sales_with_tenders(
     engine: Engine,
     first_day: date,
     last_day: date,
-    source: str | None = None,
+    source: Source = None,
     names: CINames | None = None,
+    *,
+    read_cash_ups: bool = True,
 ) -> SalesWithTenders:
     """The sales documents of `source` (None: every source, so that the processes reading the same
-    tables read them once) whose business_date is in first_day..last_day (inclusive), every status,
-    with their lines and tenders; the cash-ups of those days and the branches. One transaction (one
+    tables read them once; or a DocumentCondition such as on_account_documents) whose business_date is
+    in first_day..last_day (inclusive), every status, with their lines and tenders; the cash-ups of those
+    days (unless read_cash_ups is False: an empty frame) and the branches. One transaction (one
     snapshot on servers) for all of it, so that tenders, documents and cash-ups agree with each other
     as CI held them at one moment."""
     tables = build_ci_tables(names)
     tender_converters = {**TENDER_COLUMNS, EXCESS_TEXT.format("amount"): TEXT}
     cash_up_converters = {**CASH_UP_COLUMNS, **{EXCESS_TEXT.format(name): TEXT for name in CASH_UP_PLACES}}
-    invoices, lines, tenders, cash_ups, branches = read_frames(engine, [
+    queries = [
         *sales_queries(tables, first_day, last_day, source),
         (tenders_statement(tables, first_day, last_day, source), tender_converters),
-        (cash_ups_statement(tables, first_day, last_day), cash_up_converters),
         (branches_statement(tables), BRANCH_COLUMNS),
-    ])
+    ]
+    if read_cash_ups:
+        queries.insert(3, (cash_ups_statement(tables, first_day, last_day), cash_up_converters))
+        invoices, lines, tenders, cash_ups, branches = read_frames(engine, queries)
+    else:
+        invoices, lines, tenders, branches = read_frames(engine, queries)
+        cash_ups = empty_frame(cash_up_converters)
     documents = _sales_documents(engine, tables, invoices, lines, first_day, last_day)
     tenders, orphan_tenders, tender_excess = _tenders_of(documents.invoices, tenders, first_day)
     cash_ups, cash_up_excess = _cash_ups(cash_ups)
@@ -877,6 +963,14 @@ def extract_sales_with_tenders(
 def extract_takings(engine: Engine, first_day: date, last_day: date, names: CINames | None = None) -> SalesWithTenders:
     """The POS documents (every status) of the days with their lines and tenders, and the cash-ups."""
     return extract_sales_with_tenders(engine, first_day, last_day, source="POS", names=names)
+
+
+def extract_receivables(engine: Engine, first_day: date, last_day: date, names: CINames | None = None) -> SalesWithTenders:
+    """The account-customer documents of the days (on_account_documents: source ACCOUNT, and POS
+    documents paid ON ACCOUNT), every status, with their lines and all their tenders (the ACCOUNT
+    tender and the others, which become payments), and the branches; no cash-ups (an empty frame:
+    the tills' counts are takings'). One transaction, as extract_sales_with_tenders."""
+    return extract_sales_with_tenders(engine, first_day, last_day, source=on_account_documents, names=names, read_cash_ups=False)
 
 
 def _tenders_of(invoices: pd.DataFrame, tenders: pd.DataFrame, first_day: date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -961,3 +1055,263 @@ def _cash_ups(cash_ups: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             })
     excess = pd.DataFrame(rows, columns=TENDER_EXCESS_COLUMNS) if rows else empty_tender_excess()
     return cash_ups, excess
+
+
+# ---------------------------------------------------------------------------------------------------
+# Goods received (payables): the receipts of a day range with their lines, in one transaction
+
+RECEIPT_COLUMNS: dict[str, Converter] = {
+    "receipt_no": TEXT,
+    "supplier_code": CODE,
+    "supplier_name": REPEATED,
+    "branch_code": CODE,
+    "branch_name": CODE,
+    "business_date": DATE,  # the receipt's received_date
+    "supplier_invoice_no": TEXT,
+    "status": CODE,
+    "updated_at": TIMESTAMP,
+    "currency_code": CODE,
+    "total_excl_cents": INT64,
+    "total_gst_cents": INT64,
+}
+RECEIPT_LINE_COLUMNS: dict[str, Converter] = {
+    "receipt_no": TEXT,
+    "line_no": INT64,
+    "sku": TEXT,
+    "description": REPEATED,
+    "quantity_x1000": INT64,
+    "unit_cost_excl_x10000": INT64,
+    "line_total_excl_cents": INT64,
+    "line_gst_cents": INT64,
+    "gst_code": TEXT,
+    "analysis_code": REPEATED,
+}
+RECEIPT_CHANGE_COLUMNS: dict[str, Converter] = {
+    "receipt_no": TEXT,
+    "business_date": DATE,
+    "status": CODE,
+    "updated_at": TIMESTAMP,
+}
+# contract column -> decimals the contract gives it (every scaled value of a receipt reaches its bill)
+RECEIPT_PLACES = {"total_excl": 2, "total_gst": 2}
+RECEIPT_LINE_PLACES = {"quantity": 3, "unit_cost_excl": 4, "line_total_excl": 2, "line_gst": 2}
+RECEIPT_ORPHAN_LINE_COLUMNS = ["business_date", "receipt_no", "line_no", "line_total_excl_cents", "line_gst_cents", "reason"]
+RECEIPT_EXCESS_DECIMAL_COLUMNS = ["business_date", "receipt_no", "line_no", "column", "value", "places", "reason"]
+
+
+def empty_receipt_orphan_lines() -> pd.DataFrame:
+    return pd.DataFrame({
+        "business_date": pd.Series(dtype=object), "receipt_no": pd.Series(dtype=object),
+        "line_no": pd.Series(dtype="Int64"), "line_total_excl_cents": pd.Series(dtype="Int64"),
+        "line_gst_cents": pd.Series(dtype="Int64"), "reason": pd.Series(dtype=object),
+    }, columns=RECEIPT_ORPHAN_LINE_COLUMNS)
+
+
+def empty_receipt_excess_decimals() -> pd.DataFrame:
+    return pd.DataFrame({
+        "business_date": pd.Series(dtype=object), "receipt_no": pd.Series(dtype=object),
+        "line_no": pd.Series(dtype="Int64"), "column": pd.Series(dtype=object), "value": pd.Series(dtype=object),
+        "places": pd.Series(dtype="int64"), "reason": pd.Series(dtype=object),
+    }, columns=RECEIPT_EXCESS_DECIMAL_COLUMNS)
+
+
+@dataclass(frozen=True)
+class GoodsReceived:
+    """CI goods receipts (ci_goods_received) whose received_date is in a date range, every status, and
+    their lines; money in integer cents, quantities ×1000, unit costs ×10000.
+
+    receipts (RECEIPT_COLUMNS): ordered by business_date (= received_date, 'YYYY-MM-DD'), receipt_no;
+      branch_name from ci_branches (null for a branch it lacks). A receipt the view repeats stays
+      repeated (validation decides), its lines once.
+    lines (RECEIPT_LINE_COLUMNS): in receipt order, then line_no.
+    orphan_lines (RECEIPT_ORPHAN_LINE_COLUMNS): lines read without their receipt (written or changed
+      between the two reads; never posted; listed). excess_decimals (RECEIPT_EXCESS_DECIMAL_COLUMNS):
+      values CI holds with more decimals than the contract gives them (the frames hold them rounded;
+      validation holds their receipts back). Both dated within the days read."""
+
+    receipts: pd.DataFrame
+    lines: pd.DataFrame
+    orphan_lines: pd.DataFrame = field(default_factory=empty_receipt_orphan_lines)
+    excess_decimals: pd.DataFrame = field(default_factory=empty_receipt_excess_decimals)
+
+    def __len__(self) -> int:
+        return len(self.receipts)
+
+    @property
+    def empty(self) -> bool:
+        return self.receipts.empty
+
+
+def _receipt_days(tables: CITables, first_day: date, last_day: date) -> ColumnElement:
+    g = tables.goods_received
+    return and_(g.c.received_date >= first_day, g.c.received_date <= last_day)
+
+
+def receipts_statement(tables: CITables, first_day: date, last_day: date):
+    """The receipts of the days, with their branch's name and an EXCESS_PLACES flag."""
+    g, b = tables.goods_received, tables.branches
+    return (
+        select(
+            g.c.receipt_no.label("receipt_no"),
+            g.c.supplier_code.label("supplier_code"),
+            g.c.supplier_name.label("supplier_name"),
+            g.c.branch_code.label("branch_code"),
+            b.c.branch_name.label("branch_name"),
+            as_text(g.c.received_date, "business_date"),
+            g.c.supplier_invoice_no.label("supplier_invoice_no"),
+            g.c.status.label("status"),
+            as_text(g.c.updated_at, "updated_at"),
+            g.c.currency_code.label("currency_code"),
+            scaled_integer(g.c.total_excl, 2, "total_excl_cents"),
+            scaled_integer(g.c.total_gst, 2, "total_gst_cents"),
+            excess_places_flag([(g.c[name], places) for name, places in RECEIPT_PLACES.items()]),
+        )
+        .select_from(g.outerjoin(b, b.c.branch_code == g.c.branch_code))
+        .where(_receipt_days(tables, first_day, last_day))
+    )
+
+
+def receipt_lines_statement(tables: CITables, first_day: date, last_day: date):
+    """The lines of the days' receipts, each once (a semi-join), with an EXCESS_PLACES flag."""
+    g, l = tables.goods_received, tables.goods_received_lines
+    receipts = select(g.c.receipt_no).where(_receipt_days(tables, first_day, last_day))
+    return select(
+        l.c.receipt_no.label("receipt_no"),
+        l.c.line_no.label("line_no"),
+        l.c.sku.label("sku"),
+        l.c.description.label("description"),
+        scaled_integer(l.c.quantity, 3, "quantity_x1000"),
+        scaled_integer(l.c.unit_cost_excl, 4, "unit_cost_excl_x10000"),
+        scaled_integer(l.c.line_total_excl, 2, "line_total_excl_cents"),
+        scaled_integer(l.c.line_gst, 2, "line_gst_cents"),
+        l.c.gst_code.label("gst_code"),
+        l.c.analysis_code.label("analysis_code"),
+        excess_places_flag([(l.c[name], places) for name, places in RECEIPT_LINE_PLACES.items()]),
+    ).where(l.c.receipt_no.in_(receipts))
+
+
+def extract_goods_received(engine: Engine, first_day: date, last_day: date, names: CINames | None = None) -> GoodsReceived:
+    """The goods receipts whose received_date is in first_day..last_day (inclusive), every status, with
+    their lines, in one transaction (one snapshot on servers). Nothing the views return is dropped
+    without a word: lines without their receipt go to orphan_lines, values with more decimals than the
+    contract gives them to excess_decimals (never rounded silently)."""
+    tables = build_ci_tables(names)
+    receipts, lines = read_frames(engine, [
+        (receipts_statement(tables, first_day, last_day), {**RECEIPT_COLUMNS, EXCESS_PLACES: INT64}),
+        (receipt_lines_statement(tables, first_day, last_day), {**RECEIPT_LINE_COLUMNS, EXCESS_PLACES: INT64}),
+    ])
+    order = np.lexsort((receipts["receipt_no"].to_numpy().astype(str), receipts["business_date"].to_numpy().astype(str)))
+    receipts = _reordered(receipts, order)
+    receipt_flagged = _flagged(receipts.pop(EXCESS_PLACES))
+
+    first = receipts.drop_duplicates("receipt_no")  # a repeated receipt: its lines go with its first row
+    position = pd.Index(first["receipt_no"]).get_indexer(lines["receipt_no"])
+    orphan_lines = empty_receipt_orphan_lines()
+    if (position < 0).any():
+        orphan_lines = _orphan_receipt_lines(engine, tables, lines[position < 0], first_day, last_day)
+        lines, position = lines[position >= 0].reset_index(drop=True), position[position >= 0]
+    line_order = np.lexsort((lines["line_no"].to_numpy(dtype=np.int64, na_value=0), position))
+    lines, position = _reordered(lines, line_order), position[line_order]
+    line_flagged = _flagged(lines.pop(EXCESS_PLACES))
+
+    excess = empty_receipt_excess_decimals()
+    if receipt_flagged.any() or line_flagged.any():
+        days = first["business_date"].to_numpy(dtype=object)
+        excess = _receipt_excess_decimals(
+            engine, tables, receipts[receipt_flagged],
+            lines[line_flagged].assign(business_date=days[position[line_flagged]]))
+    return GoodsReceived(receipts=receipts, lines=lines, orphan_lines=orphan_lines, excess_decimals=excess)
+
+
+def _orphan_receipt_lines(engine: Engine, tables: CITables, orphans: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
+    """RECEIPT_ORPHAN_LINE_COLUMNS for lines read without their receipt, each with what CI says of its
+    receipt now; dated by it when it is within the days read, else the first day read."""
+    g = tables.goods_received
+    numbers = sorted({str(number) for number in orphans["receipt_no"].tolist()})
+    headers = _lookup(
+        engine,
+        lambda chunk: select(g.c.receipt_no.label("receipt_no"), as_text(g.c.received_date, "business_date"),
+                             g.c.status.label("status")).where(g.c.receipt_no.in_(chunk)),
+        numbers,
+        {"receipt_no": TEXT, "business_date": DATE, "status": CODE},
+    ).drop_duplicates("receipt_no")
+    now = {number: (day, status) for number, day, status in zip(headers["receipt_no"], headers["business_date"], headers["status"])}
+    first, last = first_day.isoformat(), last_day.isoformat()
+    days, reasons = [], []
+    for number, line_no in zip(orphans["receipt_no"].tolist(), orphans["line_no"].tolist()):
+        where = f"receipt {number} line {line_no}"
+        found = now.get(str(number))
+        if found is None:
+            days.append(first)
+            reasons.append(f"{where}: read without its receipt, which ci_goods_received no longer holds "
+                           "(deleted while the days were read?); nothing of it is posted")
+            continue
+        day, status = found
+        inside = first <= str(day) <= last
+        days.append(str(day) if inside else first)
+        reasons.append(
+            f"{where}: read without its receipt ({number} is {status}, received {day} in CI now: it was written "
+            f"or changed while the days were read); nothing of it is posted by this read"
+            + ("; run the day again" if inside else f", and it is now dated outside {first} … {last}")
+        )
+    return pd.DataFrame({
+        "business_date": np.array(days, dtype=object),
+        "receipt_no": orphans["receipt_no"].to_numpy(dtype=object),
+        "line_no": orphans["line_no"].astype("Int64").array,
+        "line_total_excl_cents": orphans["line_total_excl_cents"].astype("Int64").array,
+        "line_gst_cents": orphans["line_gst_cents"].astype("Int64").array,
+        "reason": np.array(reasons, dtype=object),
+    }, columns=RECEIPT_ORPHAN_LINE_COLUMNS)
+
+
+def _receipt_excess_decimals(engine: Engine, tables: CITables, receipts: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame:
+    """RECEIPT_EXCESS_DECIMAL_COLUMNS for the flagged receipts and lines (their values read again as
+    text, by number: few rows). lines carry their receipt's business_date."""
+    rows: list[dict] = []
+    g, l = tables.goods_received, tables.goods_received_lines
+    waits = "the receipt waits until CI holds the value to {places} decimals"
+    if len(receipts):
+        numbers = sorted(set(receipts["receipt_no"].tolist()))
+        texts = _lookup(
+            engine,
+            lambda chunk: select(g.c.receipt_no.label("receipt_no"),
+                                 *(cast(g.c[name], String).label(name) for name in RECEIPT_PLACES)).where(g.c.receipt_no.in_(chunk)),
+            numbers,
+            {"receipt_no": TEXT, **{name: TEXT for name in RECEIPT_PLACES}},
+        )
+        day_of = dict(zip(receipts["receipt_no"], receipts["business_date"]))
+        rows += _excess_rows(texts, RECEIPT_PLACES, day_of, numbers, line=False, number_column="receipt_no",
+                             waits=waits, subject="the receipt")
+    if len(lines):
+        numbers = sorted(set(lines["receipt_no"].tolist()))
+        texts = _lookup(
+            engine,
+            lambda chunk: select(l.c.receipt_no.label("receipt_no"), l.c.line_no.label("line_no"),
+                                 *(cast(l.c[name], String).label(name) for name in RECEIPT_LINE_PLACES)).where(l.c.receipt_no.in_(chunk)),
+            numbers,
+            {"receipt_no": TEXT, "line_no": INT64, **{name: TEXT for name in RECEIPT_LINE_PLACES}},
+        )
+        wanted = set(zip(lines["receipt_no"].tolist(), lines["line_no"].tolist()))
+        texts = texts[[(number, int(line_no)) in wanted for number, line_no in zip(texts["receipt_no"], texts["line_no"])]]
+        day_of = dict(zip(lines["receipt_no"], lines["business_date"]))
+        rows += _excess_rows(texts, RECEIPT_LINE_PLACES, day_of, sorted(wanted), line=True, number_column="receipt_no",
+                             waits=waits, subject="the receipt")
+    return _excess_frame(rows, "receipt_no", RECEIPT_EXCESS_DECIMAL_COLUMNS, empty_receipt_excess_decimals)
+
+
+def changed_receipts_since(engine: Engine, since: datetime | None, names: CINames | None = None) -> pd.DataFrame:
+    """Goods receipts whose updated_at is later than `since` (all receipts when None), oldest change
+    first (for the payables change sensor): receipt_no, business_date (received_date, 'YYYY-MM-DD'),
+    status, updated_at."""
+    g = build_ci_tables(names).goods_received
+    statement = (
+        select(
+            g.c.receipt_no.label("receipt_no"),
+            as_text(g.c.received_date, "business_date"),
+            g.c.status.label("status"),
+            as_text(g.c.updated_at, "updated_at"),
+        )
+        .where(and_(true(), *([g.c.updated_at > since] if since is not None else [])))
+        .order_by(g.c.updated_at, g.c.receipt_no)
+    )
+    return read_frame(engine, statement, RECEIPT_CHANGE_COLUMNS)

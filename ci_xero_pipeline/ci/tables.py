@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Index, Integer, MetaData, Numeric, String, Table
+from sqlalchemy import Boolean, Column, Date, DateTime, Index, Integer, MetaData, Numeric, String, Table, Text
 from sqlalchemy.types import TypeEngine
 
 MONEY = Numeric(14, 2)
@@ -19,6 +19,9 @@ UNIT_PRICE = Numeric(14, 4)
 CODE = String(20)
 DOCUMENT_NO = String(30)
 NAME = String(100)
+# the contract's TEXT: a stock description carries through to Xero, which takes 4,000 characters (a
+# longer one is cut and reported), so the demo holds some longer than any VARCHAR a server would cap
+DESCRIPTION = Text()
 
 # Contract view name -> (attribute on CITables, [(column, type, primary key, nullable)]).
 ColumnSpec = tuple[str, TypeEngine, bool, bool]
@@ -58,7 +61,7 @@ CONTRACT: dict[str, tuple[str, list[ColumnSpec]]] = {
             ("invoice_no", DOCUMENT_NO, True, False),
             ("line_no", Integer(), True, False),
             ("sku", String(40), False, True),
-            ("description", String(200), False, False),
+            ("description", DESCRIPTION, False, False),
             ("quantity", QUANTITY, False, False),
             ("unit_price_incl", UNIT_PRICE, False, False),
             ("discount_incl", MONEY, False, False),
@@ -111,7 +114,7 @@ CONTRACT: dict[str, tuple[str, list[ColumnSpec]]] = {
             ("receipt_no", DOCUMENT_NO, True, False),
             ("line_no", Integer(), True, False),
             ("sku", String(40), False, True),
-            ("description", String(200), False, False),
+            ("description", DESCRIPTION, False, False),
             ("quantity", QUANTITY, False, False),
             ("unit_cost_excl", UNIT_PRICE, False, False),
             ("line_total_excl", MONEY, False, False),
@@ -126,7 +129,7 @@ CONTRACT: dict[str, tuple[str, list[ColumnSpec]]] = {
 DATE_INDEXES: dict[str, list[tuple[str, ...]]] = {
     "ci_sales_invoices": [("source", "business_date"), ("business_date",), ("updated_at",)],
     "ci_cash_ups": [("business_date",)],
-    "ci_goods_received": [("received_date",)],
+    "ci_goods_received": [("received_date",), ("updated_at",)],
 }
 
 
