@@ -212,14 +212,17 @@ def test_ci_voids_a_posted_invoice_and_it_is_taken_back(site, tmp_path):
     assert run_days(site, DAY, DAY, instance, process=PROCESS).success
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'ci.sqlite'}")
     with engine.begin() as connection:
-        connection.execute(sa.text("UPDATE ci_sales_invoices SET status = 'VOID', updated_at = :t WHERE invoice_no = 'A102'"),
+        # an invoice on account, and the till sale whose EFTPOS we paid (our payment is taken off first)
+        connection.execute(sa.text("UPDATE ci_sales_invoices SET status = 'VOID', updated_at = :t WHERE invoice_no IN ('A102', 'P100')"),
                            {"t": datetime.combine(DAY, datetime.min.time()) + timedelta(hours=16)})
     engine.dispose()
     changed = run_days(site, DAY, DAY, instance, process=PROCESS)
     assert changed.success and changed.failed_checks == [], changed.failed_checks
     outcomes = dict(zip(changed.results["number"], changed.results["outcome"]))
-    assert outcomes["AR-A102"] == "withdrawn" and {o for n, o in outcomes.items() if n != "AR-A102"} == {"already_posted"}
-    assert held(site)["AR-A102"]["Status"] == "VOIDED"
+    assert {n: o for n, o in outcomes.items() if o != "already_posted"} == {"AR-A102": "withdrawn", "AR-P100": "withdrawn"}
+    xero = held(site)
+    assert xero["AR-A102"]["Status"] == xero["AR-P100"]["Status"] == "VOIDED"
+    assert "AR-P100/EFTPOS" not in payments(site) and "AR-A104/CASH" in payments(site)
 
 
 QUARANTINE_DAY = date(2026, 3, 5)

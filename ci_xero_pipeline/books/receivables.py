@@ -609,8 +609,8 @@ def allocations_wanted(validated: ValidatedReceivables, rules: ReceivablesRules,
     nothing to allocate). The posting step allocates min(credit remaining, invoice due), or reports why not
     (the invoice not in Xero yet: waiting, and the credit's day runs again once it is)."""
     links = validated.credit_links
-    if links.empty or documents.empty:
-        return _allocations_frame([])
+    if links.empty or documents.empty or rules.status != "AUTHORISED":
+        return _allocations_frame([])  # (Xero allocates only AUTHORISED credit notes, to AUTHORISED invoices)
     keys = set(documents["document_key"].tolist())
     remaining = on_account_cents(validated, rules)
     rows = []
