@@ -182,7 +182,7 @@ def test_demo_has_the_variety_the_pipeline_must_handle(demo, demo_url):
     receipt_lines = scaled_rows(demo_url, "goods_received_lines", {"quantity": 3, "unit_cost_excl": 4, "line_total_excl": 2, "line_gst": 2})
     for line in receipt_lines.itertuples():
         assert line.line_total_excl == half_up(line.quantity * line.unit_cost_excl, 100_000)
-        assert line.line_gst == half_up(line.line_total_excl * 15, 100)
+        assert line.line_gst == (half_up(line.line_total_excl * 15, 100) if line.gst_code == "S" else 0)
     sums = receipt_lines.groupby("receipt_no")[["line_total_excl", "line_gst"]].sum()
     assert (receipts.set_index("receipt_no")["total_excl"] == sums["line_total_excl"]).all()
     assert {"FINAL", "HELD", "VOID"} <= set(receipts["status"]) or len(receipts) < 30

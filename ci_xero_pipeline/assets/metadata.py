@@ -287,7 +287,7 @@ def _problem_rows(problems: pd.DataFrame, quarantined: pd.DataFrame, explained: 
     rows += [
         {"business_date": row.business_date, "number": row.invoice_no, "outcome": "quarantined",
          "amount_cents": row.total_incl_cents, "reason": row.reason,
-         "fix": "correct the CI document or the mapping named in the reason (validated_eretailer's quarantined_rows), "
+         "fix": "correct the CI document or the mapping named in the reason (the quarantined_rows of the process's validated_ step), "
                 "then re-run the day",
          "ci_documents": ci_documents_summary([row.invoice_no])}
         for row in quarantined.itertuples(index=False)
@@ -376,7 +376,7 @@ def log_validated(validated: Any) -> list[str]:
     for row in held.head(REFUSALS_LOGGED).itertuples(index=False):
         lines.append(f"Quarantined: {row.business_date} {row.invoice_no}: {row.reason}")
     if len(held) > REFUSALS_LOGGED:
-        lines.append(f"… and {len(held) - REFUSALS_LOGGED} more (validated_eretailer's quarantined_rows lists them all).")
+        lines.append(f"… and {len(held) - REFUSALS_LOGGED} more (the quarantined_rows of the process's validated_ step lists them all).")
     return lines
 
 
