@@ -593,3 +593,217 @@ def test_the_sdk_reads_journals_back(api):
         ("310", "60.00", "Online"), ("631", "-60.00", "Online")]
     listed = accounting.get_manual_journals(api.tenant_id, where='Narration=="CI COGS SDK 2026-10-01"', page=1).manual_journals
     assert [str(j.manual_journal_id) for j in listed] == [made["ManualJournalID"]]
+
+
+# -- contacts keyed by ContactNumber --------------------------------------------------------------------------
+
+def contacts_written(api: Api, *contacts: dict, method: str = "PUT") -> list[dict]:
+    answer = api.call(method, "Contacts", {"Contacts": list(contacts)}, params={"summarizeErrors": "false"})
+    assert answer.status_code == 200, answer.text
+    return api.json(answer)["Contacts"]
+
+
+def test_contact_numbers_are_unique_and_a_batch_answers_per_contact(api):
+    answer = api.call("PUT", "Contacts", {"Contacts": [
+        {"Name": "Harbour Traders", "ContactNumber": "C100"},
+        {"Name": "Harbour Traders (2)", "ContactNumber": "c100"},  # the same number in another case
+        {"Name": "  harbour   TRADERS ", "ContactNumber": "C101"},  # the same name, spaced and cased otherwise
+        {"Name": "Hill Supplies", "ContactNumber": "S200"},
+    ]}, params={"summarizeErrors": "false"})
+    assert answer.status_code == 200, answer.text
+    elements = api.json(answer)["Contacts"]
+    assert [e["StatusAttributeString"] for e in elements] == ["OK", "ERROR", "ERROR", "OK"]
+    assert messages_of(elements[1]) == [
+        "The ContactNumber c100 is already assigned to another contact (Harbour Traders, ACTIVE). The ContactNumber must be unique."]
+    assert messages_of(elements[2]) == [
+        "The contact name harbour   TRADERS is already assigned to another contact. "
+        "The contact name must be unique across all active contacts."]
+    assert elements[1]["ContactID"] == "00000000-0000-0000-0000-000000000000"
+    saved = {e["ContactNumber"]: e["ContactID"] for e in elements if e["StatusAttributeString"] == "OK"}
+    assert set(saved) == {"C100", "S200"}
+
+    # an archived contact keeps its number: a new contact cannot take it, but its name is free again
+    archived = contacts_written(api, {"ContactID": saved["S200"], "ContactStatus": "ARCHIVED"}, method="POST")[0]
+    assert archived["ContactStatus"] == "ARCHIVED"
+    again = contacts_written(api, {"Name": "Hill Supplies", "ContactNumber": "S200"}, {"Name": "Hill Supplies", "ContactNumber": "S201"})
+    assert [e["StatusAttributeString"] for e in again] == ["ERROR", "OK"]
+    assert messages_of(again[0]) == [
+        "The ContactNumber S200 is already assigned to another contact (Hill Supplies, ARCHIVED). The ContactNumber must be unique."]
+    # restoring the archived one now meets the active contact of its name
+    restored = contacts_written(api, {"ContactID": saved["S200"], "ContactStatus": "ACTIVE"}, method="POST")[0]
+    assert messages_of(restored) == [
+        "The contact name Hill Supplies is already assigned to another contact. The contact name must be unique across all active contacts."]
+    # renumbering onto a taken number is refused; keeping one's own number is not a clash
+    renumbered = contacts_written(api, {"ContactID": saved["C100"], "ContactNumber": "S201"},
+                                  {"ContactID": saved["C100"], "ContactNumber": "C100", "EmailAddress": "a@b.nz"}, method="POST")
+    assert [e["StatusAttributeString"] for e in renumbered] == ["ERROR", "OK"]
+    # without summarizeErrors=false the whole batch is refused
+    refused = api.put("Contacts", {"Contacts": [{"Name": "Fresh", "ContactNumber": "F1"}, {"Name": "Dup", "ContactNumber": "C100"}]})
+    assert refused.status_code == 400
+    assert api.get("Contacts", where='ContactNumber=="F1"')["Contacts"] == []
+
+
+def test_contacts_are_found_by_contact_numbers_or_joined(api):
+    contacts_written(api, *[{"Name": f"Customer {n}", "ContactNumber": f"A{n}"} for n in range(1, 5)])
+    contacts_written(api, {"ContactID": api.get("Contacts", where='ContactNumber=="A4"')["Contacts"][0]["ContactID"],
+                           "ContactStatus": "ARCHIVED"}, method="POST")
+    found = api.get("Contacts", where='ContactNumber=="A1" OR ContactNumber=="a3" OR ContactNumber=="A4" OR ContactNumber=="Z9"')
+    assert sorted(c["ContactNumber"] for c in found["Contacts"]) == ["A1", "A3"]
+    with_archived = api.get("Contacts", where='ContactNumber=="A1" OR ContactNumber=="A4"', includeArchived="true")
+    assert sorted((c["ContactNumber"], c["ContactStatus"]) for c in with_archived["Contacts"]) == [("A1", "ACTIVE"), ("A4", "ARCHIVED")]
+
+
+def test_a_document_finds_its_contact_by_number_and_never_makes_a_second(api):
+    first = api.create("Invoices", bill_doc("SUP-5", "B-1"))[0]
+    second = api.create("Invoices", bill_doc("sup-5", "B-2", Contact={"ContactNumber": "sup-5", "Name": "Another name"}))[0]
+    assert first["Contact"]["ContactID"] == second["Contact"]["ContactID"]
+    assert [c["Name"] for c in api.get("Contacts", where='ContactNumber=="SUP-5"')["Contacts"]] == ["Supplier SUP-5"]
+    supplier = api.get("Contacts", where='ContactNumber=="SUP-5"')["Contacts"][0]
+    assert supplier["IsSupplier"] is True
+    contacts_written(api, {"ContactID": supplier["ContactID"], "ContactStatus": "ARCHIVED"}, method="POST")
+    refused = api.json(api.put("Invoices", {"Invoices": [bill_doc("SUP-5", "B-3")]}, summarizeErrors="false"))["Invoices"][0]
+    assert messages_of(refused) == [
+        "The ContactNumber SUP-5 is already assigned to another contact (Supplier SUP-5, ARCHIVED). The ContactNumber must be unique."]
+
+
+# -- bills and bill credits -----------------------------------------------------------------------------------
+
+def test_bills_share_numbers_carry_a_url_and_are_found_by_contact_and_number(api):
+    bills = api.create("Invoices", bill_doc("S1", "INV-9"), bill_doc("S1", "INV-9", Url="https://ci-xero.invalid/receipts?ci_receipt=R2"),
+                       bill_doc("S2", "INV-9"), bill_doc("S1", "INV-10", Status="DRAFT"))
+    assert [b["Status"] for b in bills] == ["SUBMITTED", "SUBMITTED", "SUBMITTED", "DRAFT"]  # SUBMITTED: Awaiting Approval
+    assert bills[1]["Url"] == "https://ci-xero.invalid/receipts?ci_receipt=R2"
+    assert (bills[0]["Total"], bills[0]["TotalTax"], bills[0]["AmountDue"]) == (D("115.00"), D("15.00"), D("115.00"))
+    assert api.get(f"Invoices/{bills[0]['InvoiceID']}")["Invoices"][0]["Url"] == "https://ci-xero.invalid/receipts?ci_receipt=INV-9-S1"
+
+    clause = 'Type=="ACCPAY" AND Contact.ContactNumber=="S1" AND InvoiceNumber=="INV-9"'
+    found = api.get("Invoices", where=clause)["Invoices"]
+    assert sorted(b["InvoiceID"] for b in found) == sorted(b["InvoiceID"] for b in bills[:2])
+    either = api.get("Invoices", where=f'({clause}) OR (Type=="ACCPAY" AND Contact.ContactNumber=="S2" AND InvoiceNumber=="inv-9")'
+                     ' OR (Type=="ACCPAY" AND Contact.ContactNumber=="S1" AND InvoiceNumber=="INV-10")')["Invoices"]
+    assert sorted(b["InvoiceID"] for b in either) == sorted(b["InvoiceID"] for b in bills)
+    assert api.get("Invoices", where='Type=="ACCREC" AND InvoiceNumber=="INV-9"')["Invoices"] == []
+
+    # sales numbers stay unique while bill numbers repeat
+    assert api.create("Invoices", invoice("INV-9"))[0]["Type"] == "ACCREC"
+    assert "Invoice # must be unique." in api.refused("Invoices", invoice("INV-9"))
+
+
+def test_bill_lines_take_any_account_but_a_system_or_bank_one(api):
+    # Xero allows any non-system account on a bill: a REVENUE account with a rate that fits it is accepted
+    accepted = api.create("Invoices", bill_doc("S3", "B-L1", LineItems=[
+        {"Description": "Rebate", "Quantity": D("1"), "UnitAmount": D("10.00"), "AccountCode": "200", "TaxType": "NONE"}]))[0]
+    assert accepted["LineItems"][0]["AccountCode"] == "200"
+    for code in ("800", "610", "820", "090"):
+        refused = api.refused("Invoices", with_line(bill_doc("S3", "B-L2"), AccountCode=code))
+        assert refused == [f"Account code '{code}' is not a valid code for this document."], (code, refused)
+    refused = api.refused("CreditNotes", {**bill_credit_doc("S3", "SC-L", "10.00"),
+                                          "LineItems": [{"Description": "x", "UnitAmount": D("10.00"), "AccountCode": "800"}]})
+    assert refused == ["Account code '800' is not a valid code for this document."]
+
+
+def test_a_submitted_or_draft_bill_can_be_edited_and_deleted(api):
+    submitted, draft = api.create("Invoices", bill_doc("S4", "B-E1"), bill_doc("S4", "B-E2", Status="DRAFT"))
+    edited = api.post("Invoices", {"Invoices": [{"InvoiceID": submitted["InvoiceID"], "InvoiceNumber": "B-E1a",
+                                                 "LineItems": [{"Description": "Boots", "Quantity": D("1"), "UnitAmount": D("80.00"),
+                                                                "AccountCode": "631", "TaxType": "INPUT2"}]}]}, summarizeErrors="false")
+    saved = api.json(edited)["Invoices"][0]
+    assert (saved["StatusAttributeString"], saved["InvoiceNumber"], saved["Total"], saved["Status"]) == ("OK", "B-E1a", D("92.00"), "SUBMITTED")
+    assert saved["Url"] == submitted["Url"]  # kept: not sent
+    approved = api.post(f"Invoices/{submitted['InvoiceID']}", {"Invoices": [{"Status": "AUTHORISED"}]}, summarizeErrors="false")
+    assert api.json(approved)["Invoices"][0]["Status"] == "AUTHORISED"
+    deleted = api.post(f"Invoices/{draft['InvoiceID']}", {"Invoices": [{"Status": "DELETED"}]}, summarizeErrors="false")
+    assert api.json(deleted)["Invoices"][0]["Status"] == "DELETED"
+    refused = api.post(f"Invoices/{submitted['InvoiceID']}", {"Invoices": [{"Status": "DELETED"}]}, summarizeErrors="false")
+    assert messages_of(api.json(refused)["Invoices"][0]) == ["An AUTHORISED document cannot be deleted; void it instead."]
+
+
+def test_bills_respect_the_lock_date(make_api):
+    api = make_api(SandboxOrganisation("Locked Ltd", "LOCK1", period_lock_date=date(2026, 10, 1)))
+    assert api.refused("Invoices", bill_doc("S5", "B-K1", Status="AUTHORISED")) == [
+        "The document date cannot be on or before the period lock date (01 Oct 2026); an adviser must change the lock date first."]
+    submitted = api.create("Invoices", bill_doc("S5", "B-K2"))[0]  # not yet approved: accepted, as drafts are
+    refused = api.post(f"Invoices/{submitted['InvoiceID']}", {"Invoices": [{"Status": "DELETED"}]}, summarizeErrors="false")
+    assert messages_of(api.json(refused)["Invoices"][0]) == [
+        "This invoice is dated on or before the period lock date (01 Oct 2026) and cannot be deleted; "
+        "an adviser must change the lock date first."]
+
+
+def test_bill_credits_share_numbers_keep_their_reference_and_are_found_alike(api):
+    credits = api.create("CreditNotes", bill_credit_doc("S6", "SC-1", "23.00"), bill_credit_doc("S6", "SC-1", "11.50", Reference="GR-77"),
+                         bill_credit_doc("S7", "SC-1", "5.75"))
+    assert [c["Reference"] for c in credits] == ["GR-SC-1", "GR-77", "GR-SC-1"]
+    assert [(c["Total"], c["TotalTax"]) for c in credits] == [(D("23.00"), D("3.00")), (D("11.50"), D("1.50")), (D("5.75"), D("0.75"))]
+    clause = 'Type=="ACCPAYCREDIT" AND Contact.ContactNumber=="S6" AND CreditNoteNumber=="SC-1"'
+    assert len(api.get("CreditNotes", where=clause)["CreditNotes"]) == 2
+    by_reference = api.get("CreditNotes", where=f'({clause} AND Reference=="GR-77") OR (Type=="ACCPAYCREDIT" AND '
+                                               'Contact.ContactNumber=="S7" AND CreditNoteNumber=="SC-1")')["CreditNotes"]
+    assert sorted(c["CreditNoteID"] for c in by_reference) == sorted([credits[1]["CreditNoteID"], credits[2]["CreditNoteID"]])
+
+
+def test_the_sdk_reads_bills_back(api):
+    accounting = sdk(api)
+    bill = api.create("Invoices", bill_doc("S8", "B-SDK"))[0]
+    found = accounting.get_invoices(api.tenant_id, where='Type=="ACCPAY" AND Contact.ContactNumber=="S8" AND InvoiceNumber=="B-SDK"').invoices
+    assert [(b.type, b.status, b.url, b.contact.contact_number, str(b.total)) for b in found] == [
+        ("ACCPAY", "SUBMITTED", bill["Url"], "S8", "115.00")]
+
+
+# -- the demo chart -------------------------------------------------------------------------------------------
+
+def test_the_demo_chart_has_the_purchase_and_stock_accounts(api):
+    accounts = {a["Code"]: a for a in api.get("Accounts")["Accounts"]}
+    shape = {code: (a["Name"], a["Type"], a["Class"], a["TaxType"], a["Status"], a.get("SystemAccount", ""))
+             for code, a in accounts.items() if code in ("300", "310", "630", "631", "610", "800", "820", "090")}
+    assert shape == {
+        "300": ("Purchases", "DIRECTCOSTS", "EXPENSE", "INPUT2", "ACTIVE", ""),
+        "310": ("Cost of Goods Sold", "DIRECTCOSTS", "EXPENSE", "INPUT2", "ACTIVE", ""),
+        "630": ("Inventory", "INVENTORY", "ASSET", "NONE", "ACTIVE", ""),  # the trap: Xero's tracked items only
+        "631": ("Stock on hand (CI)", "CURRENT", "ASSET", "NONE", "ACTIVE", ""),
+        "610": ("Accounts Receivable", "CURRENT", "ASSET", "NONE", "ACTIVE", "DEBTORS"),
+        "800": ("Accounts Payable", "CURRLIAB", "LIABILITY", "NONE", "ACTIVE", "CREDITORS"),
+        "820": ("GST", "CURRLIAB", "LIABILITY", "NONE", "ACTIVE", "GST"),
+        "090": ("Business Bank Account", "BANK", "ASSET", "NONE", "ACTIVE", ""),
+    }
+    assert accounts["631"]["EnablePaymentsToAccount"] is False
+
+
+def test_an_older_sandbox_file_gains_the_new_tables_keys_and_accounts(tmp_path):
+    """A file written before issue 12 (no journals or allocations tables, contacts without their keys, no 300
+    or 631) opens with them, its contacts findable by the new keys."""
+    import sqlite3
+
+    from ci_xero_pipeline.sandbox.store import SandboxStore
+
+    path = str(tmp_path / "old.sqlite")
+    store = SandboxStore(path)
+    organisation = SandboxOrganisation("Old Ltd", "OLD1")
+    tenant = store.ensure_organisation(organisation)
+    store.save_contact(tenant, {"ContactID": "c1", "Name": "Old  Customer", "ContactNumber": "OC1", "ContactStatus": "ACTIVE",
+                                "UpdatedDateUTC": 1})
+    store.close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE manual_journals; DROP TABLE allocations; DROP INDEX contacts_name_key; DROP INDEX contacts_number_key;"
+                     "ALTER TABLE contacts DROP COLUMN name_key; ALTER TABLE contacts DROP COLUMN number_key;"
+                     "DELETE FROM accounts WHERE code IN ('300', '631');")
+    db.close()
+    store = SandboxStore(path)
+    store.ensure_organisation(organisation)
+    assert [c["ContactID"] for c in store.contacts_keyed(tenant, "name_key", "old customer", active_only=True)] == ["c1"]
+    assert [c["ContactID"] for c in store.contacts_keyed(tenant, "number_key", "oc1", active_only=False)] == ["c1"]
+    assert store.journal_rows(tenant) == [] and store.allocation_rows(tenant) == []
+    assert {a.code for a in store.stored_accounts(tenant)} >= {"300", "631"}
+    store.close()
+
+
+def test_where_tells_which_numbers_an_index_lookup_may_narrow_to():
+    from ci_xero_pipeline.sandbox.where import parse_where, required_values
+
+    def values(text: str) -> set[str] | None:
+        return required_values(parse_where(text), "InvoiceNumber")
+
+    assert values('Type=="ACCPAY" AND Contact.ContactNumber=="S1" AND InvoiceNumber=="9"') == {"9"}
+    assert values('(Type=="ACCPAY" AND InvoiceNumber=="9") OR (InvoiceNumber=="10" AND Type=="ACCPAY")') == {"9", "10"}
+    assert values('InvoiceNumber=="9" OR Type=="ACCPAY"') is None  # the second group may match any number
+    assert values('NOT (InvoiceNumber=="9")') is None and values('InvoiceNumber!="9"') is None
+    assert values('InvoiceNumber.StartsWith("9")') is None and values('Type=="ACCPAY"') is None

@@ -56,8 +56,8 @@ from .rules import (
     parse_amount,
     parse_date,
 )
-from .store import SandboxStore
-from .where import Where, WhereError, parse_where
+from .store import SandboxStore, name_key, number_key
+from .where import Where, WhereError, parse_where, required_values
 from .xerojson import (
     date_string,
     envelope,
@@ -677,11 +677,24 @@ class Accounting:
             errors.append("The contact name must be specified.")
         elif len(name) > CONTACT_NAME_LIMIT:
             errors.append(f"The contact name must be {CONTACT_NAME_LIMIT} characters or fewer.")
-        if len(contact.get("ContactNumber", "")) > CONTACT_NUMBER_LIMIT:
+        number = contact.get("ContactNumber", "")
+        if len(number) > CONTACT_NUMBER_LIMIT:
             errors.append(f"ContactNumber must be {CONTACT_NUMBER_LIMIT} characters or fewer.")
+        elif number:
+            # Xero's docs: ContactNumber is the key of the contact in an external system. Xero does not say it
+            # refuses a second contact with one; the stricter reading refuses it among all contacts, archived
+            # ones too, compared case-insensitively (store.number_key)
+            others = [c for c in self.store.contacts_keyed(tenant_id, "number_key", number_key(number), active_only=False)
+                      if c["ContactID"] != contact["ContactID"]]
+            if others:
+                errors.append(f"The ContactNumber {number} is already assigned to another contact "
+                              f"({others[0]['Name']}, {others[0]['ContactStatus']}). The ContactNumber must be unique.")
         if name and contact.get("ContactStatus") == "ACTIVE":
-            same = self.store.active_contact_by(tenant_id, "name", name)
-            if same is not None and same["ContactID"] != contact["ContactID"]:
+            # xero-facts.md: names are unique among active contacts; compared case-insensitively with white
+            # space collapsed (store.name_key), the stricter reading
+            same = [c for c in self.store.contacts_keyed(tenant_id, "name_key", name_key(name), active_only=True)
+                    if c["ContactID"] != contact["ContactID"]]
+            if same:
                 errors.append(
                     f"The contact name {name} is already assigned to another contact. "
                     "The contact name must be unique across all active contacts."
@@ -745,7 +758,7 @@ class Accounting:
             return contact, None, None
         number = _text(spec.get("ContactNumber"))
         if number:
-            contact = self.store.active_contact_by(tenant_id, "contact_number", number)
+            contact = self.store.active_contact_by(tenant_id, "number_key", number_key(number))
             if contact is not None:
                 return contact, None, None
         name = _text(spec.get("Name"))
@@ -867,7 +880,9 @@ class Accounting:
         where = _where(query)
         numbers = _comma_list(query, "InvoiceNumbers") if kind.collection == "Invoices" else None
         if where is not None and numbers is None:
-            pushed = where.equality_values(kind.number_field)
+            # an index lookup by number when every matching document must have one of some numbers, as in
+            # a bill's lookup: (Type=="ACCPAY" AND Contact.ContactNumber=="S1" AND InvoiceNumber=="9") OR (…)
+            pushed = required_values(where, kind.number_field)
             numbers = sorted(pushed) if pushed is not None else None
         ids = _comma_list(query, "IDs")
         statuses = _comma_list(query, "Statuses")

@@ -63,7 +63,7 @@ from .rules import (
     tax_on,
 )
 from .store import SandboxStore
-from .where import WhereError, parse_where
+from .where import WhereError, parse_where, required_values
 from .xerojson import envelope, ms_date, ms_timestamp, not_found, now_ms, post_data_invalid, query_parse_error, validation_exception
 
 NARRATION_LIMIT = 4000  # see the module docstring
@@ -310,7 +310,7 @@ class ManualJournals:
             where = parse_where(text) if text else None
         except WhereError as error:
             return 400, query_parse_error(str(error))
-        narrations = where.equality_values("Narration") if where is not None else None
+        narrations = required_values(where, "Narration") if where is not None else None  # an index lookup
         journals = [loads_exact(row["journal"]) for row in self.store.journal_rows(
             tenant_id, narrations=sorted(narrations) if narrations is not None else None)]
         if where is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 import uuid
@@ -75,7 +76,7 @@ CREATE INDEX IF NOT EXISTS tracking_options_category ON tracking_options (catego
 CREATE TABLE IF NOT EXISTS contacts (
     contact_id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, name TEXT NOT NULL COLLATE NOCASE,
     contact_number TEXT COLLATE NOCASE, email TEXT, status TEXT NOT NULL, updated_ms INTEGER NOT NULL,
-    document TEXT NOT NULL);
+    document TEXT NOT NULL, name_key TEXT, number_key TEXT);
 CREATE INDEX IF NOT EXISTS contacts_name ON contacts (tenant_id, name);
 CREATE INDEX IF NOT EXISTS contacts_number ON contacts (tenant_id, contact_number);
 CREATE TABLE IF NOT EXISTS invoices (
@@ -118,6 +119,18 @@ CREATE INDEX IF NOT EXISTS calls_tenant ON calls (tenant_id);
 DOCUMENT_TABLES = {"Invoices": "invoices", "CreditNotes": "credit_notes"}
 
 
+def name_key(name: str | None) -> str:
+    """A contact name as uniqueness compares it: case folded, white space collapsed (Xero: names are unique
+    among active contacts; whether "ACME  Ltd" and "acme ltd" collide is not documented, and the stricter
+    reading says they do)."""
+    return re.sub(r"\s+", " ", (name or "").strip()).casefold()
+
+
+def number_key(number: str | None) -> str:
+    """A ContactNumber as uniqueness compares it: case folded (the stricter reading, as for names)."""
+    return (number or "").strip().casefold()
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -155,6 +168,17 @@ class SandboxStore:
         def columns(table: str) -> set[str]:
             return {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
 
+        contact_columns = columns("contacts")
+        for name in ("name_key", "number_key"):
+            if name not in contact_columns:
+                self._db.execute(f"ALTER TABLE contacts ADD COLUMN {name} TEXT")
+        if not {"name_key", "number_key"} <= contact_columns:  # an older file: its contacts get their keys
+            for row in self._db.execute("SELECT contact_id, document FROM contacts").fetchall():
+                contact = loads_exact(row["document"])
+                self._db.execute("UPDATE contacts SET name_key = ?, number_key = ? WHERE contact_id = ?",
+                                 (name_key(contact.get("Name")), number_key(contact.get("ContactNumber")) or None, row["contact_id"]))
+        self._db.execute("CREATE INDEX IF NOT EXISTS contacts_name_key ON contacts (tenant_id, name_key)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS contacts_number_key ON contacts (tenant_id, number_key)")
         if "end_of_year_lock_date" not in columns("organisations"):
             self._db.execute("ALTER TABLE organisations ADD COLUMN end_of_year_lock_date TEXT")
         if "enable_payments" not in columns("accounts"):
@@ -440,12 +464,20 @@ class SandboxStore:
         return loads_exact(row["document"]) if row else None
 
     def active_contact_by(self, tenant_id: str, column: str, value: str) -> dict[str, Any] | None:
-        assert column in ("name", "contact_number")
+        assert column in ("name", "contact_number", "name_key", "number_key")
         row = self.query_one(
             f"SELECT document FROM contacts WHERE tenant_id = ? AND {column} = ? AND status = 'ACTIVE' ORDER BY rowid",
             (tenant_id, value),
         )
         return loads_exact(row["document"]) if row else None
+
+    def contacts_keyed(self, tenant_id: str, column: str, key: str, active_only: bool) -> list[dict[str, Any]]:
+        """Contacts whose `name_key` or `number_key` is `key` (see name_key, number_key), oldest first."""
+        assert column in ("name_key", "number_key")
+        sql = f"SELECT document FROM contacts WHERE tenant_id = ? AND {column} = ?"
+        if active_only:
+            sql += " AND status = 'ACTIVE'"
+        return [loads_exact(row["document"]) for row in self.query(sql + " ORDER BY rowid", (tenant_id, key))]
 
     def contacts_by_ids(self, tenant_id: str, contact_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         wanted = sorted(set(contact_ids))
@@ -465,13 +497,15 @@ class SandboxStore:
 
     def save_contact(self, tenant_id: str, contact: dict[str, Any]) -> None:
         self.execute(
-            "INSERT INTO contacts VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (contact_id) DO UPDATE SET "
+            "INSERT INTO contacts (contact_id, tenant_id, name, contact_number, email, status, updated_ms, document, "
+            "name_key, number_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (contact_id) DO UPDATE SET "
             "name = excluded.name, contact_number = excluded.contact_number, email = excluded.email, "
-            "status = excluded.status, updated_ms = excluded.updated_ms, document = excluded.document",
+            "status = excluded.status, updated_ms = excluded.updated_ms, document = excluded.document, "
+            "name_key = excluded.name_key, number_key = excluded.number_key",
             (
                 contact["ContactID"], tenant_id, contact["Name"], contact.get("ContactNumber"),
                 contact.get("EmailAddress"), contact.get("ContactStatus", "ACTIVE"), contact["UpdatedDateUTC"],
-                encode_text(contact),
+                encode_text(contact), name_key(contact["Name"]), number_key(contact.get("ContactNumber")) or None,
             ),
         )
 

@@ -3,7 +3,7 @@
 Supported: `Field=="v"`, `Field!="v"`, `<`, `<=`, `>`, `>=` against strings, numbers, true/false, null,
 `DateTime(2026,10,01)` and `Guid("…")`; `Field.Contains("v")`, `.StartsWith(…)`, `.EndsWith(…)`;
 `AND`/`&&`, `OR`/`||`, `NOT`/`!`, parentheses; dotted fields (`Contact.Name`). Strings compare
-case-insensitively, as Xero does.
+case-insensitively, as Xero does. `required_values` tells what an index lookup may narrow to.
 """
 
 from __future__ import annotations
@@ -234,6 +234,26 @@ class Where:
                 return None
             values.add(part.value)
         return values
+
+
+def _required(node: Any, field: str) -> set[str] | None:
+    if isinstance(node, _Comparison):
+        return {node.value} if node.field == field and node.op == "==" and isinstance(node.value, str) else None
+    if isinstance(node, _Bool) and node.op == "and":
+        known = [values for values in (_required(part, field) for part in node.parts) if values is not None]
+        return min(known, key=len) if known else None  # any one conjunct bounds the whole
+    if isinstance(node, _Bool) and node.op == "or":
+        found = [_required(part, field) for part in node.parts]
+        return set().union(*found) if all(values is not None for values in found) else None
+    return None  # NOT, or a clause that says nothing of the field
+
+
+def required_values(where: "Where", field: str) -> set[str] | None:
+    """The values `field` must equal (case-insensitively) for an element to match, when the clause says:
+    `field=="a"`, ANDed with anything, or OR-groups each of which says it, e.g.
+    `(Type=="ACCPAY" AND InvoiceNumber=="9") OR (Type=="ACCPAY" AND InvoiceNumber=="10")` → {"9", "10"}.
+    None when it does not (an index lookup cannot be used, every element must be read)."""
+    return _required(where.predicate, field)
 
 
 def parse_where(text: str) -> Where:
