@@ -310,3 +310,13 @@ def test_a_branch_with_no_tracking_option_holds_its_cost_back():
     validated, books = books_of([sale("P1", [stock("1", "10.00", "3.0000")], branch="ZZZ01")])
     assert list(validated.quarantine["check"]) == ["unmapped_branch_code"] and books.documents.empty
     assert validated.unmapped_codes == {"branch_code": ["ZZZ01"]}
+
+
+def test_a_unit_cost_with_more_decimals_than_the_contract_holds_its_branch_day_back():
+    documents = read([sale("P1", [stock("1", "10.00", "3.0000")]), sale("P2", [stock("1", "10.00", "3.0000")], branch="WLG01")])
+    excess = pd.DataFrame({"business_date": [DAY], "invoice_no": ["P1"], "line_no": pd.array([1], dtype="Int64"),
+                           "column": ["unit_cost_excl"], "value": ["3.00005"], "places": [5],
+                           "reason": ["P1 line 1: unit_cost_excl 3.00005 has 5 decimals, the contract 4"]})
+    validated = validate_cogs(dataclasses.replace(documents, cost_excess_decimals=excess), rules())
+    assert validated.quarantine[["branch_code", "invoice_no", "line_no", "check"]].values.tolist() == [["AKL01", "P1", 1, "excess_decimals"]]
+    assert list(build_cogs_journals(validated, rules()).documents["branch_code"]) == ["WLG01"]

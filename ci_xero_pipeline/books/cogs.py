@@ -29,6 +29,8 @@ Validation (validate_cogs), per branch-day, since a journal is a branch-day's:
 - missing_cost: a stock line with no unit_cost_excl quarantines its branch-day (missing_cost: quarantine),
   or is costed at zero with a notice naming it (missing_cost: zero);
 - negative_cost: a negative unit_cost_excl (an average cost below zero is not a cost) quarantines it;
+- excess_decimals: a unit_cost_excl CI holds with more than its 4 decimals (extraction's
+  cost_excess_decimals) quarantines it: a cost is never rounded silently;
 - unmapped_cogs_account: a stock line whose analysis code has no COGS account (cogs.cogs_accounts);
 - unmapped_inventory_account: no cogs.inventory_account; narration_too_long: a branch code so long that
   the Narration would pass NARRATION_LIMIT.
@@ -276,6 +278,13 @@ def validate_cogs(read: Any, rules: CogsRules) -> ValidatedCogs:
             hold(day, branch, "negative_cost",
                  f"{where}: unit_cost_excl {_scaled(cost, 4)} is negative: an average cost below zero is not a cost "
                  "(CI's stock valuation needs correcting)", line.invoice_no, line.line_no)
+    # a unit cost CI holds with more decimals than the contract's 4 (the frame holds it rounded): its
+    # branch-day waits, never a cost rounded silently (extraction reports these apart from the sales values)
+    stock_keys = set(zip(stock["invoice_no"].tolist(), stock["line_no"].tolist()))
+    for row in _cost_excess(read).itertuples(index=False):
+        if row.invoice_no in header and row.invoice_no not in contract_held and (row.invoice_no, row.line_no) in stock_keys:
+            day, branch = header[row.invoice_no][0], header[row.invoice_no][1]
+            hold(day, branch, "excess_decimals", row.reason, row.invoice_no, row.line_no)
     if zero_rows:
         notices.append(notices_frame([r[0] for r in zero_rows], [r[1] for r in zero_rows], [r[2] for r in zero_rows],
                                      "missing_cost", [r[3] for r in zero_rows]))
@@ -342,6 +351,14 @@ def validate_cogs(read: Any, rules: CogsRules) -> ValidatedCogs:
         stock_lines=stock_lines, branch_days=branch_days, quarantine=quarantine, skipped=checked.skipped[SKIPPED_COLUMNS],
         read=read_frame, unmapped=unmapped_frame, orphan_lines=checked.orphan_lines, notices=combined_notices(notices),
     )
+
+
+def _cost_excess(read: Any) -> pd.DataFrame:
+    """The unit costs the read found with more than 4 decimals (extract.SalesDocuments.cost_excess_decimals)."""
+    found = getattr(read, "cost_excess_decimals", None)
+    if found is None or found.empty:
+        return pd.DataFrame(columns=["business_date", "invoice_no", "line_no", "reason"])
+    return found
 
 
 # -- exact costs ------------------------------------------------------------------------------------------
