@@ -307,7 +307,7 @@ class XeroClient:
         by_folded = {reference.casefold(): reference for reference in wanted}
         for start in range(0, len(wanted), _REFERENCES_PER_LOOKUP):
             chunk = wanted[start : start + _REFERENCES_PER_LOOKUP]
-            where = " OR ".join(f'Reference=="{_where_text(reference)}"' for reference in chunk)
+            where = " OR ".join(f'Reference=="{where_text(reference)}"' for reference in chunk)
             for payment in self.get_all("Payments", "Payments", {"where": where, "page": 1, "pageSize": 100}):
                 reference = by_folded.get(str(payment.get("Reference") or "").casefold())
                 if reference is not None:
@@ -362,6 +362,11 @@ class XeroClient:
         for start in range(0, len(items), self.batch_size):
             yield items[start : start + self.batch_size]
 
+    def put_contacts(self, keyed_payloads: Sequence[tuple[str, dict[str, Any]]]) -> list[DocumentOutcome]:
+        """One PUT /Contacts of up to batch_size contacts with its Idempotency-Key; each contact's own result
+        (the spec's createContacts takes summarizeErrors and no unitdp)."""
+        return self._write_batch("PUT", "Contacts", keyed_payloads, {"summarizeErrors": "false"}, "contacts", "HasValidationErrors")
+
     def put_batch(self, endpoint: str, keyed_payloads: Sequence[tuple[str, dict[str, Any]]], method: str = "PUT") -> list[DocumentOutcome]:
         """One request of up to batch_size documents; each document's own result (good ones are saved
         even when others fail). PUT creates; POST creates or updates (by id)."""
@@ -405,7 +410,7 @@ def _page_count(pagination: Any) -> int | None:
         return None
 
 
-def _where_text(value: str) -> str:
+def where_text(value: str) -> str:
     """A value inside a where clause's double quotes (a quote or backslash escaped)."""
     return value.replace("\\", "\\\\").replace('"', '\\"')
 

@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from ..money import dumps_exact
-from .client import DocumentOutcome, XeroClient, XeroOutcomeUnknown, _where_text
+from .client import DocumentOutcome, XeroClient, XeroOutcomeUnknown, where_text
 from .ledger import CONTENT_VERSION, INTENDED, POSTED, Intent, LedgerEntry, PostingLedger
 from .oauth import ReconnectRequired
 from .pacing import DailyLimitReached
@@ -202,7 +202,7 @@ def find_contacts_by_number(client: XeroClient, numbers: Iterable[str]) -> dict[
     found: dict[str, list[dict[str, Any]]] = {_fold(n): [] for n in wanted}
     for start in range(0, len(wanted), NUMBERS_PER_LOOKUP):
         chunk = wanted[start : start + NUMBERS_PER_LOOKUP]
-        where = " OR ".join(f'ContactNumber=="{_where_text(number)}"' for number in chunk)
+        where = " OR ".join(f'ContactNumber=="{where_text(number)}"' for number in chunk)
         params = {"where": where, "includeArchived": "true", "page": 1, "pageSize": 100}
         for contact in client.get_all("Contacts", "Contacts", params):
             folded = _fold(str(contact.get("ContactNumber") or ""))
@@ -224,7 +224,7 @@ def _contacts_by_id(client: XeroClient, ids: Iterable[str]) -> dict[str, dict[st
 def _put_contacts(client: XeroClient, keyed: list[tuple[str, dict[str, Any]]]) -> list[DocumentOutcome]:
     """One PUT /Contacts (the spec's createContacts) with the client's batch Idempotency-Key. Not put_batch:
     that one adds unitdp, which createContacts does not take."""
-    return client._write_batch("PUT", CONTACTS, keyed, {"summarizeErrors": "false"}, "contacts", "HasValidationErrors")
+    return client.put_contacts(keyed)
 
 
 # -- the run ---------------------------------------------------------------------------------------------

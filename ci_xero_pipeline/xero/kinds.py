@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote
 from typing import Any, Iterable, Literal, Mapping
 
 from ..money import decimal_to_cents
-from .client import XeroClient, _where_text
+from .client import XeroClient, where_text
 
 LOOKUP_CLAUSES = 10  # AND-groups per where: keeps a query well under URL length limits
 
@@ -147,7 +147,7 @@ def find(client: XeroClient, kind: Kind, numbers: Iterable[str], hints: Mapping[
     if kind in (INVOICES, CREDIT_NOTES):
         candidates = _by_number(client, kind, wanted)
     elif kind is MANUAL_JOURNALS:
-        candidates = _by_where(client, kind, [f'Narration=="{_where_text(n)}"' for n in wanted])
+        candidates = _by_where(client, kind, [f'Narration=="{where_text(n)}"' for n in wanted])
     else:
         candidates = _purchases(client, kind, wanted, hints)
     found: dict[str, dict[str, Any]] = {}
@@ -191,7 +191,7 @@ def _pages(client: XeroClient, kind: Kind, params: dict[str, Any]) -> list[dict[
 def _by_number(client: XeroClient, kind: Kind, numbers: list[str]) -> list[dict[str, Any]]:
     if kind is INVOICES:
         return _pages(client, kind, {"InvoiceNumbers": ",".join(numbers)})
-    return _by_where(client, kind, [f'{kind.number_field}=="{_where_text(n)}"' for n in numbers])
+    return _by_where(client, kind, [f'{kind.number_field}=="{where_text(n)}"' for n in numbers])
 
 
 def _by_where(client: XeroClient, kind: Kind, clauses: list[str]) -> list[dict[str, Any]]:
@@ -212,8 +212,8 @@ def _purchases(client: XeroClient, kind: Kind, numbers: list[str], hints: Mappin
         contact = (payload.get("Contact") or {}).get("ContactNumber")
         supplier_number = payload.get(number_field)
         if contact and supplier_number:
-            clauses.append(f'(Type=="{kind.document_type}" AND Contact.ContactNumber=="{_where_text(contact)}" AND '
-                           f'{number_field}=="{_where_text(supplier_number)}")')
+            clauses.append(f'(Type=="{kind.document_type}" AND Contact.ContactNumber=="{where_text(contact)}" AND '
+                           f'{number_field}=="{where_text(supplier_number)}")')
         elif hint.xero_id:
             ids.append(hint.xero_id)
         else:
