@@ -19,6 +19,9 @@ from ci_xero_pipeline.money import decimal_to_cents
 from ci_xero_pipeline.runner import run_days
 from ci_xero_pipeline.sandbox.faults import FaultPlan
 
+from ci_xero_pipeline.ci.demo import COGS_SCENARIOS
+
+from .conftest import DEMO_DAYS, DEMO_END_DAY
 from .pipeline_helpers import connect_site, xero_client
 
 DAY, NEXT_DAY = date(2026, 3, 2), date(2026, 3, 3)
@@ -245,3 +248,40 @@ def test_a_branch_day_whose_documents_ci_voids_has_its_journal_voided(site, ci_u
     assert outcomes == {narration("AKL01", DAY): "already_posted", narration("WEB", DAY): "withdrawn"}
     statuses = {journal["Narration"]: journal["Status"] for journal in journals(site)}
     assert statuses == {narration("AKL01", DAY): "POSTED", narration("WEB", DAY): "VOIDED"}
+
+
+def ci_cost_by_branch_day(url: str) -> dict[tuple[str, str], int]:
+    """(branch, day) → Σ quantity × unit_cost_excl of the FINAL stock lines, straight from CI's tables with Decimal,
+    rounded once (the demo site maps every analysis code to one COGS account)."""
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(
+            "SELECT i.branch_code, i.business_date, CAST(l.quantity AS TEXT), CAST(l.unit_cost_excl AS TEXT) "
+            "FROM ci_sales_invoice_lines l JOIN ci_sales_invoices i ON i.invoice_no = l.invoice_no "
+            "WHERE i.status = 'FINAL' AND l.sku IS NOT NULL")).all()
+    engine.dispose()
+    exact: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for branch, day, quantity, cost in rows:
+        exact[(branch, str(day)[:10])] += Decimal(quantity) * (Decimal(cost) if cost is not None else Decimal(0))
+    return {key: half_up(value) for key, value in exact.items()}
+
+
+def test_the_demo_month_posts_a_journal_per_branch_day_with_cis_cost_but_the_one_missing_a_cost(sandbox, make_site, demo_ci_url):
+    site = make_site(sandbox, demo_ci_url, {"cogs": {"enabled": True}})  # site.yaml's mapping: every code to 310, stock 631
+    connect_site(site)
+    instance = DagsterInstance.ephemeral()
+    first = DEMO_END_DAY - timedelta(days=DEMO_DAYS - 1)
+    outcome = run_days(site, first, DEMO_END_DAY, instance, process="cogs")
+    assert outcome.failed_checks == ["validated_cogs:no_quarantined_rows"]  # the missing cost, and nothing else
+    missing = COGS_SCENARIOS["missing_cost"]
+    expected = {key: cents for key, cents in ci_cost_by_branch_day(demo_ci_url).items() if cents and key != missing.branch_day}
+    held = {}
+    for journal in live(site).values():
+        branch, day = journal["Narration"].split(" [ci-xero cogs/")[1].rstrip("]").split("/")
+        assert sum(by_account(journal).values()) == 0
+        held[(branch, day)] = by_account(journal)["310"]
+    assert held == expected and len(held) > 20
+    reasons = str(latest(instance, "validated_cogs", date.fromisoformat(missing.day))["quarantine"].value.records)
+    assert all(number in reasons for number in missing.numbers) and "unit_cost_excl" in reasons
+    freight = COGS_SCENARIOS["freight_not_cogs"]
+    assert freight.branch_day in held  # its freight line carries no cost and needs none
