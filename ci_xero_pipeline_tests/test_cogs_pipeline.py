@@ -285,3 +285,24 @@ def test_the_demo_month_posts_a_journal_per_branch_day_with_cis_cost_but_the_one
     assert all(number in reasons for number in missing.numbers) and "unit_cost_excl" in reasons
     freight = COGS_SCENARIOS["freight_not_cogs"]
     assert freight.branch_day in held  # its freight line carries no cost and needs none
+
+
+def test_an_account_xero_refuses_on_a_journal_is_named_by_the_cogs_setting_that_sends_it(sandbox, make_site, ci_url):
+    import pandas as pd
+
+    from ci_xero_pipeline.assets.cogs import build, explain, read, validate
+    from ci_xero_pipeline.resources import CISourceResource, SiteResource
+
+    site = SiteResource(settings_file=str(cogs_site(sandbox, make_site, ci_url)))
+    validated = validate(read(CISourceResource(database_url=ci_url), site, DAY, DAY), site)
+    documents = build(validated, site, [DAY.isoformat()]).documents
+    journal = documents.iloc[0]
+    refused = pd.DataFrame([{
+        "document_key": journal["document_key"], "business_date": journal["business_date"], "number": journal["number"],
+        "endpoint": "ManualJournals", "outcome": "failed", "total_cents": journal["total_cents"],
+        "message": f"{journal['number']}: Account code '631' is not a valid code for this document.",
+        "ci_invoice_nos": journal["ci_invoice_nos"],
+    }])
+    [row] = explain(refused, documents, site, validated).to_dict("records")
+    assert row["settings"] == ("cogs.inventory_account",) and "631" in row["cause"] and "cogs.inventory_account" in row["fix"]
+    assert "revenue" not in row["fix"]  # the words of a journal's accounts, not a sales invoice's
