@@ -30,7 +30,7 @@ from ..xero.client import parse_xero_date
 from ..xero.posting import GOOD_OUTCOMES, REPORTED_OUTCOMES, SourceEvidence
 from ..xero.reconcile import documents_in_books, tracking_of
 from . import metadata
-from .process import Books, Posting, Process, build_process_assets
+from .process import Books, Posting, Process, RunWords, build_process_assets
 
 GROUP = "cogs"
 BOOKS_MATCH_CI = "journals_match_ci_cost"
@@ -348,18 +348,10 @@ COGS = Process(
     explain=explain,
     posted_check_specs=posted_check_specs,
     posted_checks=posted_checks,
-    rules=lambda site: _CogsWords(),
+    rules=lambda site: RunWords(GROUP, STATUS),
     description="One POSTED manual journal per branch per trading day: COGS debited, inventory credited, nets to 0.00.",
 )
 
-
-class _CogsWords:
-    """What the run log says of the process's mode and status (metadata.mode_words; summary_grouping only keeps
-    its fallback from failing until it names cost of goods sold)."""
-
-    mode = GROUP
-    status = STATUS
-    summary_grouping = "branch_day"
 
 
 def build_cogs_assets(partitions_def: Any, xero_pool: str | None = None) -> list:

@@ -350,11 +350,20 @@ def _plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
+PROCESS_WORDS = {
+    "receivables": "account customers (one Xero document per CI document, each credit allocated to its invoice)",
+    "payables": "inwards goods (one supplier bill per goods receipt, for approval)",
+    "cogs": "cost of goods sold (one manual journal per branch per day)",
+}
+
+
 def mode_words(rules: Any) -> str:
     if rules.mode == "takings":
         return "end-of-day takings (one document per branch per day, a payment per tender)"
     if rules.mode == "detail":
         return "Detail mode (one Xero document per CI document)"
+    if rules.mode in PROCESS_WORDS:
+        return PROCESS_WORDS[rules.mode]
     return "Summary mode (one invoice per " + ("branch per day" if rules.summary_grouping == "branch_day" else "day") + ")"
 
 

@@ -28,7 +28,7 @@ from ..resources import CISourceResource, SiteResource
 from ..xero.chart_check import Need, TaxTypeNeed, needs_for_process
 from ..xero.posting import GOOD_OUTCOMES, SourceEvidence
 from . import metadata
-from .process import Books, Posting, Process, build_process_assets
+from .process import Books, Posting, Process, RunWords, build_process_assets
 
 GROUP = "payables"
 TITLE = "Inwards goods"
@@ -280,14 +280,6 @@ def posted_checks(posting: Posting) -> list[AssetCheckResult]:
     ]
 
 
-class _PayablesWords:
-    """What the run log says of the process's mode and status (metadata.mode_words reads `mode`)."""
-
-    mode = "detail"  # one Xero document per CI document
-
-    def __init__(self, status: str):
-        self.status = status
-
 
 PAYABLES = Process(
     name=GROUP,
@@ -308,7 +300,7 @@ PAYABLES = Process(
     explain=explain,
     posted_check_specs=posted_check_specs,
     posted_checks=posted_checks,
-    rules=lambda site: _PayablesWords(site.payables_rules().status),
+    rules=lambda site: RunWords(GROUP, site.payables_rules().status),
     description="Inwards goods: one supplier bill per FINAL goods receipt, awaiting approval in Xero.",
     contacts=lambda validated, site: payables_contacts(validated, site.payables_rules()),
 )

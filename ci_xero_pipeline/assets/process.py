@@ -89,6 +89,14 @@ class Posting:
 
 
 @dataclass(frozen=True)
+class RunWords:
+    """What the run log says of a process's mode and status (metadata.mode_words reads `mode`)."""
+
+    mode: str
+    status: str
+
+
+@dataclass(frozen=True)
 class Process:
     """A CI process, declared. Names: the steps are raw_<name>, validated_<name>, xero_<name>_documents,
     xero_<name>_payments and posted_<name>, in the group <name>."""

@@ -25,7 +25,7 @@ from ..xero.chart_check import needs_for_process
 from ..xero.posting import GOOD_OUTCOMES, SourceEvidence
 from ..xero.reconcile import PAYMENT_DIFFERENCE_COLUMNS, payment_differences
 from . import metadata
-from .process import Books, Posting, Process, build_process_assets
+from .process import Books, Posting, Process, RunWords, build_process_assets
 
 BOOKS_MATCH_CI = "receivables_match_ci_to_the_cent"
 CREDITS_ACCOUNTED = "every_credit_accounted_for"
@@ -218,7 +218,7 @@ RECEIVABLES = Process(
     explain=explain,
     posted_check_specs=posted_check_specs,
     posted_checks=posted_checks,
-    rules=lambda site: site.receivables_rules().document_rules(),  # the run log: Detail mode, and the status
+    rules=lambda site: RunWords(PROCESS, site.receivables_rules().status),
     description="Account customers' invoices and credit notes, their other tenders paid, credits allocated.",
     contacts=lambda validated, site: contacts_wanted(validated, site.receivables_rules()),
     allocations=lambda validated, site, documents: allocations_wanted(validated, site.receivables_rules(), documents),

@@ -22,7 +22,7 @@ from ..resources import CISourceResource, SiteResource
 from ..xero.chart_check import needs_for_process
 from ..xero.posting import GOOD_OUTCOMES, REPORTED_OUTCOMES, SourceEvidence
 from . import metadata
-from .process import Books, Posting, Process, build_process_assets
+from .process import Books, Posting, Process, RunWords, build_process_assets
 
 GROUP = "takings"
 BOOKS_MATCH_CI = "takings_match_ci_to_the_cent"
@@ -242,17 +242,9 @@ TAKINGS = Process(
     explain=explain,
     posted_check_specs=posted_check_specs,
     posted_checks=posted_checks,
-    rules=lambda site: _TakingsWords(site.takings_rules().status),
+    rules=lambda site: RunWords("takings", site.takings_rules().status),
 )
 
-
-class _TakingsWords:
-    """What the run log says of the process's mode and status."""
-
-    mode = "takings"
-
-    def __init__(self, status: str):
-        self.status = status
 
 
 def build_takings_assets(partitions_def, xero_pool: str | None = None) -> list:

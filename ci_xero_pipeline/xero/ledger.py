@@ -86,7 +86,7 @@ def accounting_content(payload: dict[str, Any]) -> dict[str, Any]:
             str(line.get("AccountCode", "")), str(line.get("TaxType", "")),
             _cents(line.get("LineAmount")), _cents(line.get("TaxAmount")), _tracking(line),
         )
-        for line in payload.get("LineItems") or []
+        for line in payload.get("LineItems") or payload.get("JournalLines") or []  # a manual journal's lines
     )
     return {
         "version": CONTENT_VERSION,

@@ -117,7 +117,7 @@ def tracking_options_used(payloads: Iterable[dict], category_name: str) -> list[
     used = {
         entry["Option"]
         for payload in payloads
-        for line in payload.get("LineItems", [])
+        for line in (payload.get("LineItems") or payload.get("JournalLines") or [])  # a journal's lines too
         for entry in line.get("Tracking", [])
         if entry.get("Name") == category_name
     }
