@@ -87,6 +87,7 @@ from .resources import CISourceResource, XeroResource
 from .settings import NZ_TIMEZONE
 from .xero.health import connection_health
 from .xero.ledger import LEDGER, PostingLedger
+from .xero.posting import _base_number
 from .xero.tokens import TokenStoreError
 
 NZ = ZoneInfo(NZ_TIMEZONE)
@@ -686,8 +687,9 @@ def allocations_to_retry(credits: pd.DataFrame, documents: PostingLedger, alloca
         credit_entry, original_entry = held.get(credit_key), held.get(original_key)
         if not (credit_entry and original_entry and credit_entry.state == original_entry.state == "posted"):
             continue
-        wanted.append((allocation_key(f"{credit_entry.number}>{original_entry.number}"), row.business_date, credit,
-                       f"{original_entry.xero_id}"))
+        # the books key a pair by the documents' base numbers (a revision `-R1` keeps its pair)
+        wanted.append((allocation_key(f"{_base_number(credit_entry)}>{_base_number(original_entry)}"), row.business_date,
+                       credit, f"{original_entry.xero_id}"))
     made = allocations.entries([key for key, *_rest in wanted])
     return [(day, f"allocation:{credit}:{original_id}", f"credit {credit}: the invoice it reverses is now in Xero")
             for key, day, credit, original_id in wanted if (made.get(key) is None or made[key].state != "posted")]

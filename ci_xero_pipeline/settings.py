@@ -373,6 +373,14 @@ class PayablesSettings(_ProcessSection):
     tax_types: dict[str, str] = Field(default_factory=lambda: {"S": "INPUT2", "Z": "ZERORATED", "E": "NONE"})
     due_days: int = Field(default=20, ge=0, le=365)
     contact_name_format: str = "{supplier_name}"
+    # the supplier's ContactNumber in Xero: {supplier_code} alone, or e.g. "SUP-{supplier_code}" where CI's
+    # supplier codes and account customer codes can be the same text (one ContactNumber is one contact)
+    contact_number_format: str = "{supplier_code}"
+
+    @field_validator("contact_number_format")
+    @classmethod
+    def _number_format(cls, value: str) -> str:
+        return _format_with(value, {"supplier_code"}, "payables.contact_number_format")
 
     @field_validator("purchases_accounts")
     @classmethod

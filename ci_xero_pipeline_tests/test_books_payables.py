@@ -488,3 +488,15 @@ def test_the_sandbox_xero_takes_the_bills_and_the_supplier_credit_as_ci_has_them
     # the suppliers were found (or made) by ContactNumber: one contact each
     numbers = sorted(c.get("ContactNumber") for c in api.get("Contacts")["Contacts"] if c.get("ContactNumber") in SUPPLIERS)
     assert numbers == ["SUP01", "SUP02"]
+
+
+def test_a_supplier_code_too_long_for_a_contact_number_waits_and_a_format_keeps_suppliers_apart_from_customers():
+    long_a, long_b = "S" * 50 + "AAAAAA", "S" * 50 + "BBBBBB"  # cut to 50 characters they would be one contact
+    validated, books = books_of([receipt("L1", [line("1", "10.0000")], supplier=long_a),
+                                 receipt("L2", [line("1", "10.0000")], supplier=long_b),
+                                 receipt("OK", [line("1", "10.0000")])])
+    assert set(validated.quarantine["receipt_no"]) == {"L1", "L2"}
+    assert "longer than Xero's 50 characters" in reasons_of(validated, "L1")["supplier_code_too_long"]
+    assert list(books.documents["number"]) == ["OK"]
+    _, prefixed = books_of([receipt("P1", [line("1", "10.0000")], supplier="1001")], rules(contact_number_format="SUP-{supplier_code}"))
+    assert prefixed.documents.iloc[0].payload["Contact"]["ContactNumber"] == "SUP-1001"

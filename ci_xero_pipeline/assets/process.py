@@ -197,16 +197,28 @@ def contacts_first(client: Any, ledger: Any, wanted: pd.DataFrame, documents: pd
     return results, ready, pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-def allocations_after(client: Any, ledger: Any, wanted: pd.DataFrame, results: pd.DataFrame, locked_until: Any) -> pd.DataFrame:
+# outcomes whose Xero id is our own document (`differs` and `conflict` name someone else's, or another of ours)
+OURS_IN_XERO = GOOD_OUTCOMES | {"kept", "paid", "locked"}
+
+
+def allocations_after(client: Any, ledger: Any, documents_ledger: Any, wanted: pd.DataFrame, results: pd.DataFrame,
+                      locked_until: Any) -> pd.DataFrame:
     """Each credit allocated to the invoice it reverses, now that both may be in Xero (xero.allocations):
-    the credit's Xero id comes from this run's results."""
+    the credit's Xero id from this run's results (only one of our own documents), the invoice under its live
+    number (the ledger's: `<number>-R1` once CI changed it)."""
     from ..xero.allocations import allocate_credits
 
     if wanted.empty:
         return allocate_credits(client, ledger, wanted.assign(credit_id=pd.Series(dtype=object)), locked_until)
-    in_xero = results[results["outcome"].isin(GOOD_OUTCOMES | REPORTED_OUTCOMES) & results["xero_id"].notna()]
-    ids = dict(zip(in_xero["document_key"], in_xero["xero_id"]))
-    return allocate_credits(client, ledger, wanted.assign(credit_id=[ids.get(k) for k in wanted["credit_document_key"]]), locked_until)
+    ours = results[results["outcome"].isin(OURS_IN_XERO) & results["xero_id"].notna()]
+    ids = dict(zip(ours["document_key"], ours["xero_id"]))
+    wanted = wanted.assign(credit_id=[ids.get(k) for k in wanted["credit_document_key"]])
+    if "invoice_document_key" in wanted:
+        held = documents_ledger.entries(sorted(set(wanted["invoice_document_key"].dropna())))
+        live = {key: entry.number for key, entry in held.items() if entry.state == "posted"}
+        wanted = wanted.assign(invoice_number=[live.get(key, number) for key, number
+                                               in zip(wanted["invoice_document_key"], wanted["invoice_number"])])
+    return allocate_credits(client, ledger, wanted, locked_until)
 
 
 def with_lineage(results: pd.DataFrame) -> pd.DataFrame:
@@ -397,8 +409,8 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
                 results = pd.concat([results, no_contact], ignore_index=True)
             allocation_results = pd.DataFrame()
             if process.allocations is not None:
-                allocation_results = allocations_after(client, ledger_of("-allocation"), process.allocations(validated, site, documents),
-                                                       results, lock_date(organisation))
+                allocation_results = allocations_after(client, ledger_of("-allocation"), ledger_of(""),
+                                                       process.allocations(validated, site, documents), results, lock_date(organisation))
                 for line in metadata.allocations_log(allocation_results):
                     context.log.info(line)
             results = metadata.with_xero_links(with_lineage(results), settings.xero.document_link, organisation.get("ShortCode") or "")

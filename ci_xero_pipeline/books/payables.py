@@ -152,6 +152,9 @@ class PayablesRules:
     status: Literal["DRAFT", "SUBMITTED", "AUTHORISED"] = "SUBMITTED"
     due_days: int = 20
     contact_name_format: str = "{supplier_name}"
+    # the supplier's ContactNumber: CI's supplier code, or a format that keeps suppliers apart from account
+    # customers whose codes are the same text (one ContactNumber is one Xero contact)
+    contact_number_format: str = "{supplier_code}"
     cogs_enabled: bool = False
     inventory_account: str | None = None
     url_base: str | None = None
@@ -187,9 +190,16 @@ class PayablesRules:
         """The supplier as a Xero contact, keyed by ContactNumber (Xero's unique key for contacts)."""
         name = supplier_name.strip() if isinstance(supplier_name, str) and supplier_name.strip() else supplier_code
         shown = self.contact_name_format.format(supplier_name=name, supplier_code=supplier_code).strip() or supplier_code
-        return {"ContactNumber": supplier_code[:CONTACT_NUMBER_LIMIT], "Name": shown[:NAME_LIMIT]}
+        return {"ContactNumber": self.contact_number(supplier_code), "Name": shown[:NAME_LIMIT]}
+
+    def contact_number(self, supplier_code: str) -> str:
+        """The supplier's ContactNumber (validation quarantines a receipt whose number would be too long: cut,
+        two suppliers would become one contact)."""
+        return self.contact_number_format.format(supplier_code=supplier_code)
 
     def url_for(self, receipt_no: str, day: str) -> str:
+        """The bill's Url: its day's page in the Dagster UI with the receipt as the last parameter (the
+        posting layer finds the bill by it: xero.kinds.url_identity), or NO_UI_URL's key without a UI."""
         if not self.url_base:
             return NO_UI_URL.format(receipt_no=quote(receipt_no, safe=""))
         return (f"{self.url_base.rstrip('/')}/assets/posted_payables?view=partitions&partition={quote(day)}"
@@ -214,6 +224,7 @@ def payables_rules(settings: Any) -> PayablesRules:
         status=payables.status,
         due_days=payables.due_days,
         contact_name_format=payables.contact_name_format,
+        contact_number_format=payables.contact_number_format,
         cogs_enabled=bool(cogs.enabled),
         inventory_account=cogs.inventory_account if cogs.enabled else None,
         url_base=getattr(settings, "dagster_ui_url", None),
@@ -345,6 +356,10 @@ def validate_payables(read: Any, rules: PayablesRules) -> ValidatedPayables:
                     "(a join matching twice?): which is CI's cannot be told, so it waits until the view returns it once")
         if supplier is None:
             problem("missing_supplier_code", "no supplier_code: the supplier is the Xero contact (by ContactNumber)")
+        elif len(rules.contact_number(str(supplier))) > CONTACT_NUMBER_LIMIT:
+            problem("supplier_code_too_long", f"supplier_code {supplier!r} makes the ContactNumber "
+                    f"{rules.contact_number(str(supplier))!r}, longer than Xero's {CONTACT_NUMBER_LIMIT} characters: cut, two "
+                    "suppliers could become one contact; shorten the code in CI (or payables.contact_number_format)")
         if _text(receipt.get("supplier_invoice_no")) is None:
             problem("missing_supplier_invoice_no", "no supplier_invoice_no: the bill's number is the supplier's invoice number")
         branch = header["branch_code"]

@@ -71,7 +71,7 @@ CREDIT_LINK_COLUMNS = ["business_date", "ci_credit_no", "ci_invoice_no", "custom
 # the allocations the posting step makes (the Process.allocations frame)
 ALLOCATION_COLUMNS = [
     "allocation_key", "business_date", "credit_document_key", "credit_number", "invoice_number", "ci_credit_no",
-    "ci_invoice_no",
+    "ci_invoice_no", "invoice_document_key",
 ]
 # the contacts the documents need (the Process.contacts frame), one row per ContactNumber
 CONTACT_COLUMNS = ["contact_number", "name", "email", "role", "source_keys", "business_date"]
@@ -621,6 +621,8 @@ def allocations_wanted(validated: ValidatedReceivables, rules: ReceivablesRules,
         rows.append({
             "allocation_key": f"{credit_number}>{invoice_number}", "business_date": link.business_date,
             "credit_document_key": document_key(link.ci_credit_no), "credit_number": credit_number,
+            # the posting step allocates to the invoice's live revision (`<number>-R1` after CI changed it)
+            "invoice_document_key": document_key(link.ci_invoice_no),
             "invoice_number": invoice_number, "ci_credit_no": link.ci_credit_no, "ci_invoice_no": link.ci_invoice_no,
         })
     return _allocations_frame(rows)

@@ -37,6 +37,7 @@ class Hint:
 
     payload: Mapping[str, Any] | None = None
     xero_id: str | None = None
+    days: tuple[str, ...] = ()  # the days the document is (or was) dated: a bill is found among its day's bills
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Kind:
     def with_identity(self, payload: dict[str, Any], number: str) -> dict[str, Any]:
         """The payload carrying `number` as its identity (a revision's number, e.g. `<number>-R1`)."""
         if self.name == "Bills":
-            return {**payload, "Url": with_url_identity(payload.get("Url") or "", number)}
+            return {**payload, "Url": with_url_identity(payload.get("Url") or "", number), "Reference": number}
         if self.name == "BillCredits":
             return {**payload, "Reference": number}
         return {**payload, self.number_field: number}
@@ -128,13 +129,15 @@ def url_identity(url: str) -> str | None:
         return unquote(match.group(1))  # a receipt with reserved characters travels percent-quoted
     # a books module may have given a Url of another shape: its last path segment names the receipt
     tail = url.rstrip("/").rsplit("/", 1)[-1] if "/" in url else ""
-    return tail or None
+    return unquote(tail) or None
 
 
 def with_url_identity(url: str, number: str) -> str:
     if _RECEIPT.search(url):
         return _RECEIPT.sub(lambda m: m.group(0)[0] + f"ci_receipt={quote(number, safe='')}", url)
-    return url.rstrip("/").rsplit("/", 1)[0] + "/" + number if "/" in url else f"{NO_UI_BASE}?ci_receipt={number}"
+    if "/" in url:
+        return url.rstrip("/").rsplit("/", 1)[0] + "/" + quote(number, safe="")
+    return f"{NO_UI_BASE}?ci_receipt={quote(number, safe='')}"
 
 
 # -- lookups ---------------------------------------------------------------------------------------
@@ -202,25 +205,31 @@ def _by_where(client: XeroClient, kind: Kind, clauses: list[str]) -> list[dict[s
 
 
 def _purchases(client: XeroClient, kind: Kind, numbers: list[str], hints: Mapping[str, Hint]) -> list[dict[str, Any]]:
-    """Bills and supplier credits: by contact and the supplier's number, then by identity; one whose
-    payload is not known (CI withdrew it) by the id the ledger holds."""
-    number_field = "InvoiceNumber" if kind is BILLS else "CreditNoteNumber"
-    clauses, ids = [], []
+    """Bills and supplier credits: the documents of their type dated on their days (the day of the partition,
+    and the day a ledger entry was posted for), then each judged by its identity (Url, Reference). This finds
+    a bill sent before a crash even when CI corrected its supplier or number since (a lookup by supplier and
+    number alone, as processes.md has it, would miss that one and send it twice), and one whose payload is
+    gone (CI voided the receipt); the id the ledger holds finds it in any case."""
+    days: set[str] = set()
+    ids: set[str] = set()
     for number in numbers:
         hint = hints.get(number) or Hint()
-        payload = hint.payload or {}
-        contact = (payload.get("Contact") or {}).get("ContactNumber")
-        supplier_number = payload.get(number_field)
-        if contact and supplier_number:
-            clauses.append(f'(Type=="{kind.document_type}" AND Contact.ContactNumber=="{where_text(contact)}" AND '
-                           f'{number_field}=="{where_text(supplier_number)}")')
-        elif hint.xero_id:
-            ids.append(hint.xero_id)
-        else:
-            raise LookupError(f"{kind.name} {number}: neither its supplier and number nor its Xero id is known")
-    documents = _by_where(client, kind, sorted(set(clauses)))
-    for start in range(0, len(ids), 50):
-        documents += _pages(client, kind, {"IDs": ",".join(ids[start : start + 50])})
+        payload_day = str((hint.payload or {}).get("Date") or "")[:10]
+        found_by = {d for d in (*hint.days, payload_day) if d}
+        if not found_by and not hint.xero_id:
+            raise LookupError(f"{kind.name} {number}: neither its day nor its Xero id is known")
+        days |= found_by
+        if hint.xero_id:
+            ids.add(hint.xero_id)
+    clauses = []
+    for day in sorted(days):
+        y, m, d = (int(part) for part in day.split("-"))
+        clauses.append(f'(Type=="{kind.document_type}" AND Date>=DateTime({y},{m:02d},{d:02d}) AND '
+                       f'Date<=DateTime({y},{m:02d},{d:02d}))')
+    documents = _by_where(client, kind, clauses)
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), 50):
+        documents += _pages(client, kind, {"IDs": ",".join(ordered[start : start + 50])})
     return documents
 
 

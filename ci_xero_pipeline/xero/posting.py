@@ -194,8 +194,9 @@ class _Documents:
             return document.payload
         return kind_of(document.endpoint).with_identity(document.payload, revision_number(document.number, revision))
 
-    def hint(self, key: str, revision: int, xero_id: str | None = None) -> Hint:
-        return Hint(self.payload(key, revision), xero_id)
+    def hint(self, key: str, revision: int, xero_id: str | None = None, day: str | None = None) -> Hint:
+        days = tuple(d for d in dict.fromkeys((self.rows[key].business_date, day)) if d)
+        return Hint(self.payload(key, revision), xero_id, days)
 
     def matches(self, key: str, xero: dict[str, Any]) -> bool:
         document = self.rows[key]
@@ -340,7 +341,8 @@ def _plan(
     for key, endpoint, number, is_gone in to_look_up:
         entry = gone_entries[key] if is_gone else entries.get(key)
         xero_id = entry.xero_id if entry else None
-        hints[(endpoint, number)] = Hint(xero_id=xero_id) if is_gone else docs.hint(key, entry.revision if entry else 0, xero_id)
+        hints[(endpoint, number)] = (Hint(xero_id=xero_id, days=(entry.partition_key,)) if is_gone
+                                     else docs.hint(key, entry.revision if entry else 0, xero_id, entry.partition_key if entry else None))
     found, failed = _lookup(client, ((endpoint, number) for _key, endpoint, number, _gone in to_look_up), hints)
     for key, endpoint, number, is_gone in to_look_up:
         entry = entries.get(key) if not is_gone else gone_entries[key]
@@ -722,7 +724,8 @@ class _Run:
                 recheck[step.key] = ("CreditNotes", f"{_base_number(step.entry)}-CN{step.entry.revision + 1}")
             else:
                 recheck[step.key] = (step.entry.endpoint, step.entry.number)
-        ids = {where: Hint(xero_id=(step.xero or {}).get(ID_FIELD[step.entry.endpoint]) or step.entry.xero_id)
+        ids = {where: Hint(xero_id=(step.xero or {}).get(ID_FIELD[step.entry.endpoint]) or step.entry.xero_id,
+                           days=(step.entry.partition_key,))
                for step in lost for where in [recheck[step.key]]}
         found, failed = _lookup(self.client, recheck.values(), ids) if recheck else ({}, {})
 
@@ -771,7 +774,7 @@ class _Run:
             answers.update(self.calls(kind_of(endpoint).path, "POST", items))
         lost = {s.key for s in steps if isinstance(answers.get(s.key), str) and answers[s.key].startswith("lost:")}
         found, failed = (_lookup(self.client, ((s.entry.endpoint, s.entry.number) for s in steps if s.key in lost),
-                                 {(s.entry.endpoint, s.entry.number): self.docs.hint(s.key, s.entry.revision, s.entry.xero_id)
+                                 {(s.entry.endpoint, s.entry.number): self.docs.hint(s.key, s.entry.revision, s.entry.xero_id, s.entry.partition_key)
                                   for s in steps if s.key in lost})
                          if lost else ({}, {}))
         for step in steps:
