@@ -176,3 +176,25 @@ def test_the_allocation_sensor_keys_a_pair_as_the_books_do_and_stops_once_it_is_
     allocations.record_posted(Intent(allocation_ledger_key("receivables", "CR1>INV1"), "Allocations", "CR1>INV1", 0, "c:y",
                                      100, 0, "2026-10-01", (document_key("CR1"),)), "a1", "AUTHORISED")
     assert due() == []
+
+
+def test_goods_receipts_stored_day_by_day_read_back_with_every_days_lines(tmp_path):
+    """Days of raw_payables stored by different runs read back as one value with all their lines (a lines frame
+    without the day was kept whole with each day, so a read of two days held only the last run's lines)."""
+    from datetime import date
+
+    from ci_xero_pipeline.ci.demo import create_demo_database
+    from ci_xero_pipeline.ci.extract import engine_for, extract_goods_received
+    from ci_xero_pipeline.io_manager import combine_days, split_by_day
+
+    url = f"sqlite:///{tmp_path / 'ci.sqlite'}"
+    create_demo_database(url, days=5, end_day=date(2026, 10, 5))
+    engine = engine_for(url)
+    days = ["2026-10-01", "2026-10-02", "2026-10-03", "2026-10-04", "2026-10-05"]
+    whole = extract_goods_received(engine, date(2026, 10, 1), date(2026, 10, 5))
+    stored = [split_by_day(extract_goods_received(engine, date.fromisoformat(day), date.fromisoformat(day)), [day])[day]
+              for day in days]  # each day by a run of its own
+    together = combine_days(stored)
+    assert len(whole.lines) > 0 and len(together.lines) == len(whole.lines)
+    assert sorted(map(tuple, together.lines[["receipt_no", "line_no"]].values.tolist())) == sorted(
+        map(tuple, whole.lines[["receipt_no", "line_no"]].values.tolist()))

@@ -1123,7 +1123,7 @@ class GoodsReceived:
     receipts (RECEIPT_COLUMNS): ordered by business_date (= received_date, 'YYYY-MM-DD'), receipt_no;
       branch_name from ci_branches (null for a branch it lacks). A receipt the view repeats stays
       repeated (validation decides), its lines once.
-    lines (RECEIPT_LINE_COLUMNS): in receipt order, then line_no.
+    lines (RECEIPT_LINE_COLUMNS, and its receipt's business_date after receipt_no): in receipt order, then line_no.
     orphan_lines (RECEIPT_ORPHAN_LINE_COLUMNS): lines read without their receipt (written or changed
       between the two reads; never posted; listed). excess_decimals (RECEIPT_EXCESS_DECIMAL_COLUMNS):
       values CI holds with more decimals than the contract gives them (the frames hold them rounded;
@@ -1220,6 +1220,11 @@ def extract_goods_received(engine: Engine, first_day: date, last_day: date, name
         excess = _receipt_excess_decimals(
             engine, tables, receipts[receipt_flagged],
             lines[line_flagged].assign(business_date=days[position[line_flagged]]))
+    # each line carries its receipt's day, as sales lines do: the asset store splits a read by day, and a
+    # frame without the day would be kept whole with every day (a read of days stored by different runs would
+    # then hold only the last run's lines)
+    lines.insert(1, "business_date", first["business_date"].to_numpy(dtype=object)[position] if len(lines) else
+                 np.array([], dtype=object))
     return GoodsReceived(receipts=receipts, lines=lines, orphan_lines=orphan_lines, excess_decimals=excess)
 
 
