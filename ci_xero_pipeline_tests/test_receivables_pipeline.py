@@ -320,3 +320,33 @@ def test_the_credit_check_fails_a_credit_note_whose_figures_do_not_add_up_and_li
     assert [r["credit_number"] for r in wrong] == ["C2"]
     left = {r.data["number"]: r.data for r in check.metadata["left_unallocated"].value.records}
     assert "30.00 stays as credit" in left["C1"]["why_unallocated"] and left["C2"]["allocation_outcome"] == "not_wanted"
+
+
+def test_the_credit_check_fails_when_xero_no_longer_holds_an_allocation_the_run_made():
+    """Xero keeps a credit's allocations + refunds + remaining = total by itself; an allocation deleted (or
+    made to another invoice) in Xero is told by comparing the credit note with what the run allocated."""
+    import pandas as pd
+
+    from ci_xero_pipeline.assets.process import Posting
+    from ci_xero_pipeline.assets.receivables import credits_check
+
+    results = pd.DataFrame([{"document_key": "receivables/C1", "business_date": "2026-03-02", "endpoint": "CreditNotes",
+                             "number": "C1", "outcome": "posted", "ci_invoice_nos": ("C1",)}])
+    allocations = pd.DataFrame([{"credit_document_key": "receivables/C1", "credit_id": "cn-1", "credit_number": "C1",
+                                 "invoice_id": "inv-1", "invoice_number": "I1", "outcome": "allocated", "amount_cents": 2000,
+                                 "message": "allocated 20.00"}])
+
+    def held(allocated: list) -> dict:
+        return {("CreditNotes", "C1"): {"CreditNoteID": "cn-1", "CreditNoteNumber": "C1", "Status": "AUTHORISED",
+                                        "Total": D("50.00"), "RemainingCredit": D("50.00") - sum(a["Amount"] for a in allocated),
+                                        "Allocations": allocated, "Payments": []}}
+
+    as_made = [{"Amount": D("20.00"), "Invoice": {"InvoiceID": "inv-1", "InvoiceNumber": "I1"}}]
+    assert credits_check(Posting(None, None, pd.DataFrame(), pd.DataFrame(), results, pd.DataFrame(), held(as_made),
+                                 ["2026-03-02"], allocation_results=allocations)).passed
+    elsewhere = [{"Amount": D("20.00"), "Invoice": {"InvoiceID": "inv-9", "InvoiceNumber": "I9"}}]
+    for now in ([], elsewhere):
+        check = credits_check(Posting(None, None, pd.DataFrame(), pd.DataFrame(), results, pd.DataFrame(), held(now),
+                                      ["2026-03-02"], allocation_results=allocations))
+        assert not check.passed
+        assert "no allocation to it" in check.metadata["allocations_not_as_recorded"].value.records[0].data["message"]

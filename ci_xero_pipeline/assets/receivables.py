@@ -24,6 +24,7 @@ from ..xero.allocations import credit_note_differences
 from ..xero.chart_check import needs_for_process
 from ..xero.posting import GOOD_OUTCOMES, SourceEvidence
 from ..xero.reconcile import PAYMENT_DIFFERENCE_COLUMNS, payment_differences
+from ..money import decimal_to_cents
 from . import metadata
 from .process import Books, Posting, Process, RunWords, build_process_assets
 
@@ -162,18 +163,45 @@ def tender_differences(posting: Posting) -> pd.DataFrame:
     return found[found["field"] != "status"].reset_index(drop=True) if len(found) else found
 
 
+def allocations_not_held(posting: Posting) -> pd.DataFrame:
+    """Allocations the allocation step says Xero holds (allocated now, or found) that the credit note read back
+    does not list, to that invoice and for that amount: Xero always keeps a credit's own sum, so this is what
+    tells an allocation lost or changed in Xero (or made to another invoice) from one as recorded."""
+    results = posting.allocation_results
+    rows = []
+    if results is None or results.empty:
+        return pd.DataFrame(columns=["credit_number", "message"])
+    by_id = {xero.get("CreditNoteID"): xero for (endpoint, _n), xero in posting.held.items() if endpoint == "CreditNotes"}
+    for row in results[results["outcome"].isin({"allocated", "already_allocated"})].to_dict("records"):
+        credit = by_id.get(row.get("credit_id"))
+        if credit is None:
+            continue  # dated outside the days read back: the posting step's own answer stands
+        held = [a for a in credit.get("Allocations") or []
+                if (a.get("Invoice") or {}).get("InvoiceID") == row.get("invoice_id")
+                or (a.get("Invoice") or {}).get("InvoiceNumber") == row.get("invoice_number")]
+        amounts = {decimal_to_cents(a.get("Amount") or 0) for a in held if not a.get("IsDeleted")}
+        if not amounts or (row["outcome"] == "allocated" and int(row.get("amount_cents") or 0) not in amounts):
+            rows.append({"credit_number": row.get("credit_number"), "message": (
+                f"{row.get('credit_number')}: allocated {metadata.money(row.get('amount_cents') or 0)} to "
+                f"{row.get('invoice_number')}, but the credit note Xero holds lists "
+                f"{'no allocation to it' if not amounts else [metadata.money(a) for a in sorted(amounts)]}")})
+    return pd.DataFrame(rows, columns=["credit_number", "message"])
+
+
 def credits_check(posting: Posting) -> AssetCheckResult:
     """Each of our credit notes as Xero holds it adds up (xero.allocations.credit_note_differences); what
     stays as credit is listed with why (the allocation's outcome)."""
     balances = credit_balances(posting.results, posting.held, posting.allocation_results)
     ours = [posting.held[("CreditNotes", number)] for number in balances["number"]]
     wrong = credit_note_differences(ours)
+    missing = allocations_not_held(posting)
     left = balances[balances["remaining_cents"].to_numpy() != 0]
     money_shown = [c for c in BALANCES_SHOWN if c.endswith("_cents")]
     return AssetCheckResult(
-        check_name=CREDITS_ACCOUNTED, passed=wrong.empty,
+        check_name=CREDITS_ACCOUNTED, passed=wrong.empty and missing.empty,
         metadata={
             "credit_notes": len(balances),
+            "allocations_not_as_recorded": metadata.table(missing, ["credit_number", "message"]),
             "not_adding_up": metadata.table(wrong, ["credit_number", "total_cents", "allocated_cents", "refunded_cents",
                                                     "remaining_cents", "message"],
                                             money_columns=["total_cents", "allocated_cents", "refunded_cents", "remaining_cents"]),
