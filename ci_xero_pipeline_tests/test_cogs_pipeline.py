@@ -306,3 +306,17 @@ def test_an_account_xero_refuses_on_a_journal_is_named_by_the_cogs_setting_that_
     [row] = explain(refused, documents, site, validated).to_dict("records")
     assert row["settings"] == ("cogs.inventory_account",) and "631" in row["cause"] and "cogs.inventory_account" in row["fix"]
     assert "revenue" not in row["fix"]  # the words of a journal's accounts, not a sales invoice's
+
+
+def test_a_branch_day_whose_cost_ci_now_makes_zero_has_its_journal_voided_and_the_others_kept(site, ci_url):
+    """A final document whose stock CI set to cost 0.0000 after posting: the branch-day now makes no journal, which
+    is CI's own word that its cost is 0.00; the journal posted for it comes out (not `kept` as if a setting changed)."""
+    instance = DagsterInstance.ephemeral()
+    assert run_days(site, DAY, DAY, instance, process="cogs").success
+    set_cost(ci_url, "W100", 1, "0.0000")
+    again = run_days(site, DAY, DAY, instance, process="cogs")
+    assert again.success, again.failed_checks
+    outcomes = dict(zip(again.results["number"], again.results["outcome"]))
+    assert outcomes == {narration("AKL01", DAY): "already_posted", narration("WEB", DAY): "withdrawn"}
+    statuses = {journal["Narration"]: journal["Status"] for journal in journals(site)}
+    assert statuses == {narration("AKL01", DAY): "POSTED", narration("WEB", DAY): "VOIDED"}

@@ -607,10 +607,12 @@ def check_cogs_books(validated: ValidatedCogs, books: CogsBooks, rules: CogsRule
 
 
 # -- what the posting layer is told --------------------------------------------------------------------------
-def cogs_source_evidence(validated: ValidatedCogs) -> dict[str, Any]:
+def cogs_source_evidence(validated: ValidatedCogs, books: CogsBooks | None = None) -> dict[str, Any]:
     """What posting.SourceEvidence needs: returned (day → every document number of the read, any status, any
-    source), withdrawn (VOID in CI), held_back (number → why its current version is not posted now: its
-    branch-day quarantined, or not final)."""
+    source), withdrawn (VOID in CI; and, given the books, the FINAL documents that no journal is made of and
+    no quarantine holds back: CI's own word that their branch-day's cost is now 0.00, so a journal posted for
+    it earlier comes out), held_back (number → why its current version is not posted now: its branch-day
+    quarantined, or not final)."""
     returned: dict[str, set[str]] = defaultdict(set)
     for day, number in zip(validated.read["business_date"], validated.read["invoice_no"]):
         returned[str(day)].add(str(number))
@@ -625,6 +627,10 @@ def cogs_source_evidence(validated: ValidatedCogs) -> dict[str, Any]:
     for row in validated.quarantined_days.itertuples(index=False):
         for number in row.ci_invoice_nos:
             held_back.setdefault(str(number), f"quarantined: {first_reason.get((row.business_date, row.branch_code), 'its branch-day')}")
+    if books is not None:
+        in_journals = {str(number) for numbers in books.documents["ci_invoice_nos"] for number in numbers} if len(books.documents) else set()
+        final = validated.read.loc[validated.read["status"] == "FINAL", "invoice_no"].astype(str)
+        withdrawn = withdrawn | frozenset(n for n in final if n not in in_journals and n not in held_back)
     return {"returned": {day: frozenset(numbers) for day, numbers in returned.items()}, "withdrawn": withdrawn,
             "held_back": held_back}
 
