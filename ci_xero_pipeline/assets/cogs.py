@@ -215,15 +215,7 @@ def explain(results: pd.DataFrame, documents: pd.DataFrame, site: SiteResource, 
 
 def quarantined(validated: ValidatedCogs) -> pd.DataFrame:
     """One row per quarantined branch-day (its cost as far as CI knows it), for the run log and the day's summary."""
-    held = validated.quarantined_days
-    first_reason = validated.quarantine.drop_duplicates(["business_date", "branch_code"]).set_index(["business_date", "branch_code"])["reason"]
-    return pd.DataFrame({
-        "business_date": held["business_date"].to_numpy(dtype=object),
-        "invoice_no": [f"cost of goods sold of {b}" for b in held["branch_code"]],
-        "branch_code": held["branch_code"].to_numpy(dtype=object),
-        "total_incl_cents": held["cost_cents"].to_numpy(dtype=np.int64),
-        "reason": [first_reason.get((d, b), "") for d, b in zip(held["business_date"], held["branch_code"])],
-    }, columns=["business_date", "invoice_no", "branch_code", "total_incl_cents", "reason"])
+    return metadata.quarantined_branch_days(validated.quarantined_days, validated.quarantine, "cost of goods sold of {branch}", "cost_cents")
 
 
 # -- after posting -------------------------------------------------------------------------------------------

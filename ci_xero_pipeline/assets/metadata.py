@@ -520,3 +520,16 @@ def allocations_posted(part: pd.DataFrame) -> dict[str, Any]:
         "allocations": table(part, [c for c in ALLOCATION_SHOWN if c in part], money_columns=["amount_cents"]),
         "credits_left_unallocated": int((~part["outcome"].isin({"allocated", "already_allocated"})).sum()),
     }
+
+
+def quarantined_branch_days(held: pd.DataFrame, quarantine: pd.DataFrame, label: str, amount_column: str) -> pd.DataFrame:
+    """One row per quarantined branch-day (its amount as CI has it, its first reason) in the shape of
+    quarantined_documents, for the run log and the day's summary; `label` names it, e.g. "takings of {branch}"."""
+    first_reason = quarantine.drop_duplicates(["business_date", "branch_code"]).set_index(["business_date", "branch_code"])["reason"]
+    return pd.DataFrame({
+        "business_date": held["business_date"].to_numpy(dtype=object),
+        "invoice_no": [label.format(branch=b) for b in held["branch_code"]],
+        "branch_code": held["branch_code"].to_numpy(dtype=object),
+        "total_incl_cents": held[amount_column].to_numpy(dtype="int64"),
+        "reason": [first_reason.get((d, b), "") for d, b in zip(held["business_date"], held["branch_code"])],
+    }, columns=["business_date", "invoice_no", "branch_code", "total_incl_cents", "reason"])

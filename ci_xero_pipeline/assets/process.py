@@ -45,7 +45,7 @@ from ..xero.pacing import DailyLimitReached
 from ..xero.payments import FAILED_PAYMENT_OUTCOMES, post_documents_and_payments
 from ..xero.kinds import posting_endpoint
 from ..xero.posting import (
-    FAILED_OUTCOMES, GOOD_OUTCOMES, REPORTED_OUTCOMES, RESULT_COLUMNS, SOURCE_KEYS, SourceEvidence, lock_date,
+    FAILED_OUTCOMES, GOOD_OUTCOMES, RESULT_COLUMNS, SOURCE_KEYS, SourceEvidence, lock_date,
 )
 from ..xero.reconcile import kinds_in, read_documents
 from ..xero.tokens import NotConnectedError, TokenStoreError

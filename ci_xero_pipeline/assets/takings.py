@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import numpy as np
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSpec, MetadataValue
 
@@ -152,15 +151,7 @@ def explain(results: pd.DataFrame, documents: pd.DataFrame, site: SiteResource, 
 
 def quarantined(validated: ValidatedTakings) -> pd.DataFrame:
     """One row per quarantined branch-day (its takings as CI has them), for the run log and the day's summary."""
-    held = validated.quarantined_days
-    first_reason = validated.quarantine.drop_duplicates(["business_date", "branch_code"]).set_index(["business_date", "branch_code"])["reason"]
-    return pd.DataFrame({
-        "business_date": held["business_date"].to_numpy(dtype=object),
-        "invoice_no": [f"takings of {b}" for b in held["branch_code"]],
-        "branch_code": held["branch_code"].to_numpy(dtype=object),
-        "total_incl_cents": held["total_incl_cents"].to_numpy(dtype=np.int64),
-        "reason": [first_reason.get((d, b), "") for d, b in zip(held["business_date"], held["branch_code"])],
-    }, columns=["business_date", "invoice_no", "branch_code", "total_incl_cents", "reason"])
+    return metadata.quarantined_branch_days(validated.quarantined_days, validated.quarantine, "takings of {branch}", "total_incl_cents")
 
 
 # -- after posting ----------------------------------------------------------------------------------------

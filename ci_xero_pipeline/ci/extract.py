@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, String, and_, case, cast, create_engine, event, exists, func, literal_column, or_, select, true, type_coerce
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.sql.schema import Table
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..bulk import cycle_collector_paused
@@ -585,45 +586,52 @@ def _lookup(engine: Engine, statement_for, numbers: list, converters: dict[str, 
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else (parts[0] if parts else empty_frame(converters))
 
 
-def _orphan_lines(engine: Engine, tables: CITables, orphans: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
-    """ORPHAN_LINE_COLUMNS for lines read without their document, each with what CI says of its
-    document now (looked up by number: few rows). Dated by that document when it is within the days
-    read (else the first day read, so that the report stays with this read's days)."""
-    i = tables.sales_invoices
-    numbers = sorted({str(number) for number in orphans["invoice_no"].tolist()})
+def _orphan_days_and_reasons(engine: Engine, table: Table, key: str, day_column: str, orphans: pd.DataFrame,
+                             first_day: date, last_day: date, noun: str, shown: str, dated: str) -> tuple[np.ndarray, np.ndarray]:
+    """For lines read without their header (a sales document, a goods receipt): each one's day and why, from
+    what CI says of its header now (looked up by number: few rows). Dated by that header when it is within the
+    days read (else the first day read, so that the report stays with this read's days)."""
+    numbers = sorted({str(number) for number in orphans[key].tolist()})
     headers = _lookup(
         engine,
-        lambda chunk: select(i.c.invoice_no.label("invoice_no"), as_text(i.c.business_date, "business_date"),
-                             i.c.status.label("status")).where(i.c.invoice_no.in_(chunk)),
+        lambda chunk: select(table.c[key].label(key), as_text(table.c[day_column], "business_date"),
+                             table.c.status.label("status")).where(table.c[key].in_(chunk)),
         numbers,
-        {"invoice_no": TEXT, "business_date": DATE, "status": CODE},
-    ).drop_duplicates("invoice_no")
-    now = {number: (day, status) for number, day, status in zip(headers["invoice_no"], headers["business_date"], headers["status"])}
+        {key: TEXT, "business_date": DATE, "status": CODE},
+    ).drop_duplicates(key)
+    now = {number: (day, status) for number, day, status in zip(headers[key], headers["business_date"], headers["status"])}
     first, last = first_day.isoformat(), last_day.isoformat()
     days, reasons = [], []
-    for number, line_no in zip(orphans["invoice_no"].tolist(), orphans["line_no"].tolist()):
-        where = f"{number} line {line_no}"
+    for number, line_no in zip(orphans[key].tolist(), orphans["line_no"].tolist()):
+        where = f"{shown}{number} line {line_no}"
         found = now.get(str(number))
         if found is None:
             days.append(first)
-            reasons.append(f"{where}: read without its document, which ci_sales_invoices no longer holds "
+            reasons.append(f"{where}: read without its {noun}, which {table.name} no longer holds "
                            "(deleted while the days were read?); nothing of it is posted")
             continue
         day, status = found
         inside = first <= str(day) <= last
         days.append(str(day) if inside else first)
         reasons.append(
-            f"{where}: read without its document ({number} is {status}, dated {day} in CI now: it was written "
+            f"{where}: read without its {noun} ({number} is {status}, {dated} {day} in CI now: it was written "
             f"or changed while the days were read); nothing of it is posted by this read"
             + ("; run the day again" if inside else f", and it is now dated outside {first} … {last}")
         )
+    return np.array(days, dtype=object), np.array(reasons, dtype=object)
+
+
+def _orphan_lines(engine: Engine, tables: CITables, orphans: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
+    """ORPHAN_LINE_COLUMNS for lines read without their document, each with what CI says of its document now."""
+    days, reasons = _orphan_days_and_reasons(engine, tables.sales_invoices, "invoice_no", "business_date", orphans,
+                                             first_day, last_day, "document", "", "dated")
     return pd.DataFrame({
-        "business_date": np.array(days, dtype=object),
+        "business_date": days,
         "invoice_no": orphans["invoice_no"].to_numpy(dtype=object),
         "line_no": orphans["line_no"].astype("Int64").array,
         "line_total_incl_cents": orphans["line_total_incl_cents"].astype("Int64").array,
         "line_gst_cents": orphans["line_gst_cents"].astype("Int64").array,
-        "reason": np.array(reasons, dtype=object),
+        "reason": reasons,
     }, columns=ORPHAN_LINE_COLUMNS)
 
 
@@ -1229,43 +1237,16 @@ def extract_goods_received(engine: Engine, first_day: date, last_day: date, name
 
 
 def _orphan_receipt_lines(engine: Engine, tables: CITables, orphans: pd.DataFrame, first_day: date, last_day: date) -> pd.DataFrame:
-    """RECEIPT_ORPHAN_LINE_COLUMNS for lines read without their receipt, each with what CI says of its
-    receipt now; dated by it when it is within the days read, else the first day read."""
-    g = tables.goods_received
-    numbers = sorted({str(number) for number in orphans["receipt_no"].tolist()})
-    headers = _lookup(
-        engine,
-        lambda chunk: select(g.c.receipt_no.label("receipt_no"), as_text(g.c.received_date, "business_date"),
-                             g.c.status.label("status")).where(g.c.receipt_no.in_(chunk)),
-        numbers,
-        {"receipt_no": TEXT, "business_date": DATE, "status": CODE},
-    ).drop_duplicates("receipt_no")
-    now = {number: (day, status) for number, day, status in zip(headers["receipt_no"], headers["business_date"], headers["status"])}
-    first, last = first_day.isoformat(), last_day.isoformat()
-    days, reasons = [], []
-    for number, line_no in zip(orphans["receipt_no"].tolist(), orphans["line_no"].tolist()):
-        where = f"receipt {number} line {line_no}"
-        found = now.get(str(number))
-        if found is None:
-            days.append(first)
-            reasons.append(f"{where}: read without its receipt, which ci_goods_received no longer holds "
-                           "(deleted while the days were read?); nothing of it is posted")
-            continue
-        day, status = found
-        inside = first <= str(day) <= last
-        days.append(str(day) if inside else first)
-        reasons.append(
-            f"{where}: read without its receipt ({number} is {status}, received {day} in CI now: it was written "
-            f"or changed while the days were read); nothing of it is posted by this read"
-            + ("; run the day again" if inside else f", and it is now dated outside {first} … {last}")
-        )
+    """RECEIPT_ORPHAN_LINE_COLUMNS for lines read without their receipt, each with what CI says of its receipt now."""
+    days, reasons = _orphan_days_and_reasons(engine, tables.goods_received, "receipt_no", "received_date", orphans,
+                                             first_day, last_day, "receipt", "receipt ", "received")
     return pd.DataFrame({
-        "business_date": np.array(days, dtype=object),
+        "business_date": days,
         "receipt_no": orphans["receipt_no"].to_numpy(dtype=object),
         "line_no": orphans["line_no"].astype("Int64").array,
         "line_total_excl_cents": orphans["line_total_excl_cents"].astype("Int64").array,
         "line_gst_cents": orphans["line_gst_cents"].astype("Int64").array,
-        "reason": np.array(reasons, dtype=object),
+        "reason": reasons,
     }, columns=RECEIPT_ORPHAN_LINE_COLUMNS)
 
 
