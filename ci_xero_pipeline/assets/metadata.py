@@ -156,10 +156,15 @@ def quarantined_documents(quarantine: pd.DataFrame) -> pd.DataFrame:
 
 def xero_documents(documents: pd.DataFrame) -> dict[str, Any]:
     shown = documents.assign(ci_documents=[ci_documents_summary(numbers) for numbers in documents["ci_invoice_nos"]])
+    kinds = {"Invoices": "invoices", "CreditNotes": "credit_notes", "Bills": "bills", "BillCredits": "supplier_credits",
+             "ManualJournals": "journals"}
+    made = set(documents["endpoint"]) if len(documents) else set()
+    sales_only = made <= {"Invoices", "CreditNotes"}  # a sales process shows both counts, even at 0
+    counted = {label: int((documents["endpoint"] == kind).sum()) for kind, label in kinds.items()
+               if kind in made or (sales_only and kind in ("Invoices", "CreditNotes"))}
     return {
         "documents": len(documents),
-        "invoices": int((documents["endpoint"] == "Invoices").sum()),
-        "credit_notes": int((documents["endpoint"] == "CreditNotes").sum()),
+        **counted,
         "xero_lines": int(documents["line_count"].sum()) if len(documents) else 0,
         "documents_table": table(
             shown,
