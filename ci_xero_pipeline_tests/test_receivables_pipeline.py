@@ -350,3 +350,37 @@ def test_the_credit_check_fails_when_xero_no_longer_holds_an_allocation_the_run_
                                       ["2026-03-02"], allocation_results=allocations))
         assert not check.passed
         assert "no allocation to it" in check.metadata["allocations_not_as_recorded"].value.records[0].data["message"]
+
+
+def test_a_customer_archived_in_xero_holds_back_a_changed_invoice_once_named_and_touches_nothing(site, tmp_path):
+    """After posting, the accountant archives the customer's contact in Xero and CI changes one of its invoices:
+    the run never creates a second contact, sends nothing for the invoice, and reports it once, as failed with
+    the contact's reason (not also `kept`), so the day is red until the contact is restored."""
+    instance = DagsterInstance.ephemeral()
+    assert run_days(site, DAY, DAY, instance, process=PROCESS).success
+    client = xero_client(site)
+    kauri = next(c for c in contacts(site) if c["ContactNumber"] == "C300")
+    client.request("POST", f"Contacts/{kauri['ContactID']}", body={"Contacts": [{"ContactID": kauri["ContactID"], "ContactStatus": "ARCHIVED"}]})
+    before = held(site)["AR-A104"]
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ci.sqlite'}")
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE ci_sales_invoice_lines SET unit_price_incl = 55.00, line_total_incl = 55.00, "
+                                   "line_gst = 7.17 WHERE invoice_no = 'A104'"))
+        connection.execute(sa.text("UPDATE ci_sales_invoices SET total_incl = 55.00, total_gst = 7.17, updated_at = :t "
+                                   "WHERE invoice_no = 'A104'"), {"t": datetime.combine(DAY, datetime.min.time()) + timedelta(hours=17)})
+        connection.execute(sa.text("UPDATE ci_sales_tenders SET amount = 25.00 WHERE invoice_no = 'A104' AND tender_type = 'ACCOUNT'"))
+    engine.dispose()
+    again = run_days(site, DAY, DAY, instance, process=PROCESS)
+    assert not again.success
+    from dagster import DagsterEventType
+
+    failures = [e.dagster_event.step_failure_data.user_failure_data
+                for e in instance.all_logs(again.run_id, of_type=DagsterEventType.STEP_FAILURE)]
+    failure = next(f for f in failures if f is not None)
+    assert "AR-A104" in failure.description and "C300" in failure.description and "archived" in failure.description
+    failed = [record.data for record in failure.metadata["failed_documents"].value.records]
+    assert [row["number"] for row in failed] == ["AR-A104"]  # once: failed for its contact, not also `kept`
+    everyone = xero_client(site).get_all("Contacts", "Contacts", {"page": 1, "includeArchived": "true"})
+    assert [c["ContactStatus"] for c in everyone if c.get("ContactNumber") == "C300"] == ["ARCHIVED"]  # never a second one
+    after = held(site)["AR-A104"]
+    assert (after["Total"], after["Status"]) == (before["Total"], before["Status"])  # nothing sent for it

@@ -173,15 +173,24 @@ def for_posting(documents: pd.DataFrame) -> pd.DataFrame:
     return framed
 
 
-def contacts_first(client: Any, ledger: Any, wanted: pd.DataFrame, documents: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def contacts_first(client: Any, ledger: Any, documents_ledger: Any, wanted: pd.DataFrame,
+                   documents: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The contacts the documents need, found or created in Xero exactly once (xero.contacts); the documents
     that can go, now naming their contact by ContactID; and the result rows of those whose contact could
-    not be had (failed with the contact's reason: nothing of theirs is sent)."""
+    not be had (failed with the contact's reason: nothing of theirs is sent). A document already in Xero as CI
+    has it needs no contact now: it goes on to the posting layer, which sends nothing for it."""
     from ..xero.contacts import ensure_contacts, with_contact_ids
+    from ..xero.ledger import POSTED, content_hash
 
     results = ensure_contacts(client, ledger, wanted)
     good = results[results["contact_id"].notna()] if len(results) else results
     ready, blocked = with_contact_ids(documents, dict(zip(good["contact_number"], good["contact_id"])) if len(good) else {})
+    if len(blocked):
+        entries = documents_ledger.entries(list(blocked["document_key"]))
+        unchanged = [key for key, payload in zip(blocked["document_key"], blocked["payload"])
+                     if key in entries and entries[key].state == POSTED and entries[key].content_hash == content_hash(payload)]
+        ready = pd.concat([ready, blocked[blocked["document_key"].isin(unchanged)][ready.columns]], ignore_index=True)
+        blocked = blocked[~blocked["document_key"].isin(unchanged)]
     why = dict(zip(results["contact_number"], results["message"])) if len(results) else {}
     rows = []
     for document in blocked.itertuples(index=False):
@@ -399,14 +408,17 @@ def build_process_assets(process: Process, partitions_def: PartitionsDefinition,
             sending, contact_results, no_contact = for_posting(documents), pd.DataFrame(), None
             if process.contacts is not None and len(documents):
                 contact_results, sending, no_contact = contacts_first(
-                    client, ledger_of("-contact"), process.contacts(validated, site), sending)
+                    client, ledger_of("-contact"), ledger_of(""), process.contacts(validated, site), sending)
                 for line in metadata.contacts_log(contact_results):
                     context.log.info(line)
             results, payment_results = post_documents_and_payments(
                 client, ledger_of(""), sending, payments,
                 days, site.posting_policy(name), process.evidence(validated, site), lock_date(organisation))
             if no_contact is not None and len(no_contact):
-                results = pd.concat([results, no_contact], ignore_index=True)
+                # one row per document: a posted one held back by its contact is left as it is in Xero (the posting
+                # layer called it `kept`); its contact's failure is what the day must show
+                results = pd.concat([results[~results["document_key"].isin(no_contact["document_key"])], no_contact],
+                                    ignore_index=True)
             allocation_results = pd.DataFrame()
             if process.allocations is not None:
                 allocation_results = allocations_after(client, ledger_of("-allocation"), ledger_of(""),

@@ -136,7 +136,9 @@ def explain(results: pd.DataFrame, documents: pd.DataFrame, site: SiteResource, 
     rules = site.receivables_rules().document_rules()
     wanted = {str(n) for numbers in problems["ci_invoice_nos"] for n in (numbers or ())}
     lines = validated.lines[validated.lines["invoice_no"].isin(wanted)]
-    view = SiteView(rules, site.settings.tracking.strategy, branch_options_used(validated.invoices, rules))
+    # the customer is the contact whose ContactNumber is CI's customer code; its name comes from the format
+    view = SiteView(rules, site.settings.tracking.strategy, branch_options_used(validated.invoices, rules),
+                    contact_settings=("receivables.contact_name_format",))
     return explain_failures(problems, documents, view, f"raw_{PROCESS}", ci_line_keys(validated.invoices, lines, rules))
 
 

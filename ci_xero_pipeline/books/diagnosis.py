@@ -90,6 +90,8 @@ class SiteView:
     branch_options: Mapping[str, str] = field(default_factory=dict)
     # the CI analysis codes of the document's lines, when known: the codes named are those it uses
     used_codes: frozenset[str] | None = None
+    # the settings that name a document's contact, for a process whose contacts are not E-Retailer's
+    contact_settings: tuple[str, ...] | None = None
 
     def codes_for_account(self, account: str) -> list[str]:
         codes = sorted(code for code, mapped in self.rules.sales_accounts.items() if str(mapped) == account)
@@ -230,6 +232,8 @@ def _category_cause(category: str, site: SiteView) -> Cause:
 
 
 def _contact_settings(site: SiteView) -> tuple[str, ...]:
+    if site.contact_settings:
+        return site.contact_settings
     rules = site.rules
     if rules.mode == "summary":
         return ("eretailer.summary_contact_name",)
@@ -241,6 +245,8 @@ def _contact_settings(site: SiteView) -> tuple[str, ...]:
 def _contact_cause(words: str, payload: Mapping[str, Any] | None, site: SiteView) -> Cause:
     contact = (payload or {}).get("Contact") or {}
     name = contact.get("Name") or contact.get("ContactNumber") or contact.get("ContactID") or "?"
+    if contact.get("Name") and contact.get("ContactNumber"):
+        name = f"{contact['Name']} ({contact['ContactNumber']})"  # a person finds it in Xero by either
     settings = _contact_settings(site)
     if _CONTACT_ARCHIVED.search(words):
         return Cause("contact", f"Xero refused the contact {name!r} (archived in Xero), named by {settings[0]}",
