@@ -152,7 +152,7 @@ def posted_check_specs(asset_name: str) -> list[AssetCheckSpec]:
             asset_name, "Read back from Xero: each tender other than ACCOUNT is a payment of its document with CI's amount, "
             "by its Reference (the ACCOUNT part stays due: the receivable)."),
         AssetCheckSpec(
-            CREDITS_ACCOUNTED, asset=asset_name,
+            CREDITS_ACCOUNTED, asset=asset_name, blocking=True,
             description="Read back from Xero: each credit note's allocations + refunds + remaining credit = its total; what "
             "stays unallocated is listed with why (waiting for its invoice, nothing to allocate, locked, not wanted)."),
     ]
