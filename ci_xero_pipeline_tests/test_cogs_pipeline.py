@@ -320,3 +320,25 @@ def test_a_branch_day_whose_cost_ci_now_makes_zero_has_its_journal_voided_and_th
     assert outcomes == {narration("AKL01", DAY): "already_posted", narration("WEB", DAY): "withdrawn"}
     statuses = {journal["Narration"]: journal["Status"] for journal in journals(site)}
     assert statuses == {narration("AKL01", DAY): "POSTED", narration("WEB", DAY): "VOIDED"}
+
+
+@pytest.mark.parametrize("lost", ["W100", "A100"], ids=["a branch-day's only stock document", "one of a branch-day's"])
+def test_a_document_read_without_its_lines_holds_its_branch_day_and_never_lowers_or_voids_the_journal(site, ci_url, lost):
+    """A FINAL document whose lines the read did not bring (CI writes a header before its lines, a view that lags):
+    whether it carries stock is unknown, so its branch-day waits, quarantined, and the journal stays as posted."""
+    instance = DagsterInstance.ephemeral()
+    assert run_days(site, DAY, DAY, instance, process="cogs").success
+    before = {journal["Narration"]: by_account(journal) for journal in live(site).values()}
+    engine = sa.create_engine(ci_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM ci_sales_invoice_lines WHERE invoice_no = :n"), {"n": lost})
+    engine.dispose()
+    again = run_days(site, DAY, DAY, instance, process="cogs")
+    assert "validated_cogs:no_quarantined_rows" in again.failed_checks
+    branch = "WEB" if lost == "W100" else "AKL01"
+    outcomes = dict(zip(again.results["number"], again.results["outcome"]))
+    assert outcomes[narration(branch, DAY)] == "kept"
+    assert {journal["Narration"]: by_account(journal) for journal in live(site).values()} == before
+    assert {journal["Status"] for journal in journals(site)} == {"POSTED"}
+    reasons = str(latest(instance, "validated_cogs", DAY)["quarantine"].value.records)
+    assert lost in reasons and "no lines" in reasons

@@ -198,3 +198,36 @@ def test_goods_receipts_stored_day_by_day_read_back_with_every_days_lines(tmp_pa
     assert len(whole.lines) > 0 and len(together.lines) == len(whole.lines)
     assert sorted(map(tuple, together.lines[["receipt_no", "line_no"]].values.tolist())) == sorted(
         map(tuple, whole.lines[["receipt_no", "line_no"]].values.tolist()))
+
+
+def test_of_two_bills_carrying_our_url_the_one_the_ledger_holds_is_the_one_ci_voids(books):
+    api, client, engine = books
+    ledger = PostingLedger(engine, api.tenant_id, "run", process="payables")
+    documents = with_supplier(client, engine, api.tenant_id, [bill_row("GR700", "INV-700")])
+    row = documents.iloc[0]
+    other = api.create("Invoices", {**row.payload, "InvoiceNumber": "COPY-1"})[0]  # a copy made in Xero, listed first
+    ours = api.create("Invoices", row.payload)[0]
+    ledger.record_posted(Intent(row.document_key, "Bills", row.number, 0, content_hash(row.payload), int(row.total_cents),
+                                int(row.tax_cents), DAY, (row.number,)), ours["InvoiceID"], "SUBMITTED")
+    voided = SourceEvidence({DAY: frozenset({"GR700"})}, frozenset({"GR700"}))
+    taken = post_documents(client, ledger, documents.iloc[0:0], [DAY], evidence=voided)
+    assert list(taken["xero_id"]) == [ours["InvoiceID"]]
+    status = {b["InvoiceID"]: b["Status"] for b in api.get("Invoices", where='Type=="ACCPAY"', page=1)["Invoices"]}
+    assert (status[ours["InvoiceID"]], status[other["InvoiceID"]]) == ("DELETED", "SUBMITTED")
+
+
+def test_a_bill_sent_before_a_crash_is_not_adopted_once_ci_moved_it_to_another_supplier(books):
+    api, client, engine = books
+    ledger = PostingLedger(engine, api.tenant_id, "run", process="payables")
+    documents = with_supplier(client, engine, api.tenant_id, [bill_row("GR801", "INV-801")])
+    sent_before_a_crash(ledger, api, documents.iloc[0])  # in Xero under SUP1
+    found = ensure_contacts(client, contact_ledger(PostingLedger(engine, api.tenant_id, "run", process="payables"), "payables"),
+                            pd.DataFrame([{"contact_number": "SUP2", "name": "Other Supplier", "email": None, "role": "supplier",
+                                           "source_keys": ("x",), "business_date": DAY}]))
+    row = bill_row("GR801", "INV-801")
+    row["payload"]["Contact"] = {"ContactNumber": "SUP2", "Name": "Other Supplier"}  # the clerk corrected the supplier in CI
+    corrected, _missing = with_contact_ids(frame([row]), contact_ids(found))
+    again = post_documents(client, ledger, corrected, [DAY])
+    # ours from before (its amounts are the ledger's): CI changed a bill that went for approval, reported, not adopted
+    assert list(again["outcome"]) == ["changed_in_xero"], again["message"].tolist()
+    assert [number for number, _status in bills_in_xero(api, "GR801")] == ["INV-801"]  # one bill, never a second

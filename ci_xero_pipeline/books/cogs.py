@@ -232,13 +232,16 @@ def validate_cogs(read: Any, rules: CogsRules) -> ValidatedCogs:
     unmapped: list[dict[str, Any]] = [row for row in checked.unmapped.to_dict("records")
                                       if row["kind"] != "analysis_code" and row["invoice_no"] in with_stock]
 
-    # documents the contract quarantined hold their branch-day back if they carry stock
+    # documents the contract quarantined hold their branch-day back if they carry stock, and so do those whose
+    # lines the read did not bring whole (none, or not adding up to the header): whether they carry stock, and
+    # how much, is not known, and a journal made without them would be lowered or taken back on a short read
     contract = checked.quarantine
+    lines_unknown = set(contract.loc[contract["check"].isin(LINES_UNKNOWN), "invoice_no"].tolist())
     for row in contract.itertuples(index=False):
-        if row.invoice_no in with_stock:
+        if (row.invoice_no in with_stock or row.invoice_no in lines_unknown) and row.invoice_no in header:
             day, branch = header[row.invoice_no][0], header[row.invoice_no][1]
             hold(day, branch, row.check, row.reason, row.invoice_no, row.line_no)
-    without_stock = contract[~contract["invoice_no"].isin(with_stock).to_numpy(dtype=bool)].drop_duplicates("invoice_no")
+    without_stock = contract[~contract["invoice_no"].isin(with_stock | lines_unknown).to_numpy(dtype=bool)].drop_duplicates("invoice_no")
     if len(without_stock):
         notices.append(notices_frame(
             without_stock["business_date"], without_stock["invoice_no"], [None] * len(without_stock), "quarantined_without_stock",
@@ -289,9 +292,9 @@ def validate_cogs(read: Any, rules: CogsRules) -> ValidatedCogs:
         notices.append(notices_frame([r[0] for r in zero_rows], [r[1] for r in zero_rows], [r[2] for r in zero_rows],
                                      "missing_cost", [r[3] for r in zero_rows]))
 
-    # the branch-days with stock, and what holds each back as a whole
+    # the branch-days with stock (or with a document whose lines did not come whole), and what holds each back
     days: dict[tuple[Any, Any], list[str]] = defaultdict(list)
-    for number in sorted(with_stock):
+    for number in sorted(with_stock | (lines_unknown & set(header))):
         day, branch = header[number][0], header[number][1]
         days[(day, branch)].append(number)
     names = {branch: name for _day, branch, name, _type in header.values() if isinstance(branch, str) and isinstance(name, str)}
@@ -607,6 +610,10 @@ def check_cogs_books(validated: ValidatedCogs, books: CogsBooks, rules: CogsRule
 
 
 # -- what the posting layer is told --------------------------------------------------------------------------
+# the contract's checks that say a document's lines did not come whole with the read
+LINES_UNKNOWN = ("no_lines", "totals")
+
+
 def cogs_source_evidence(validated: ValidatedCogs, books: CogsBooks | None = None) -> dict[str, Any]:
     """What posting.SourceEvidence needs: returned (day → every document number of the read, any status, any
     source), withdrawn (VOID in CI; and, given the books, the FINAL documents that no journal is made of and
@@ -629,8 +636,11 @@ def cogs_source_evidence(validated: ValidatedCogs, books: CogsBooks | None = Non
             held_back.setdefault(str(number), f"quarantined: {first_reason.get((row.business_date, row.branch_code), 'its branch-day')}")
     if books is not None:
         in_journals = {str(number) for numbers in books.documents["ci_invoice_nos"] for number in numbers} if len(books.documents) else set()
+        # a document the contract checks quarantined is no evidence of anything, stock or not
+        doubtful = set(validated.notices.loc[validated.notices["kind"] == "quarantined_without_stock", "invoice_no"].astype(str)) \
+            if len(validated.notices) and "kind" in validated.notices else set()
         final = validated.read.loc[validated.read["status"] == "FINAL", "invoice_no"].astype(str)
-        withdrawn = withdrawn | frozenset(n for n in final if n not in in_journals and n not in held_back)
+        withdrawn = withdrawn | frozenset(n for n in final if n not in in_journals and n not in held_back and n not in doubtful)
     return {"returned": {day: frozenset(numbers) for day, numbers in returned.items()}, "withdrawn": withdrawn,
             "held_back": held_back}
 

@@ -23,7 +23,8 @@ The document (LineAmountTypes Exclusive; CI's goods received amounts are GST-exc
 Keys: document_key `payables/<receipt_no>`; the frame's `number` is CI's receipt_no (unique in CI: the
 posting ledger's identity); the payload's InvoiceNumber (CreditNoteNumber) is the supplier's invoice
 number, which Xero does not require to be unique (two suppliers, or one supplier twice, may use the same
-one); a bill's Url carries the receipt (the lookup after a lost answer is by contact and number, then Url);
+one); a bill's Url carries the receipt (the lookup after a lost answer is among its day's bills, then by Url:
+xero/kinds.py);
 Reference is the receipt_no. The supplier is the contact, by ContactNumber = CI's supplier_code.
 
 Quarantined per receipt (check: reason, each naming the receipt and the supplier): duplicate_header,

@@ -8,12 +8,13 @@ Xero number itself; for the others it lives elsewhere in the document (processes
 |----------------|---------------|-------------------------------------|------------------------------------------------|
 | Invoices       | Invoices      | InvoiceNumber (ACCREC: unique)      | InvoiceNumbers=                                |
 | CreditNotes    | CreditNotes   | CreditNoteNumber (ACCRECCREDIT)     | where=CreditNoteNumber==                       |
-| Bills          | Invoices      | the CI receipt, at the end of `Url` | where=Type AND Contact.ContactNumber AND InvoiceNumber, then Url |
-| BillCredits    | CreditNotes   | the CI receipt, in `Reference`      | where=Type AND Contact.ContactNumber AND CreditNoteNumber, then Reference |
+| Bills          | Invoices      | the CI receipt, at the end of `Url` | where=Type AND Date (its days), then Url; adopted only under its supplier |
+| BillCredits    | CreditNotes   | the CI receipt, in `Reference`      | where=Type AND Date (its days), then Reference (or contact, number, date) |
 | ManualJournals | ManualJournals| Narration (fixed text with the key) | where=Narration==                              |
 
 Bill numbers are the supplier's and repeat across suppliers and deliveries, so a bill is never judged by its
-number alone. What a CI change does also differs: a sales document is revised (void and post again, or
+number: processes.md looks it up by supplier and number, then Url; the day's bills then Url find it too when
+CI corrected the supplier's number after it was sent, and one whose payload is gone by the id the ledger holds. What a CI change does also differs: a sales document is revised (void and post again, or
 updated while a draft), a journal is updated in place, and a bill is reported, never overwritten (the
 payables clerk may have edited it while approving).
 """
@@ -159,7 +160,11 @@ def find(client: XeroClient, kind: Kind, numbers: Iterable[str], hints: Mapping[
         if identity not in wanted or not kind.ours(document):
             continue
         held = found.get(identity)
-        if held is None or (_gone(held) and not _gone(document)):
+        known = (hints.get(identity) or Hint()).xero_id
+        # an active one before a voided or deleted one; of two active ones under our identity (a copy made in
+        # Xero), the one the ledger holds, never the other
+        if (held is None or (_gone(held) and not _gone(document))
+                or (known and document.get(kind.id_field) == known and not _gone(document))):
             found[identity] = document
     return found
 

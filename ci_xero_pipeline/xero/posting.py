@@ -200,7 +200,12 @@ class _Documents:
 
     def matches(self, key: str, xero: dict[str, Any]) -> bool:
         document = self.rows[key]
-        return _amounts(xero, document.endpoint) == (int(document.total_cents), int(document.tax_cents))
+        if _amounts(xero, document.endpoint) != (int(document.total_cents), int(document.tax_cents)):
+            return False
+        if kind_of(document.endpoint).changes == "report":  # a bill is found by its day and Url: its supplier too
+            wanted, held = document.payload.get("Contact") or {}, xero.get("Contact") or {}
+            return any(wanted.get(field) and wanted.get(field) == held.get(field) for field in ("ContactID", "ContactNumber"))
+        return True
 
     def equal_in_xero(self, key: str, xero: dict[str, Any]) -> bool:
         """Xero's document is this one as the reconciliation sees it: total, tax and tracking."""
