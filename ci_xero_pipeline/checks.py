@@ -24,14 +24,16 @@ def severity(name: str) -> AssetCheckSeverity:
     return AssetCheckSeverity.WARN if name == "warn" else AssetCheckSeverity.ERROR
 
 
-def validation_check_specs(asset_name: str) -> list[AssetCheckSpec]:
+def validation_check_specs(
+    asset_name: str,
+    quarantine: str = "No CI document was quarantined: money held back fails the day (an error unless the site set "
+                      "quarantine_check_severity: warn).",
+    mapped: str = "Every CI code in the data has a Xero mapping (warning).",
+) -> list[AssetCheckSpec]:
+    """Every process's two checks on its validated rows, in the process's own words."""
     return [
-        AssetCheckSpec(
-            NO_QUARANTINE, asset=asset_name,
-            description="No CI document was quarantined: money held back fails the day (an error unless the site "
-            "set quarantine_check_severity: warn).",
-        ),
-        AssetCheckSpec(CODES_MAPPED, asset=asset_name, description="Every CI code in the data has a Xero mapping (warning)."),
+        AssetCheckSpec(NO_QUARANTINE, asset=asset_name, description=quarantine),
+        AssetCheckSpec(CODES_MAPPED, asset=asset_name, description=mapped),
     ]
 
 

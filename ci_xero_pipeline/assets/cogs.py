@@ -107,15 +107,14 @@ def log_validated(validated: ValidatedCogs) -> list[str]:
 
 
 def validation_check_specs(asset_name: str) -> list[AssetCheckSpec]:
-    return [
-        AssetCheckSpec(checks.NO_QUARANTINE, asset=asset_name,
-                       description="No branch-day was quarantined: cost held back fails the day (an error unless the site "
-                       "set cogs.quarantine_check_severity: warn). Stock lines posted at zero cost (cogs.missing_cost: "
-                       "zero) are listed here as a warning."),
-        AssetCheckSpec(checks.CODES_MAPPED, asset=asset_name,
-                       description="Every analysis code of a stock line has a COGS account, and the inventory account is "
-                       "set (warning)."),
-    ]
+    return checks.validation_check_specs(
+        asset_name,
+        quarantine="No branch-day was quarantined: cost held back fails the day (an error unless the site "
+        "set cogs.quarantine_check_severity: warn). Stock lines posted at zero cost (cogs.missing_cost: "
+        "zero) are listed here as a warning.",
+        mapped="Every analysis code of a stock line has a COGS account, and the inventory account is "
+        "set (warning).",
+    )
 
 
 def validation_checks(validated: ValidatedCogs, site: SiteResource) -> list[AssetCheckResult]:

@@ -97,13 +97,12 @@ def log_validated(validated: ValidatedPayables) -> list[str]:
 
 
 def validation_check_specs(asset_name: str) -> list[AssetCheckSpec]:
-    return [
-        AssetCheckSpec(checks.NO_QUARANTINE, asset=asset_name,
-                       description="No goods receipt was quarantined and no line was read without its receipt: bills held "
-                       "back fail the day (an error unless the site set payables.quarantine_check_severity: warn)."),
-        AssetCheckSpec(checks.CODES_MAPPED, asset=asset_name,
-                       description="Every CI analysis code, GST code and branch in the data has a Xero mapping (warning)."),
-    ]
+    return checks.validation_check_specs(
+        asset_name,
+        quarantine="No goods receipt was quarantined and no line was read without its receipt: bills held "
+        "back fail the day (an error unless the site set payables.quarantine_check_severity: warn).",
+        mapped="Every CI analysis code, GST code and branch in the data has a Xero mapping (warning).",
+    )
 
 
 def validation_checks(validated: ValidatedPayables, site: SiteResource) -> list[AssetCheckResult]:

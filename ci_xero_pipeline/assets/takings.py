@@ -80,13 +80,12 @@ def log_validated(validated: ValidatedTakings) -> list[str]:
 
 
 def validation_check_specs(asset_name: str) -> list[AssetCheckSpec]:
-    return [
-        AssetCheckSpec(checks.NO_QUARANTINE, asset=asset_name,
-                       description="No branch-day was quarantined: takings held back fail the day (an error unless the "
-                       "site set takings.quarantine_check_severity: warn)."),
-        AssetCheckSpec(checks.CODES_MAPPED, asset=asset_name,
-                       description="Every CI code and tender type in the data has a Xero mapping (warning)."),
-    ]
+    return checks.validation_check_specs(
+        asset_name,
+        quarantine="No branch-day was quarantined: takings held back fail the day (an error unless the "
+        "site set takings.quarantine_check_severity: warn).",
+        mapped="Every CI code and tender type in the data has a Xero mapping (warning).",
+    )
 
 
 def validation_checks(validated: ValidatedTakings, site: SiteResource) -> list[AssetCheckResult]:
