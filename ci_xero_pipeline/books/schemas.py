@@ -169,6 +169,37 @@ def tax_cents_by_code(amount_cents: np.ndarray, gst_codes: np.ndarray, rates: Ma
     return tax, known
 
 
+def exclusive_tax_cents(amount_cents: int, rate: Any) -> int:
+    """The tax Xero computes on a GST-exclusive line amount at `rate` per cent: round_half_up(amount ×
+    rate / 100), half away from zero (so the tax of −a is −(tax of a)). Integers only."""
+    numerator, denominator = rate_ratio(rate)
+    amount = int(amount_cents)
+    if numerator == 0:
+        return 0
+    whole = 100 * denominator  # amount × (n/d) / 100 = amount × n / (100·d)
+    magnitude = (2 * numerator * abs(amount) + whole) // (2 * whole)
+    return magnitude if amount >= 0 else -magnitude
+
+
+def amount_for_exclusive_tax(tax_cents: int, rate: Any) -> int:
+    """A GST-exclusive amount whose own tax at `rate` is exactly tax_cents (exclusive_tax_cents(a) == d):
+    a = round(d × 100 / rate), or a neighbour (one always is for a rate up to 100 %: a cent of amount
+    moves the tax by at most a cent)."""
+    numerator, denominator = rate_ratio(rate)
+    tax = int(tax_cents)
+    if numerator == 0:
+        if tax:
+            raise ValueError("no amount carries tax at a zero rate")
+        return 0
+    whole = 100 * denominator
+    magnitude = (2 * whole * abs(tax) + numerator) // (2 * numerator)
+    amount = magnitude if tax >= 0 else -magnitude
+    for offset in (0, 1, -1, 2, -2, 3, -3):
+        if exclusive_tax_cents(amount + offset, rate) == tax:
+            return amount + offset
+    raise ValueError(f"no GST-exclusive amount carries exactly the tax {tax} at {rate} %")
+
+
 def xero_tax_cents(amount_cents: np.ndarray, gst_codes: np.ndarray, rates: Mapping[str, Any], where: str) -> np.ndarray:
     """Xero's own tax of each GST-inclusive line amount at the rate of its gst_code; a code with no rate
     is the settings' error (`where` names them), never a silent 0."""
